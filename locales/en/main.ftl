@@ -1,0 +1,75 @@
+# English strings for the public (source-facing) pages.
+# Every visible string of the public pages lives here; zh-Hans and zh-Hant carry the same keys.
+
+site-name = tipbox
+lang-switch-label = Language
+nav-home = About this tip line
+nav-submit = Submit a tip
+footer-note = This page uses no JavaScript and loads nothing from other sites.
+
+landing-title = Report what happened to you, safely
+landing-intro = This tip line collects reports from people living outside China who are watched, threatened or pressured by Chinese state agents — for example through undeclared "police service stations". Your report helps human-rights researchers document these operations and protect others.
+landing-who-title = Who reads your report
+landing-who = Your report is encrypted on this server the moment it arrives, to the keys of a small team of human-rights reviewers. The server itself cannot read it. Reviewers open reports only on their own computers.
+landing-what-title = What you can report
+landing-what = Threats against your family in China, pressure to return, being followed or watched, visits or summons by officials, online harassment, detention or forced return, or a "police service station" you know of.
+landing-safety-title = Stay safe while you report
+landing-safety-tor = Use Tor Browser, and set its security level to "Safest" (shield icon → Settings → Safest). This site works fully at that level.
+landing-safety-device = Do not submit from a work computer, a government device, or a phone that someone else controls or has inspected.
+landing-safety-network = Do not submit from a network you do not trust, such as an employer's or a community centre's Wi-Fi.
+landing-safety-photos = Photos and documents can contain hidden information such as the place where a photo was taken or the name of the person who wrote a document. Remove it before you upload, or take a screenshot of the photo and upload the screenshot instead.
+landing-safety-receipt = After you submit, you get a receipt: a list of words. Keep it secret and safe. With it you can come back to read replies and add more. Nobody can recover it for you.
+landing-start = Start a report
+
+submit-title = Submit a tip
+submit-intro = Only the message is required. Everything else is optional: give only what you are comfortable sharing.
+submit-message-label = What happened?
+submit-message-help = Describe what happened, who was involved, and how you were contacted. Write in any language.
+submit-facts-title = Details (optional)
+submit-incident-label = Type of incident
+submit-incident-none = — Choose one (optional) —
+incident-threats_to_family = Threats against family in China
+incident-pressure_to_return = Pressure to return to China
+incident-surveillance = Surveillance or being followed
+incident-summons_or_visit = Summons or visit by officials
+incident-online_harassment = Online harassment
+incident-detention_or_forced_return = Detention or forced return
+incident-police_station_sighting = A "police service station" sighting
+incident-other = Other
+submit-country-label = Country where it happened
+submit-city-label = City
+submit-when-label = When did it happen?
+submit-when-help = A date or a rough time, for example "March 2026" or "last week".
+submit-attachments-label = Files (optional)
+submit-attachments-help = You can choose several files at once. Up to { $count } files, each at most { $size }, { $total } in total.
+submit-button = Send securely
+submit-encryption-note = Your report is encrypted as soon as it reaches the server.
+
+receipt-title = Your report was received
+receipt-intro = Your report is stored, encrypted to the reviewers' keys. This is your receipt:
+receipt-keep = Write these words down on paper, or keep them in a password manager. Do not save them on a shared or work device and do not send them to anyone.
+receipt-return = With this receipt you can come back later to read replies from the reviewers and add more information.
+receipt-lost = If you lose the receipt, nobody — not even the reviewers — can recover it for you.
+receipt-new = Submit another tip
+
+paused-title = Submissions are paused
+paused-body = This tip line is not accepting reports right now, because no reviewer is ready to receive them. Nothing you send now would be stored. Please try again later.
+
+error-title = Your report was not sent
+error-bad-request = The form could not be read. Please go back and try again.
+error-message-missing = Please write a message: it is the only required field.
+error-invalid-utf8 = Part of the form was not valid text. Please go back and try again.
+error-unknown-incident = The type of incident is not one of the choices. Please choose one from the list.
+error-field-too-long = One of the detail fields is too long. Please shorten it.
+error-unexpected-field = The form contained a field this tip line does not know. Please use the form on this site.
+error-too-large-title = Too large to send
+error-message-too-large = The message is longer than { $size }. Please shorten it or attach it as a file.
+error-attachment-too-large = A file is larger than { $size }, the limit for one file.
+error-total-too-large = All files together are larger than { $size }, the limit for one report.
+error-too-many-attachments = You can attach at most { $count } files to one report.
+error-nothing-stored = Nothing from this attempt was stored.
+error-internal = Something went wrong on our side and your report was not stored. Please try again in a few minutes.
+error-busy = The tip line is very busy right now. Nothing was stored. Please try again in a few minutes.
+error-back = Back to the form
+not-found-title = Page not found
+not-found-body = There is no page at this address.

@@ -1,0 +1,332 @@
+//! The command line: `init`, `serve`, `keys`, `export`, `migrate`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::intake::{Intake, KeyState, KeyringCache};
+use crate::keyring::{KeyFile, Recipient};
+use crate::secrets::{SecretError, ServerSecret};
+use crate::store::{CommitQueue, SecretCheck, Store};
+
+#[derive(Parser)]
+#[command(name = "tipbox", version, about = "A secure, anonymous tip line")]
+struct Cli {
+    /// Configuration file [default: ./tipbox.toml, or built-in defaults if it does not exist]
+    #[arg(long, global = true, env = "TIPBOX_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a commented configuration file and create the data directory with server secrets.
+    Init {
+        /// Overwrite an existing configuration file (the server secret is never overwritten).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the public and the analyst listeners.
+    Serve,
+    /// Manage reviewers' public keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Write every sealed item as a standalone .age file, plus manifest.json, into a new directory.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Create or update the database schema.
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a reviewer's public key: an age1… recipient, an SSH public key, or a file from keys/.
+    Add {
+        #[arg(value_name = "RECIPIENT_OR_FILE")]
+        recipient: String,
+        /// Who holds the key [default: the file's first comment line]
+        #[arg(long, value_name = "NAME")]
+        label: Option<String>,
+    },
+    /// List reviewer keys.
+    List,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tipbox: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tipbox: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIPBOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Init { force } = cli.command {
+        return init(cli.config.as_deref(), force);
+    }
+    let (config, source) = Config::load(cli.config.as_deref())?;
+    if let config::Source::Defaults = source {
+        tracing::info!(
+            "no {} here: using built-in defaults (run `tipbox init` to write one)",
+            config::DEFAULT_PATH
+        );
+    }
+    match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            store.close().await;
+            println!("database schema is up to date");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Add { recipient, label }) => {
+            keys_add(&config, &recipient, label).await
+        }
+        Command::Keys(KeysCommand::List) => keys_list(&config).await,
+        Command::Export { out } => {
+            let store = open_store(&config).await?;
+            let summary = crate::export::export(&store, &out).await?;
+            store.close().await;
+            println!(
+                "exported {} items of {} tips to {} (see manifest.json; decrypt with `age -d -i YOUR_KEY FILE`)",
+                summary.items,
+                summary.tips,
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn init(explicit: Option<&Path>, force: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = explicit.map_or_else(|| PathBuf::from(config::DEFAULT_PATH), Path::to_path_buf);
+    if path.exists() && !force {
+        println!(
+            "{} exists; keeping it (use --force to overwrite)",
+            path.display()
+        );
+    } else {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(config::TEMPLATE.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    let (config, _) = Config::load(Some(&path))?;
+    let data_dir = &config.storage.data_dir;
+    match ServerSecret::load(data_dir) {
+        Ok(_) => println!("server secret in {} exists; keeping it", data_dir.display()),
+        Err(SecretError::Missing(_)) => {
+            ServerSecret::create(data_dir)?;
+            println!(
+                "created {} with a new server secret (mode 0600); back it up with the database",
+                data_dir.display()
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    println!(
+        "next: add a reviewer key (`tipbox keys add keys/alice.age --label alice`), then `tipbox serve`"
+    );
+    Ok(())
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url(), config.database.max_connections)
+        .await
+        .context("opening the database")?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Loads the server secret, creating it on the very first start of a fresh deployment (so the
+/// quick start is one command), and refuses a secret that does not belong to this database.
+async fn load_secret(config: &Config, store: &Store) -> anyhow::Result<ServerSecret> {
+    let data_dir = &config.storage.data_dir;
+    let secret = match ServerSecret::load(data_dir) {
+        Ok(secret) => secret,
+        Err(SecretError::Missing(path)) if !store.has_secret_check().await? => {
+            let secret = ServerSecret::create(data_dir)?;
+            tracing::info!(path = %path.display(), "created a new server secret for this new deployment");
+            secret
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match store.check_secret(&secret.check_value()).await? {
+        SecretCheck::Matches | SecretCheck::FirstUse => Ok(secret),
+        SecretCheck::Mismatch => bail!(
+            "the server secret in {} is not the one this database was set up with; \
+             copy the deployment's server.secret here (every node needs the same one)",
+            data_dir.display()
+        ),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    let secret = load_secret(&config, &store).await?;
+    let keys = KeyringCache::load(&store).await?;
+    match keys.current() {
+        KeyState::Ready(set) => tracing::info!(
+            keys = set.keys.len(),
+            key_set = set.id,
+            "reviewer keys loaded"
+        ),
+        KeyState::NoKeys => tracing::warn!(
+            "no active reviewer key: the tip line will answer 'submissions are paused' until one is added with `tipbox keys add`"
+        ),
+        // A key that cannot be used here is a configuration error: refuse to start.
+        KeyState::Unusable(why) => bail!("{why}"),
+    }
+    let (queue, writer) = CommitQueue::start(store.clone());
+    let intake = Arc::new(Intake::new(
+        store.clone(),
+        queue,
+        keys,
+        &secret,
+        config.privacy.time_granularity_seconds,
+    ));
+    drop(secret);
+    let maintenance = intake.spawn_maintenance(Duration::from_secs(config.keys.refresh_seconds));
+    let state = crate::web::AppState::new(Arc::clone(&intake), Arc::clone(&config));
+
+    let public = tokio::net::TcpListener::bind(config.public.listen)
+        .await
+        .with_context(|| format!("binding public.listen {}", config.public.listen))?;
+    let analyst = tokio::net::TcpListener::bind(config.analyst.listen)
+        .await
+        .with_context(|| format!("binding analyst.listen {}", config.analyst.listen))?;
+    tracing::info!("public listener on http://{}", public.local_addr()?);
+    tracing::info!("analyst listener on http://{}", analyst.local_addr()?);
+    tracing::info!(database = store.backend_name(), "tipbox is serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let public_server = axum::serve(public, crate::web::public::router(state.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let analyst_server = axum::serve(analyst, crate::web::analyst::router(state))
+        .with_graceful_shutdown(stopped(stop_rx));
+    let signals = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    };
+    let (public_result, analyst_result, ()) = tokio::join!(
+        async { public_server.await },
+        async { analyst_server.await },
+        signals
+    );
+    public_result.context("public listener")?;
+    analyst_result.context("analyst listener")?;
+    maintenance.abort();
+    let _ = maintenance.await;
+    // Dropping the last handle lets the commit writer finish what is queued, then stop.
+    drop(intake);
+    let _ = writer.await;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn keys_add(config: &Config, input: &str, label: Option<String>) -> anyhow::Result<()> {
+    let path = Path::new(input);
+    let (recipient, comment) = if path.is_file() {
+        let file = KeyFile::read(path)?;
+        (file.recipient, file.owner_comment)
+    } else {
+        (Recipient::parse(input)?, None)
+    };
+    recipient.check_usable()?;
+    let label = label.or(comment).filter(|l| !l.trim().is_empty()).context(
+        "give the key's owner with --label NAME (or a `# name` comment line in its file)",
+    )?;
+    let store = open_store(config).await?;
+    let key = store
+        .add_key(&recipient, label.trim(), crate::intake::now())
+        .await?;
+    store.close().await;
+    println!(
+        "added reviewer key {} ({}, {}) as {}: new submissions are sealed to it",
+        short(&key.fingerprint),
+        key.recipient.kind.as_db(),
+        key.label,
+        key.id
+    );
+    Ok(())
+}
+
+async fn keys_list(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let keys = store.list_keys().await?;
+    store.close().await;
+    if keys.is_empty() {
+        println!("no reviewer keys: submissions are paused (add one with `tipbox keys add`)");
+        return Ok(());
+    }
+    println!(
+        "{:<4} {:<8} {:<17} {:<14} LABEL",
+        "ID", "STATE", "FINGERPRINT", "KIND"
+    );
+    for key in keys {
+        println!(
+            "{:<4} {:<8} {:<17} {:<14} {}",
+            key.id,
+            if key.active { "active" } else { "retired" },
+            short(&key.fingerprint),
+            key.recipient.kind.as_db(),
+            key.label
+        );
+    }
+    Ok(())
+}
+
+fn short(fingerprint: &str) -> &str {
+    &fingerprint[..16.min(fingerprint.len())]
+}

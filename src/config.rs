@@ -1,0 +1,295 @@
+//! Typed, validated configuration: a TOML file overlaid with `TIPBOX_<SECTION>__<KEY>` variables.
+//!
+//! Validation happens once, at start, and every refusal names the offending key, so that a
+//! misconfigured server never comes up half-working (fail closed).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The commented configuration that `tipbox init` writes; also the operators' reference.
+pub const TEMPLATE: &str = include_str!("../deploy/tipbox.example.toml");
+
+/// The default configuration path, used when neither `--config` nor `TIPBOX_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "tipbox.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub public: ListenerConfig,
+    pub analyst: AnalystConfig,
+    pub storage: StorageConfig,
+    pub database: DatabaseConfig,
+    pub limits: Limits,
+    pub privacy: PrivacyConfig,
+    pub keys: KeysConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalystConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for AnalystConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; unset means SQLite at `<data_dir>/tipbox.db`.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 10,
+        }
+    }
+}
+
+/// A database URL may carry a password: never print it.
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_message_bytes: u64,
+    pub max_attachment_bytes: u64,
+    pub max_total_bytes: u64,
+    pub max_attachments: u32,
+    pub max_concurrent_submissions: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 256 * 1024,
+            max_attachment_bytes: 256 * 1024 * 1024,
+            max_total_bytes: 512 * 1024 * 1024,
+            max_attachments: 20,
+            max_concurrent_submissions: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    pub time_granularity_seconds: u64,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            time_granularity_seconds: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    pub refresh_seconds: u64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self { refresh_seconds: 5 }
+    }
+}
+
+/// Where the configuration came from, for messages a person can act on.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    /// The default path did not exist: built-in defaults plus the environment.
+    Defaults,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist (run `tipbox init` to create one)")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the configuration. `explicit` is the path given by `--config`/`TIPBOX_CONFIG`:
+    /// a missing explicit file is an error, a missing default file means built-in defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<(Self, Source), ConfigError> {
+        let (path, source) = match explicit {
+            Some(path) if !path.exists() => return Err(ConfigError::Missing(path.to_owned())),
+            Some(path) => (Some(path.to_owned()), Source::File(path.to_owned())),
+            None if Path::new(DEFAULT_PATH).exists() => (
+                Some(PathBuf::from(DEFAULT_PATH)),
+                Source::File(PathBuf::from(DEFAULT_PATH)),
+            ),
+            None => (None, Source::Defaults),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &path {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Only TIPBOX_<SECTION>__<KEY> variables are configuration; TIPBOX_CONFIG and
+        // TIPBOX_LOG are read elsewhere.
+        figment = figment.merge(
+            Env::prefixed("TIPBOX_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe_figment_error(e)))?;
+        config.validate()?;
+        Ok((config, source))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        let l = &self.limits;
+        if l.max_message_bytes == 0 {
+            return bad("limits.max_message_bytes", "must be greater than 0");
+        }
+        if l.max_attachment_bytes == 0 {
+            return bad("limits.max_attachment_bytes", "must be greater than 0");
+        }
+        if l.max_total_bytes < l.max_message_bytes {
+            return bad(
+                "limits.max_total_bytes",
+                "must be at least limits.max_message_bytes",
+            );
+        }
+        if l.max_concurrent_submissions == 0 {
+            return bad(
+                "limits.max_concurrent_submissions",
+                "must be greater than 0",
+            );
+        }
+        if self.privacy.time_granularity_seconds == 0 {
+            return bad(
+                "privacy.time_granularity_seconds",
+                "must be at least 1 (1 keeps exact times, 3600 rounds to the hour)",
+            );
+        }
+        if self.keys.refresh_seconds == 0 {
+            return bad("keys.refresh_seconds", "must be at least 1");
+        }
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be at least 1");
+        }
+        if self.public.listen == self.analyst.listen && self.public.listen.port() != 0 {
+            return bad(
+                "analyst.listen",
+                "must differ from public.listen: the analyst side has its own listener",
+            );
+        }
+        if let Some(url) = &self.database.url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return bad(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite inside the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.storage.data_dir.join("tipbox.db").display()
+            ),
+        }
+    }
+}
+
+/// figment's messages mention its internal "default" profile; say the key the operator wrote.
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            e.to_string()
+                .replace("\"default.", "\"")
+                .replace("`default.", "`")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_is_a_valid_configuration_with_the_defaults() {
+        let from_template: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(TEMPLATE))
+            .extract()
+            .expect("template parses");
+        from_template.validate().expect("template validates");
+        let defaults = Config::default();
+        assert_eq!(from_template.public.listen, defaults.public.listen);
+        assert_eq!(from_template.analyst.listen, defaults.analyst.listen);
+        assert_eq!(
+            from_template.limits.max_total_bytes,
+            defaults.limits.max_total_bytes
+        );
+        assert_eq!(
+            from_template.limits.max_attachment_bytes,
+            defaults.limits.max_attachment_bytes
+        );
+    }
+}

@@ -1,0 +1,543 @@
+//! Intake: turning a source's form into sealed items and one durable commit.
+//!
+//! The web layer feeds a `Submission` field by field; attachments are sealed while they
+//! stream in (large ones are staged in the database chunk by chunk), the message and the
+//! facts are sealed at the end, and `Submission::commit` hands everything to the group-commit
+//! queue. Until that commit succeeds nothing is acknowledged, and a submission that is
+//! dropped half way — refused, failed, or abandoned by a disconnecting client — removes its
+//! staged chunks.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::i18n::Lang;
+use crate::keyring::{ActiveKeySet, KeyError};
+use crate::receipt::{LOOKUP_KEY_PURPOSE, REPLY_SALT_PURPOSE, ReceiptCode};
+use crate::seal::{ItemSealer, SealError, seal_bytes};
+use crate::secrets::ServerSecret;
+use crate::store::{CommitQueue, NewItem, NewTip, SealedBody, Store, StoreError};
+
+/// Ciphertext is written to the database in pieces of this size; an attachment that fits in
+/// one piece is written only at commit.
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// How long a staged (uncommitted) item may live before the sweeper deletes it.
+pub const STAGING_TTL_SECONDS: i64 = 24 * 3600;
+
+/// The kinds of incident a source can pick; the form and the facts JSON use these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentType {
+    ThreatsToFamily,
+    PressureToReturn,
+    Surveillance,
+    SummonsOrVisit,
+    OnlineHarassment,
+    DetentionOrForcedReturn,
+    PoliceStationSighting,
+    Other,
+}
+
+impl IncidentType {
+    pub const ALL: [IncidentType; 8] = [
+        IncidentType::ThreatsToFamily,
+        IncidentType::PressureToReturn,
+        IncidentType::Surveillance,
+        IncidentType::SummonsOrVisit,
+        IncidentType::OnlineHarassment,
+        IncidentType::DetentionOrForcedReturn,
+        IncidentType::PoliceStationSighting,
+        IncidentType::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IncidentType::ThreatsToFamily => "threats_to_family",
+            IncidentType::PressureToReturn => "pressure_to_return",
+            IncidentType::Surveillance => "surveillance",
+            IncidentType::SummonsOrVisit => "summons_or_visit",
+            IncidentType::OnlineHarassment => "online_harassment",
+            IncidentType::DetentionOrForcedReturn => "detention_or_forced_return",
+            IncidentType::PoliceStationSighting => "police_station_sighting",
+            IncidentType::Other => "other",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// The structured, optional facts of a tip.
+#[derive(Debug, Default, Serialize)]
+pub struct Facts {
+    pub incident_type: Option<IncidentType>,
+    pub country: Option<String>,
+    pub city: Option<String>,
+    pub when: Option<String>,
+}
+
+/// What the facts item holds once decrypted: the facts, plus each attachment's original name.
+/// File names and content types are recorded here — sealed — and nowhere else.
+#[derive(Serialize)]
+struct SealedFacts<'a> {
+    format: &'static str,
+    form_language: &'static str,
+    #[serde(flatten)]
+    facts: &'a Facts,
+    attachments: &'a [AttachmentFacts],
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttachmentFacts {
+    pub item_id: String,
+    pub file_name: String,
+    pub content_type: Option<String>,
+    pub size: u64,
+}
+
+/// The state of the reviewer keyring as intake sees it.
+#[derive(Clone)]
+pub enum KeyState {
+    Ready(Arc<ActiveKeySet>),
+    /// No active reviewer key: submissions are paused.
+    NoKeys,
+    /// Keys exist but cannot be used here (e.g. a plugin is missing): paused, and logged.
+    Unusable(String),
+}
+
+/// The active key set, re-read from the database periodically so that `tipbox keys add` on
+/// any node takes effect everywhere without a restart.
+pub struct KeyringCache {
+    state: RwLock<KeyState>,
+}
+
+impl KeyringCache {
+    pub async fn load(store: &Store) -> Result<Self, StoreError> {
+        let cache = Self {
+            state: RwLock::new(KeyState::NoKeys),
+        };
+        cache.refresh(store).await?;
+        Ok(cache)
+    }
+
+    pub fn current(&self) -> KeyState {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
+        let next = match store.active_key_set(now()).await? {
+            None => KeyState::NoKeys,
+            Some((id, fingerprint, keys)) => {
+                let unchanged = matches!(&self.current(), KeyState::Ready(set) if set.id == id);
+                if unchanged {
+                    return Ok(());
+                }
+                // Building the set checks plugins and may spawn nothing; cheap enough here.
+                match ActiveKeySet::new(id, fingerprint, keys) {
+                    Ok(set) => KeyState::Ready(Arc::new(set)),
+                    Err(e) => KeyState::Unusable(e.to_string()),
+                }
+            }
+        };
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        log_transition(&state, &next);
+        *state = next;
+        Ok(())
+    }
+}
+
+fn log_transition(old: &KeyState, new: &KeyState) {
+    match (old, new) {
+        (KeyState::Ready(a), KeyState::Ready(b)) if a.id == b.id => {}
+        (_, KeyState::Ready(set)) => {
+            tracing::info!(
+                key_set = set.id,
+                keys = set.keys.len(),
+                "sealing new submissions to key set"
+            )
+        }
+        (KeyState::NoKeys, KeyState::NoKeys) => {}
+        (_, KeyState::NoKeys) => tracing::warn!(
+            "no active reviewer key: submissions are paused (add one with `tipbox keys add`)"
+        ),
+        (KeyState::Unusable(a), KeyState::Unusable(b)) if a == b => {}
+        (_, KeyState::Unusable(why)) => {
+            tracing::error!(%why, "reviewer keys cannot be used on this node: submissions are paused")
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Rounds a time down to the configured granularity.
+pub fn coarsen(time: i64, granularity: u64) -> i64 {
+    let g = granularity.max(1) as i64;
+    time - time.rem_euclid(g)
+}
+
+/// A random identifier (128 bits, hex) that reveals nothing about time or order.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    hex::encode(bytes)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("sealing task failed: {0}")]
+    Task(String),
+}
+
+/// Everything intake needs, shared by all requests.
+pub struct Intake {
+    pub store: Store,
+    pub queue: CommitQueue,
+    pub keys: KeyringCache,
+    lookup_key: Zeroizing<[u8; 32]>,
+    reply_salt: Zeroizing<[u8; 32]>,
+    time_granularity: u64,
+}
+
+/// What the source gets back.
+pub struct Accepted {
+    pub receipt: ReceiptCode,
+}
+
+impl Intake {
+    pub fn new(
+        store: Store,
+        queue: CommitQueue,
+        keys: KeyringCache,
+        secret: &ServerSecret,
+        time_granularity: u64,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            keys,
+            lookup_key: secret.subkey(LOOKUP_KEY_PURPOSE),
+            reply_salt: secret.subkey(REPLY_SALT_PURPOSE),
+            time_granularity,
+        }
+    }
+
+    /// Starts a submission sealed to `keys` (the set active when the request arrived).
+    pub fn begin(self: &Arc<Self>, keys: Arc<ActiveKeySet>) -> Submission {
+        Submission {
+            intake: Arc::clone(self),
+            keys,
+            items: Vec::new(),
+            attachments: Vec::new(),
+            staged: StagedGuard {
+                store: self.store.clone(),
+                ids: Vec::new(),
+            },
+        }
+    }
+
+    /// Periodically re-reads the keyring and deletes expired staged items.
+    pub fn spawn_maintenance(self: &Arc<Self>, refresh: Duration) -> tokio::task::JoinHandle<()> {
+        let intake = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(refresh);
+            let mut last_sweep = None::<tokio::time::Instant>;
+            loop {
+                ticker.tick().await;
+                if let Err(error) = intake.keys.refresh(&intake.store).await {
+                    tracing::error!(%error, "could not re-read the reviewer keyring");
+                }
+                if last_sweep.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
+                    last_sweep = Some(tokio::time::Instant::now());
+                    match intake.store.sweep_staged(now() - STAGING_TTL_SECONDS).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(items = n, "deleted expired staged uploads"),
+                        Err(error) => tracing::error!(%error, "could not sweep staged uploads"),
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Deletes a submission's staged items unless they were committed.
+struct StagedGuard {
+    store: Store,
+    ids: Vec<String>,
+}
+
+impl StagedGuard {
+    /// Deletes now, waiting for it (used on refusals, so the response means "nothing stored").
+    async fn discard(&mut self) {
+        let ids = std::mem::take(&mut self.ids);
+        if !ids.is_empty()
+            && let Err(error) = self.store.discard_staged(&ids).await
+        {
+            tracing::error!(%error, "could not delete staged items; the sweeper will");
+        }
+    }
+}
+
+impl Drop for StagedGuard {
+    fn drop(&mut self) {
+        let ids = std::mem::take(&mut self.ids);
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = store.discard_staged(&ids).await {
+                    tracing::error!(%error, "could not delete abandoned staged items; the sweeper will");
+                }
+            });
+        }
+    }
+}
+
+/// A submission being received.
+pub struct Submission {
+    intake: Arc<Intake>,
+    keys: Arc<ActiveKeySet>,
+    items: Vec<NewItem>,
+    attachments: Vec<AttachmentFacts>,
+    staged: StagedGuard,
+}
+
+/// An attachment being received and sealed.
+pub struct AttachmentUpload {
+    item_id: String,
+    sealer: Option<ItemSealer>,
+    file_name: String,
+    content_type: Option<String>,
+    staged_chunks: i64,
+}
+
+impl Submission {
+    pub fn attachment_count(&self) -> usize {
+        self.attachments.len()
+    }
+
+    pub async fn begin_attachment(
+        &mut self,
+        file_name: String,
+        content_type: Option<String>,
+    ) -> Result<AttachmentUpload, IntakeError> {
+        let keys = Arc::clone(&self.keys);
+        let sealer = tokio::task::spawn_blocking(move || ItemSealer::new(&keys))
+            .await
+            .map_err(|e| IntakeError::Task(e.to_string()))??;
+        Ok(AttachmentUpload {
+            item_id: random_id(),
+            sealer: Some(sealer),
+            file_name,
+            content_type,
+            staged_chunks: 0,
+        })
+    }
+
+    /// Seals a piece of an attachment; full chunks of ciphertext go to the database now.
+    pub async fn write_attachment(
+        &mut self,
+        upload: &mut AttachmentUpload,
+        data: &[u8],
+    ) -> Result<(), IntakeError> {
+        let sealer = upload.sealer.as_mut().expect("attachment not finished yet");
+        sealer.write(data)?;
+        if sealer.pending() >= CHUNK_BYTES {
+            let chunk = sealer.drain();
+            self.write_staged_chunk(upload, &chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_staged_chunk(
+        &mut self,
+        upload: &mut AttachmentUpload,
+        chunk: &[u8],
+    ) -> Result<(), IntakeError> {
+        let store = &self.intake.store;
+        if upload.staged_chunks == 0 {
+            let staged_at = coarsen(now(), self.intake.time_granularity);
+            store
+                .stage_item(&upload.item_id, self.keys.id, staged_at)
+                .await?;
+            self.staged.ids.push(upload.item_id.clone());
+        }
+        store
+            .append_chunk(&upload.item_id, upload.staged_chunks, chunk)
+            .await?;
+        upload.staged_chunks += 1;
+        Ok(())
+    }
+
+    pub async fn finish_attachment(
+        &mut self,
+        mut upload: AttachmentUpload,
+    ) -> Result<(), IntakeError> {
+        let mut sealer = upload.sealer.take().expect("attachment finished once");
+        let plaintext_len = sealer.plaintext_len();
+        let mut rest = sealer.drain();
+        rest.extend(sealer.finish()?);
+        let size;
+        let body = if upload.staged_chunks == 0 {
+            size = rest.len() as i64;
+            SealedBody::Inline(rest)
+        } else {
+            size = upload.staged_chunks * CHUNK_BYTES as i64 + rest.len() as i64;
+            if !rest.is_empty() {
+                self.write_staged_chunk(&mut upload, &rest).await?;
+            }
+            SealedBody::Staged
+        };
+        self.items.push(NewItem {
+            id: upload.item_id.clone(),
+            position: 0, // numbered at commit
+            kind: "attachment",
+            size,
+            key_set_id: self.keys.id,
+            body,
+        });
+        self.attachments.push(AttachmentFacts {
+            item_id: upload.item_id,
+            file_name: upload.file_name,
+            content_type: upload.content_type,
+            size: plaintext_len,
+        });
+        Ok(())
+    }
+
+    /// Refuses the submission: deletes whatever was staged before returning.
+    pub async fn abandon(mut self) {
+        self.staged.discard().await;
+    }
+
+    /// Seals the message and facts, and commits the whole submission durably. Only after this
+    /// returns `Ok` may a receipt be shown.
+    pub async fn commit(
+        mut self,
+        message: Zeroizing<String>,
+        facts: Facts,
+        lang: Lang,
+    ) -> Result<Accepted, IntakeError> {
+        let keys = Arc::clone(&self.keys);
+        let intake = Arc::clone(&self.intake);
+        let attachments = std::mem::take(&mut self.attachments);
+        // Public-key work (two age headers, the reply identity): off the async threads.
+        let sealed = tokio::task::spawn_blocking(move || -> Result<_, IntakeError> {
+            let sealed_message = seal_bytes(&keys, message.as_bytes())?;
+            drop(message);
+            let facts_json = Zeroizing::new(
+                serde_json::to_vec_pretty(&SealedFacts {
+                    format: "tipbox-facts/1",
+                    form_language: lang.tag(),
+                    facts: &facts,
+                    attachments: &attachments,
+                })
+                .expect("facts serialize"),
+            );
+            let sealed_facts = seal_bytes(&keys, &facts_json)?;
+            let receipt = ReceiptCode::generate();
+            let receipt_hash = receipt.lookup_hash(&intake.lookup_key);
+            let reply_recipient = receipt
+                .reply_identity(&intake.reply_salt)
+                .to_public()
+                .to_string();
+            Ok((
+                sealed_message,
+                sealed_facts,
+                receipt,
+                receipt_hash,
+                reply_recipient,
+            ))
+        })
+        .await
+        .map_err(|e| IntakeError::Task(e.to_string()))?;
+        let (sealed_message, sealed_facts, receipt, receipt_hash, reply_recipient) = match sealed {
+            Ok(s) => s,
+            Err(e) => {
+                self.staged.discard().await;
+                return Err(e);
+            }
+        };
+        let key_set_id = self.keys.id;
+        let mut items = vec![
+            NewItem {
+                id: random_id(),
+                position: 0,
+                kind: "message",
+                size: sealed_message.len() as i64,
+                key_set_id,
+                body: SealedBody::Inline(sealed_message),
+            },
+            NewItem {
+                id: random_id(),
+                position: 1,
+                kind: "facts",
+                size: sealed_facts.len() as i64,
+                key_set_id,
+                body: SealedBody::Inline(sealed_facts),
+            },
+        ];
+        items.extend(std::mem::take(&mut self.items));
+        for (position, item) in items.iter_mut().enumerate().skip(2) {
+            item.position = position as i64;
+        }
+        let tip = NewTip {
+            id: random_id(),
+            received_at: coarsen(now(), self.intake.time_granularity),
+            receipt_hash,
+            reply_recipient,
+            items,
+        };
+        match self.intake.queue.commit(tip).await {
+            Ok(()) => {
+                // Committed: the staged items now belong to the tip.
+                self.staged.ids.clear();
+                Ok(Accepted { receipt })
+            }
+            Err(e) => {
+                self.staged.discard().await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_coarsened_down() {
+        assert_eq!(coarsen(7199, 3600), 3600);
+        assert_eq!(coarsen(7200, 3600), 7200);
+        assert_eq!(coarsen(12345, 1), 12345);
+    }
+
+    #[test]
+    fn incident_names_round_trip() {
+        for t in IncidentType::ALL {
+            assert_eq!(IncidentType::from_name(t.name()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.name());
+        }
+        assert_eq!(IncidentType::from_name("alien_abduction"), None);
+    }
+}

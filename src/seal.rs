@@ -1,0 +1,101 @@
+//! Sealing: streaming age encryption of one item to the active key set.
+//!
+//! Each item is a standard age file (`age -d -i identity` opens it). Plaintext is pushed in
+//! as it arrives and ciphertext is drained in bounded pieces, so memory does not grow with the
+//! size of an attachment: age itself holds one 64 KiB plaintext chunk, and the caller drains
+//! the ciphertext buffer whenever it passes its chunk size.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use crate::keyring::ActiveKeySet;
+
+/// Ciphertext written by age and not yet drained by the caller.
+#[derive(Clone, Default)]
+struct CiphertextBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl CiphertextBuffer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        // A panic while holding this lock cannot leave the buffer half-updated in a way that
+        // matters: the item is abandoned either way.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Write for CiphertextBuffer {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.lock().extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One item being sealed.
+pub struct ItemSealer {
+    writer: age::stream::StreamWriter<CiphertextBuffer>,
+    buffer: CiphertextBuffer,
+    plaintext_len: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("could not seal to the reviewer keys: {0}")]
+    Encrypt(#[from] age::EncryptError),
+    #[error("sealing failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ItemSealer {
+    /// Wraps a fresh file key to every key of the set. This does public-key work (and for
+    /// plugin keys, runs the plugin): call it off the async threads.
+    pub fn new(keys: &ActiveKeySet) -> Result<Self, SealError> {
+        let buffer = CiphertextBuffer::default();
+        let writer = keys.encryptor()?.wrap_output(buffer.clone())?;
+        Ok(Self {
+            writer,
+            buffer,
+            plaintext_len: 0,
+        })
+    }
+
+    pub fn write(&mut self, plaintext: &[u8]) -> Result<(), SealError> {
+        self.writer.write_all(plaintext)?;
+        self.plaintext_len += plaintext.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes of ciphertext waiting to be drained.
+    pub fn pending(&self) -> usize {
+        self.buffer.lock().len()
+    }
+
+    /// Takes the ciphertext produced so far.
+    pub fn drain(&mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.buffer.lock())
+    }
+
+    pub fn plaintext_len(&self) -> u64 {
+        self.plaintext_len
+    }
+
+    /// Ends the age stream; returns the remaining ciphertext.
+    pub fn finish(self) -> Result<Vec<u8>, SealError> {
+        let buffer = self.buffer;
+        self.writer.finish()?;
+        Ok(std::mem::take(&mut *buffer.lock()))
+    }
+}
+
+/// Seals a small, complete plaintext in one go.
+pub fn seal_bytes(keys: &ActiveKeySet, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+    let mut sealer = ItemSealer::new(keys)?;
+    sealer.write(plaintext)?;
+    let mut out = sealer.drain();
+    out.extend(sealer.finish()?);
+    Ok(out)
+}

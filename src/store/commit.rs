@@ -1,0 +1,185 @@
+//! Group commit: every acknowledged submission is committed durably, and many submissions
+//! share one transaction (and so one fsync) when they arrive together.
+//!
+//! A handler hands its fully sealed submission to the queue and waits; one writer task takes
+//! whatever is waiting, writes it all in a single transaction — each submission inside its own
+//! savepoint, so one bad submission cannot fail the others — commits, and only then answers
+//! each handler. A receipt is therefore shown only for a submission that is on disk.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Pool, Result, Store, StoreError};
+
+/// Most submissions in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// The sealed body of an item.
+pub enum SealedBody {
+    /// Small items: the whole age file, written in the commit.
+    Inline(Vec<u8>),
+    /// Large attachments: already written as staged chunks; the commit attaches them.
+    Staged,
+}
+
+pub struct NewItem {
+    pub id: String,
+    pub position: i64,
+    pub kind: &'static str,
+    pub size: i64,
+    pub key_set_id: i64,
+    pub body: SealedBody,
+}
+
+pub struct NewTip {
+    pub id: String,
+    pub received_at: i64,
+    pub receipt_hash: Vec<u8>,
+    pub reply_recipient: String,
+    pub items: Vec<NewItem>,
+}
+
+type Job = (NewTip, oneshot::Sender<Result<()>>);
+
+/// The handle handlers use; cloning is cheap.
+#[derive(Clone)]
+pub struct CommitQueue {
+    sender: mpsc::Sender<Job>,
+}
+
+impl CommitQueue {
+    /// Starts the writer task. It ends when every `CommitQueue` handle is dropped, after
+    /// committing whatever is still queued.
+    pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(4 * MAX_BATCH);
+        let writer = tokio::spawn(run_writer(store, receiver));
+        (Self { sender }, writer)
+    }
+
+    /// Commits `tip`; returns once it is durable (or has definitely failed).
+    pub async fn commit(&self, tip: NewTip) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.sender
+            .send((tip, done))
+            .await
+            .map_err(|_| StoreError::QueueClosed)?;
+        wait.await.map_err(|_| StoreError::QueueClosed)?
+    }
+}
+
+async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let tips: Vec<&NewTip> = batch.iter().map(|(tip, _)| tip).collect();
+        let outcome = store.commit_batch(&tips).await;
+        match outcome {
+            Ok(per_tip) => {
+                for ((_, done), result) in batch.drain(..).zip(per_tip) {
+                    let _ = done.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, submissions = batch.len(), "commit failed; nothing of this batch was stored");
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(Err(StoreError::Setup(
+                        "the database did not commit the submission".into(),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Writes every tip in one transaction; the outer result fails only if the commit itself
+    /// fails (then nothing was stored), the inner ones say which tips were rolled back.
+    async fn commit_batch(&self, tips: &[&NewTip]) -> Result<Vec<Result<()>>> {
+        const Q_TIP: &str = "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, status) \
+             VALUES ($1, $2, $3, $4, 'new')";
+        const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL)";
+        const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
+        const Q_ATTACH: &str = "UPDATE items SET tip_id = $1, position = $2, kind = $3, size = $4, staged_at = NULL \
+             WHERE id = $5 AND tip_id IS NULL AND key_set_id = $6";
+
+        macro_rules! write_batch {
+            ($tx:ident) => {{
+                let mut results = Vec::with_capacity(tips.len());
+                for tip in tips {
+                    sqlx::query("SAVEPOINT submission")
+                        .execute(&mut *$tx)
+                        .await?;
+                    let written: Result<()> = async {
+                        sqlx::query(Q_TIP)
+                            .bind(&tip.id)
+                            .bind(tip.received_at)
+                            .bind(&tip.receipt_hash)
+                            .bind(&tip.reply_recipient)
+                            .execute(&mut *$tx)
+                            .await?;
+                        for item in &tip.items {
+                            match &item.body {
+                                SealedBody::Inline(data) => {
+                                    sqlx::query(Q_ITEM)
+                                        .bind(&item.id)
+                                        .bind(&tip.id)
+                                        .bind(item.position)
+                                        .bind(item.kind)
+                                        .bind(item.size)
+                                        .bind(item.key_set_id)
+                                        .execute(&mut *$tx)
+                                        .await?;
+                                    sqlx::query(Q_CHUNK)
+                                        .bind(&item.id)
+                                        .bind(data.as_slice())
+                                        .execute(&mut *$tx)
+                                        .await?;
+                                }
+                                SealedBody::Staged => {
+                                    let attached = sqlx::query(Q_ATTACH)
+                                        .bind(&tip.id)
+                                        .bind(item.position)
+                                        .bind(item.kind)
+                                        .bind(item.size)
+                                        .bind(&item.id)
+                                        .bind(item.key_set_id)
+                                        .execute(&mut *$tx)
+                                        .await?
+                                        .rows_affected();
+                                    if attached != 1 {
+                                        return Err(StoreError::StagedItemMissing(item.id.clone()));
+                                    }
+                                }
+                            }
+                        }
+                        Ok(())
+                    }
+                    .await;
+                    if written.is_err() {
+                        sqlx::query("ROLLBACK TO SAVEPOINT submission")
+                            .execute(&mut *$tx)
+                            .await?;
+                    }
+                    sqlx::query("RELEASE SAVEPOINT submission")
+                        .execute(&mut *$tx)
+                        .await?;
+                    results.push(written);
+                }
+                $tx.commit().await?;
+                Ok(results)
+            }};
+        }
+
+        match &self.pool {
+            // IMMEDIATE takes the write lock up front (waiting on busy_timeout) instead of
+            // failing when a reader would have to upgrade.
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                write_batch!(tx)
+            }
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                write_batch!(tx)
+            }
+        }
+    }
+}

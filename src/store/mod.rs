@@ -1,0 +1,419 @@
+//! The store: sqlx pools for SQLite (the embedded default) and PostgreSQL (several stateless
+//! nodes on one database), migrations, and every query tipbox runs.
+//!
+//! Queries are runtime-checked and written once: both backends accept `$n` placeholders, and
+//! `on_pool!` expands a query body once per backend so each is type-checked against its own
+//! driver. Only the schema differs per backend (`migrations/sqlite`, `migrations/postgres`).
+//! Everything stored is ciphertext or deliberately coarse metadata.
+
+mod commit;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tracing::instrument;
+
+pub use commit::{CommitQueue, NewItem, NewTip, SealedBody};
+
+use crate::keyring::{Recipient, ReviewerKey, key_set_fingerprint};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a reviewer key with this fingerprint is already in the keyring (id {0})")]
+    DuplicateKey(i64),
+    #[error("stored reviewer key {0} no longer parses: {1}")]
+    CorruptKey(i64, String),
+    #[error("staged item {0} was not found (it may have expired); the submission was not stored")]
+    StagedItemMissing(String),
+    #[error("the commit queue has shut down")]
+    QueueClosed,
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.pool {
+            Pool::Sqlite(_) => "Store(sqlite)",
+            Pool::Postgres(_) => "Store(postgres)",
+        })
+    }
+}
+
+/// Runs `$body` with `$pool` bound to whichever backend this store has.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// The outcome of comparing the server secret with the one the database was set up with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SecretCheck {
+    Matches,
+    FirstUse,
+    Mismatch,
+}
+
+/// One committed sealed item, for export and review.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ItemListing {
+    pub tip_id: String,
+    pub item_id: String,
+    pub kind: String,
+    pub position: i64,
+    pub size: i64,
+    pub received_at: i64,
+    pub key_set_id: i64,
+}
+
+/// A key set and the keys in it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeySetListing {
+    pub id: i64,
+    pub fingerprint: String,
+    pub keys: Vec<KeySetMember>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeySetMember {
+    pub fingerprint: String,
+    pub label: String,
+    pub kind: String,
+}
+
+/// Row counts, for operators (and tests) to see what is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub tips: i64,
+    pub items: i64,
+    pub chunks: i64,
+}
+
+impl Store {
+    /// Opens (and for SQLite creates, mode 0600) the database named by `url`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit is on disk before the receipt is shown, even on power loss.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30))
+                // Deleted ciphertext (expired staging, later: deleted tips) is overwritten.
+                .pragma("secure_delete", "ON");
+            prepare_sqlite_file(options.get_filename())?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(2))
+                .connect_with(options)
+                .await?;
+            Ok(Self {
+                pool: Pool::Sqlite(pool),
+            })
+        } else {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await?;
+            Ok(Self {
+                pool: Pool::Postgres(pool),
+            })
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    #[instrument(skip_all)]
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+
+    /// Compares `check_value` with the one recorded at first use, recording it if there is none.
+    #[instrument(skip_all)]
+    pub async fn check_secret(&self, check_value: &str) -> Result<SecretCheck> {
+        const Q_INSERT: &str = "INSERT INTO settings (name, value) VALUES ('secret_check', $1) ON CONFLICT (name) DO NOTHING";
+        const Q_SELECT: &str = "SELECT value FROM settings WHERE name = 'secret_check'";
+        let inserted = on_pool!(self, p => sqlx::query(Q_INSERT).bind(check_value).execute(p).await?.rows_affected());
+        if inserted == 1 {
+            return Ok(SecretCheck::FirstUse);
+        }
+        let stored: String = on_pool!(self, p => sqlx::query_scalar(Q_SELECT).fetch_one(p).await?);
+        Ok(
+            if subtle::ConstantTimeEq::ct_eq(stored.as_bytes(), check_value.as_bytes()).into() {
+                SecretCheck::Matches
+            } else {
+                SecretCheck::Mismatch
+            },
+        )
+    }
+
+    /// Whether this database has been used with some server secret already.
+    pub async fn has_secret_check(&self) -> Result<bool> {
+        const Q: &str = "SELECT COUNT(*) FROM settings WHERE name = 'secret_check'";
+        let n: i64 = on_pool!(self, p => sqlx::query_scalar(Q).fetch_one(p).await?);
+        Ok(n > 0)
+    }
+
+    #[instrument(skip_all)]
+    pub async fn add_key(
+        &self,
+        recipient: &Recipient,
+        label: &str,
+        now: i64,
+    ) -> Result<ReviewerKey> {
+        const Q_FIND: &str = "SELECT id FROM reviewer_keys WHERE fingerprint = $1";
+        const Q_INSERT: &str = "INSERT INTO reviewer_keys (fingerprint, recipient, kind, label, active, added_at) \
+             VALUES ($1, $2, $3, $4, TRUE, $5) RETURNING id";
+        let fingerprint = recipient.fingerprint();
+        let existing: Option<i64> = on_pool!(self, p => sqlx::query_scalar(Q_FIND).bind(&fingerprint).fetch_optional(p).await?);
+        if let Some(id) = existing {
+            return Err(StoreError::DuplicateKey(id));
+        }
+        let id: i64 = on_pool!(self, p => sqlx::query_scalar(Q_INSERT)
+            .bind(&fingerprint)
+            .bind(&recipient.text)
+            .bind(recipient.kind.as_db())
+            .bind(label)
+            .bind(now)
+            .fetch_one(p)
+            .await?);
+        Ok(ReviewerKey {
+            id,
+            label: label.to_owned(),
+            recipient: recipient.clone(),
+            fingerprint,
+            active: true,
+            added_at: now,
+        })
+    }
+
+    #[instrument(skip_all)]
+    pub async fn list_keys(&self) -> Result<Vec<ReviewerKey>> {
+        const Q: &str = "SELECT id, fingerprint, recipient, label, active, added_at FROM reviewer_keys ORDER BY id";
+        let rows = on_pool!(self, p => {
+            sqlx::query(Q).fetch_all(p).await?.iter().map(|r| -> Result<ReviewerKey> {
+                let id: i64 = r.try_get("id")?;
+                let text: String = r.try_get("recipient")?;
+                let recipient = Recipient::parse(&text).map_err(|e| StoreError::CorruptKey(id, e.to_string()))?;
+                Ok(ReviewerKey {
+                    id,
+                    label: r.try_get("label")?,
+                    recipient,
+                    fingerprint: r.try_get("fingerprint")?,
+                    active: r.try_get("active")?,
+                    added_at: r.try_get("added_at")?,
+                })
+            }).collect::<Result<Vec<_>>>()?
+        });
+        Ok(rows)
+    }
+
+    /// The active keys and the id of the key set they form (recorded on first use), or `None`
+    /// when no key is active.
+    #[instrument(skip_all)]
+    pub async fn active_key_set(
+        &self,
+        now: i64,
+    ) -> Result<Option<(i64, String, Vec<ReviewerKey>)>> {
+        let keys: Vec<ReviewerKey> = self
+            .list_keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.active)
+            .collect();
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let fingerprints: Vec<String> = keys.iter().map(|k| k.fingerprint.clone()).collect();
+        let fingerprint = key_set_fingerprint(&fingerprints);
+        const Q_FIND: &str = "SELECT id FROM key_sets WHERE fingerprint = $1";
+        const Q_INSERT: &str = "INSERT INTO key_sets (fingerprint, created_at) VALUES ($1, $2) ON CONFLICT (fingerprint) DO NOTHING";
+        const Q_MEMBER: &str = "INSERT INTO key_set_members (key_set_id, key_id) VALUES ($1, $2) \
+             ON CONFLICT (key_set_id, key_id) DO NOTHING";
+        let found: Option<i64> = on_pool!(self, p => sqlx::query_scalar(Q_FIND).bind(&fingerprint).fetch_optional(p).await?);
+        let id = match found {
+            Some(id) => id,
+            None => on_pool!(self, p => {
+                let mut tx = p.begin().await?;
+                sqlx::query(Q_INSERT).bind(&fingerprint).bind(now).execute(&mut *tx).await?;
+                let id: i64 = sqlx::query_scalar(Q_FIND).bind(&fingerprint).fetch_one(&mut *tx).await?;
+                for key in &keys {
+                    sqlx::query(Q_MEMBER).bind(id).bind(key.id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                id
+            }),
+        };
+        Ok(Some((id, fingerprint, keys)))
+    }
+
+    /// Starts a staged item: a large attachment whose ciphertext is written in chunks while it
+    /// is received, before its submission is committed.
+    pub async fn stage_item(&self, item_id: &str, key_set_id: i64, staged_at: i64) -> Result<()> {
+        const Q: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) \
+             VALUES ($1, NULL, 0, 'attachment', 0, $2, $3)";
+        on_pool!(self, p => sqlx::query(Q).bind(item_id).bind(key_set_id).bind(staged_at).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn append_chunk(&self, item_id: &str, seq: i64, data: &[u8]) -> Result<()> {
+        const Q: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, $2, $3)";
+        on_pool!(self, p => sqlx::query(Q).bind(item_id).bind(seq).bind(data).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Deletes staged items that were never committed (an upload that failed or was refused).
+    pub async fn discard_staged(&self, item_ids: &[String]) -> Result<()> {
+        const Q_CHUNKS: &str = "DELETE FROM item_chunks WHERE item_id = $1 AND item_id IN (SELECT id FROM items WHERE id = $1 AND tip_id IS NULL)";
+        const Q_ITEM: &str = "DELETE FROM items WHERE id = $1 AND tip_id IS NULL";
+        for id in item_ids {
+            on_pool!(self, p => {
+                let mut tx = p.begin().await?;
+                sqlx::query(Q_CHUNKS).bind(id).execute(&mut *tx).await?;
+                sqlx::query(Q_ITEM).bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes staged items older than `cutoff` (left behind by a crash); returns how many.
+    #[instrument(skip_all)]
+    pub async fn sweep_staged(&self, cutoff: i64) -> Result<u64> {
+        const Q: &str = "SELECT id FROM items WHERE tip_id IS NULL AND staged_at < $1";
+        let ids: Vec<String> =
+            on_pool!(self, p => sqlx::query_scalar(Q).bind(cutoff).fetch_all(p).await?);
+        self.discard_staged(&ids).await?;
+        Ok(ids.len() as u64)
+    }
+
+    /// Every committed item, oldest tip first.
+    #[instrument(skip_all)]
+    pub async fn list_items(&self) -> Result<Vec<ItemListing>> {
+        const Q: &str = "SELECT i.id, i.tip_id, i.kind, i.position, i.size, i.key_set_id, t.received_at \
+             FROM items i JOIN tips t ON t.id = i.tip_id ORDER BY t.seq, i.position";
+        let rows = on_pool!(self, p => {
+            sqlx::query(Q).fetch_all(p).await?.iter().map(|r| -> Result<ItemListing> {
+                Ok(ItemListing {
+                    item_id: r.try_get("id")?,
+                    tip_id: r.try_get("tip_id")?,
+                    kind: r.try_get("kind")?,
+                    position: r.try_get("position")?,
+                    size: r.try_get("size")?,
+                    key_set_id: r.try_get("key_set_id")?,
+                    received_at: r.try_get("received_at")?,
+                })
+            }).collect::<Result<Vec<_>>>()?
+        });
+        Ok(rows)
+    }
+
+    #[instrument(skip_all)]
+    pub async fn list_key_sets(&self) -> Result<Vec<KeySetListing>> {
+        const Q: &str = "SELECT s.id, s.fingerprint AS set_fingerprint, k.fingerprint, k.label, k.kind \
+             FROM key_sets s JOIN key_set_members m ON m.key_set_id = s.id \
+             JOIN reviewer_keys k ON k.id = m.key_id ORDER BY s.id, k.id";
+        let mut sets: Vec<KeySetListing> = Vec::new();
+        on_pool!(self, p => {
+            for r in sqlx::query(Q).fetch_all(p).await? {
+                let id: i64 = r.try_get("id")?;
+                let member = KeySetMember {
+                    fingerprint: r.try_get("fingerprint")?,
+                    label: r.try_get("label")?,
+                    kind: r.try_get("kind")?,
+                };
+                match sets.last_mut() {
+                    Some(set) if set.id == id => set.keys.push(member),
+                    _ => sets.push(KeySetListing {
+                        id,
+                        fingerprint: r.try_get("set_fingerprint")?,
+                        keys: vec![member],
+                    }),
+                }
+            }
+        });
+        Ok(sets)
+    }
+
+    /// One chunk of an item's ciphertext, or `None` past the last one.
+    pub async fn item_chunk(&self, item_id: &str, seq: i64) -> Result<Option<Vec<u8>>> {
+        const Q: &str = "SELECT data FROM item_chunks WHERE item_id = $1 AND seq = $2";
+        Ok(
+            on_pool!(self, p => sqlx::query_scalar(Q).bind(item_id).bind(seq).fetch_optional(p).await?),
+        )
+    }
+
+    pub async fn counts(&self) -> Result<Counts> {
+        const Q: &str = "SELECT (SELECT COUNT(*) FROM tips), (SELECT COUNT(*) FROM items), (SELECT COUNT(*) FROM item_chunks)";
+        let (tips, items, chunks): (i64, i64, i64) =
+            on_pool!(self, p => sqlx::query_as(Q).fetch_one(p).await?);
+        Ok(Counts {
+            tips,
+            items,
+            chunks,
+        })
+    }
+}
+
+/// SQLite creates its file with the process umask; create it 0600 first (its WAL and shared
+/// memory files inherit the database file's mode), in a 0700 directory.
+fn prepare_sqlite_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::secrets::create_private_dir(parent).map_err(|e| StoreError::Setup(e.to_string()))?;
+    }
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Setup(format!("could not create {}: {e}", path.display())))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The two listeners and what every response shares: security headers, request logging that
+//! never records who asked, and graceful shutdown.
+//!
+//! The public router (sources) and the analyst router are separate `Router`s bound to
+//! separate sockets, so the analyst side can sit behind its own onion service or VPN and is
+//! never reachable through the public one.
+
+pub mod analyst;
+mod body;
+mod pages;
+pub mod public;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::intake::Intake;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub intake: Arc<Intake>,
+    pub config: Arc<Config>,
+    /// Bounds the submissions being received at once (and so the memory they hold).
+    pub submissions: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(intake: Arc<Intake>, config: Arc<Config>) -> Self {
+        let permits = config.limits.max_concurrent_submissions as usize;
+        Self {
+            intake,
+            config,
+            submissions: Arc::new(Semaphore::new(permits)),
+        }
+    }
+}
+
+/// The Content-Security-Policy of every page: nothing but our own stylesheet and images, no
+/// script at all, forms post only to us, and no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Adds the security headers to every response, on both listeners.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        CONTENT_SECURITY_POLICY,
+    );
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, header::CACHE_CONTROL, "no-store");
+    set(
+        headers,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set(
+        headers,
+        HeaderName::from_static("cross-origin-embedder-policy"),
+        "require-corp",
+    );
+    set(
+        headers,
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
+    set(
+        headers,
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    );
+    headers.remove(header::SERVER);
+    response
+}
+
+/// Logs the route pattern, status and duration of each request — never the client's address,
+/// User-Agent, query string, headers or body.
+pub async fn log_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        %route,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// Applies the layers every router shares.
+pub fn with_common_layers(router: axum::Router) -> axum::Router {
+    router
+        .layer(middleware::from_fn(log_requests))
+        .layer(middleware::from_fn(security_headers))
+}

@@ -1,0 +1,498 @@
+//! The source-facing pages: landing, the submission form, and the receipt. No JavaScript, no
+//! third-party resources; everything works in Tor Browser at its Safest level.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use zeroize::Zeroizing;
+
+use super::AppState;
+use super::body::{IDLE_TIMEOUT, SharedBody};
+use super::pages::{Chrome, LandingPage, MessagePage, ReceiptPage, SubmitPage, render};
+use crate::i18n::Lang;
+use crate::intake::{Facts, IncidentType, KeyState, Submission};
+
+/// Multipart framing (boundaries, part headers) allowed on top of `limits.max_total_bytes`.
+const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+/// Longest accepted value of a short detail field (country, city, when), in characters.
+const MAX_DETAIL_CHARS: usize = 200;
+/// Longest recorded attachment file name, in bytes; longer names are cut.
+const MAX_FILE_NAME_BYTES: usize = 255;
+/// How long a submission may wait for a free slot before "busy" is answered.
+const QUEUE_WAIT: Duration = Duration::from_secs(30);
+
+static STYLESHEET: &str = include_str!("../../static/style.css");
+
+pub fn router(state: AppState) -> Router {
+    let router = Router::new()
+        .route("/", get(landing))
+        .route(
+            "/submit",
+            get(submit_form)
+                .post(submit)
+                // Our own limits apply, field by field, with a page that says which.
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/static/style.css", get(stylesheet))
+        .fallback(not_found)
+        .with_state(state);
+    super::with_common_layers(router)
+}
+
+/// The language of a page: `?lang=` first, then `Accept-Language`, then English.
+pub struct PageLang(pub Lang);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageLang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let explicit = parts.uri.query().and_then(|q| {
+            q.split('&')
+                .filter_map(|pair| pair.strip_prefix("lang="))
+                .find_map(Lang::from_tag)
+        });
+        let lang = explicit.unwrap_or_else(|| {
+            parts
+                .headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(Lang::negotiate)
+                .unwrap_or(Lang::En)
+        });
+        Ok(PageLang(lang))
+    }
+}
+
+async fn landing(PageLang(lang): PageLang) -> Response {
+    render(
+        StatusCode::OK,
+        &LandingPage {
+            chrome: Chrome { lang, path: "/" },
+        },
+    )
+}
+
+async fn submit_form(State(app): State<AppState>, PageLang(lang): PageLang) -> Response {
+    match app.intake.keys.current() {
+        KeyState::Ready(_) => render(StatusCode::OK, &SubmitPage::new(lang, &app.config.limits)),
+        KeyState::NoKeys | KeyState::Unusable(_) => paused(lang),
+    }
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn not_found(PageLang(lang): PageLang) -> Response {
+    message_page(
+        StatusCode::NOT_FOUND,
+        lang,
+        "not-found-title",
+        vec![lang.t("not-found-body")],
+        false,
+    )
+}
+
+fn message_page(
+    status: StatusCode,
+    lang: Lang,
+    title_key: &str,
+    lines: Vec<String>,
+    show_back: bool,
+) -> Response {
+    render(
+        status,
+        &MessagePage {
+            chrome: Chrome {
+                lang,
+                path: "/submit",
+            },
+            title: lang.t(title_key),
+            lines,
+            show_back,
+        },
+    )
+}
+
+fn paused(lang: Lang) -> Response {
+    let mut response = message_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang,
+        "paused-title",
+        vec![lang.t("paused-body")],
+        false,
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static("3600"),
+    );
+    response
+}
+
+/// Why a submission was refused. Each maps to a status and a localized explanation.
+#[derive(Debug)]
+enum Refusal {
+    Malformed,
+    MessageMissing,
+    InvalidUtf8,
+    UnknownIncident,
+    DetailTooLong,
+    UnexpectedField,
+    MessageTooLarge,
+    AttachmentTooLarge,
+    TotalTooLarge,
+    TooManyAttachments,
+    Paused,
+    Busy,
+    Internal,
+}
+
+impl Refusal {
+    fn respond(self, lang: Lang, limits: &crate::config::Limits) -> Response {
+        use Refusal::*;
+        let nothing = lang.t("error-nothing-stored");
+        let (status, title, text) = match self {
+            Paused => return paused(lang),
+            Malformed => (
+                StatusCode::BAD_REQUEST,
+                "error-title",
+                lang.t("error-bad-request"),
+            ),
+            MessageMissing => (
+                StatusCode::BAD_REQUEST,
+                "error-title",
+                lang.t("error-message-missing"),
+            ),
+            InvalidUtf8 => (
+                StatusCode::BAD_REQUEST,
+                "error-title",
+                lang.t("error-invalid-utf8"),
+            ),
+            UnknownIncident => (
+                StatusCode::BAD_REQUEST,
+                "error-title",
+                lang.t("error-unknown-incident"),
+            ),
+            DetailTooLong => (
+                StatusCode::BAD_REQUEST,
+                "error-title",
+                lang.t("error-field-too-long"),
+            ),
+            UnexpectedField => (
+                StatusCode::BAD_REQUEST,
+                "error-title",
+                lang.t("error-unexpected-field"),
+            ),
+            MessageTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "error-too-large-title",
+                lang.t_args(
+                    "error-message-too-large",
+                    &[("size", lang.size(limits.max_message_bytes))],
+                ),
+            ),
+            AttachmentTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "error-too-large-title",
+                lang.t_args(
+                    "error-attachment-too-large",
+                    &[("size", lang.size(limits.max_attachment_bytes))],
+                ),
+            ),
+            TotalTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "error-too-large-title",
+                lang.t_args(
+                    "error-total-too-large",
+                    &[("size", lang.size(limits.max_total_bytes))],
+                ),
+            ),
+            TooManyAttachments => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "error-too-large-title",
+                lang.t_args(
+                    "error-too-many-attachments",
+                    &[("count", limits.max_attachments.to_string())],
+                ),
+            ),
+            Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "error-title",
+                lang.t("error-busy"),
+            ),
+            Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error-title",
+                lang.t("error-internal"),
+            ),
+        };
+        let show_back = !matches!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR | StatusCode::SERVICE_UNAVAILABLE
+        );
+        let lines = if text.contains(&nothing) {
+            vec![text]
+        } else {
+            vec![text, nothing]
+        };
+        message_page(status, lang, title, lines, show_back)
+    }
+}
+
+fn refusal_for(error: &multer::Error) -> Refusal {
+    match error {
+        multer::Error::FieldSizeExceeded { field_name, .. } => match field_name.as_deref() {
+            Some("message") => Refusal::MessageTooLarge,
+            Some("attachment") => Refusal::AttachmentTooLarge,
+            _ => Refusal::DetailTooLong,
+        },
+        multer::Error::StreamSizeExceeded { .. } => Refusal::TotalTooLarge,
+        multer::Error::UnknownField { .. } => Refusal::UnexpectedField,
+        _ => Refusal::Malformed,
+    }
+}
+
+/// The form's text fields, held until the end of the upload.
+#[derive(Default)]
+struct FormText {
+    message: Option<Zeroizing<String>>,
+    incident_type: Option<String>,
+    country: Option<String>,
+    city: Option<String>,
+    when: Option<String>,
+}
+
+async fn submit(
+    State(app): State<AppState>,
+    PageLang(lang): PageLang,
+    request: Request,
+) -> Response {
+    let limits = app.config.limits.clone();
+    let whole_limit = limits.max_total_bytes + MULTIPART_OVERHEAD;
+    // Draining is bounded: past this, an over-limit client gets its page and the socket closes.
+    let drain_limit = limits.max_total_bytes.max(1 << 30);
+
+    let (parts, body) = request.into_parts();
+    let body = SharedBody::new(body);
+    let refuse = |refusal: Refusal, body: SharedBody| {
+        let limits = limits.clone();
+        async move {
+            body.drain(drain_limit).await;
+            refusal.respond(lang, &limits)
+        }
+    };
+
+    let Ok(Ok(_permit)) = tokio::time::timeout(QUEUE_WAIT, app.submissions.acquire()).await else {
+        return refuse(Refusal::Busy, body).await;
+    };
+    let keys = match app.intake.keys.current() {
+        KeyState::Ready(keys) => keys,
+        KeyState::NoKeys | KeyState::Unusable(_) => return refuse(Refusal::Paused, body).await,
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > whole_limit) {
+        return refuse(Refusal::TotalTooLarge, body).await;
+    }
+    let boundary = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok());
+    let Some(boundary) = boundary else {
+        return refuse(Refusal::Malformed, body).await;
+    };
+
+    let constraints = multer::Constraints::new()
+        .allowed_fields(vec![
+            "message",
+            "incident_type",
+            "country",
+            "city",
+            "when",
+            "attachment",
+        ])
+        .size_limit(
+            multer::SizeLimit::new()
+                .whole_stream(whole_limit)
+                .per_field(4 * MAX_DETAIL_CHARS as u64)
+                .for_field("message", limits.max_message_bytes)
+                .for_field("attachment", limits.max_attachment_bytes),
+        );
+    let mut multipart = multer::Multipart::with_constraints(body.clone(), boundary, constraints);
+    let mut submission = app.intake.begin(keys);
+    let mut form = FormText::default();
+
+    let received = receive(&mut multipart, &mut submission, &mut form, &limits).await;
+    drop(multipart);
+    let outcome = match received {
+        Ok(()) => validate(form),
+        Err(refusal) => Err(refusal),
+    };
+    let (message, facts) = match outcome {
+        Ok(valid) => valid,
+        Err(refusal) => {
+            submission.abandon().await;
+            return refuse(refusal, body).await;
+        }
+    };
+    match submission.commit(message, facts, lang).await {
+        Ok(accepted) => {
+            let words = accepted.receipt.words(lang);
+            render(
+                StatusCode::OK,
+                &ReceiptPage {
+                    chrome: Chrome {
+                        lang,
+                        path: "/submit",
+                    },
+                    receipt: &words,
+                },
+            )
+        }
+        Err(error) => {
+            tracing::error!(%error, "a submission could not be stored");
+            Refusal::Internal.respond(lang, &limits)
+        }
+    }
+}
+
+/// Reads the whole form: text fields into memory (bounded), attachments sealed as they stream.
+async fn receive(
+    multipart: &mut multer::Multipart<'static>,
+    submission: &mut Submission,
+    form: &mut FormText,
+    limits: &crate::config::Limits,
+) -> Result<(), Refusal> {
+    loop {
+        let next = tokio::time::timeout(IDLE_TIMEOUT, multipart.next_field())
+            .await
+            .map_err(|_| Refusal::Malformed)?;
+        let mut field = match next {
+            Ok(Some(field)) => field,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(refusal_for(&e)),
+        };
+        let name = field.name().map(str::to_owned).ok_or(Refusal::Malformed)?;
+        if name == "attachment" {
+            let file_name = field.file_name().unwrap_or_default().to_owned();
+            let content_type = field.content_type().map(|m| m.to_string());
+            let first = next_chunk(&mut field).await?;
+            // An empty file input still sends an empty, nameless part: it is not a file.
+            if file_name.is_empty() && first.as_ref().is_none_or(|c| c.is_empty()) {
+                continue;
+            }
+            if submission.attachment_count() >= limits.max_attachments as usize {
+                return Err(Refusal::TooManyAttachments);
+            }
+            let mut upload = submission
+                .begin_attachment(truncate_name(file_name), content_type)
+                .await
+                .map_err(|e| internal(&e))?;
+            let mut chunk = first;
+            while let Some(data) = chunk {
+                submission
+                    .write_attachment(&mut upload, &data)
+                    .await
+                    .map_err(|e| internal(&e))?;
+                chunk = next_chunk(&mut field).await?;
+            }
+            submission
+                .finish_attachment(upload)
+                .await
+                .map_err(|e| internal(&e))?;
+        } else {
+            let mut bytes = Zeroizing::new(Vec::new());
+            while let Some(data) = next_chunk(&mut field).await? {
+                bytes.extend_from_slice(&data);
+            }
+            let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|e| {
+                // Clear the rejected bytes too.
+                let mut rejected = e.into_bytes();
+                zeroize::Zeroize::zeroize(&mut rejected);
+                Refusal::InvalidUtf8
+            })?;
+            let text = Zeroizing::new(text);
+            let slot = match name.as_str() {
+                "message" => {
+                    if form.message.replace(text).is_some() {
+                        return Err(Refusal::Malformed);
+                    }
+                    continue;
+                }
+                "incident_type" => &mut form.incident_type,
+                "country" => &mut form.country,
+                "city" => &mut form.city,
+                "when" => &mut form.when,
+                _ => return Err(Refusal::UnexpectedField),
+            };
+            if slot.replace(text.to_string()).is_some() {
+                return Err(Refusal::Malformed);
+            }
+        }
+    }
+}
+
+async fn next_chunk(
+    field: &mut multer::Field<'static>,
+) -> Result<Option<axum::body::Bytes>, Refusal> {
+    match tokio::time::timeout(IDLE_TIMEOUT, field.chunk()).await {
+        Ok(Ok(chunk)) => Ok(chunk),
+        Ok(Err(e)) => Err(refusal_for(&e)),
+        Err(_) => Err(Refusal::Malformed),
+    }
+}
+
+fn internal(error: &crate::intake::IntakeError) -> Refusal {
+    tracing::error!(%error, "sealing an attachment failed");
+    Refusal::Internal
+}
+
+fn truncate_name(mut name: String) -> String {
+    if name.len() > MAX_FILE_NAME_BYTES {
+        let mut end = MAX_FILE_NAME_BYTES;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
+}
+
+/// Checks the text fields once everything has arrived.
+fn validate(form: FormText) -> Result<(Zeroizing<String>, Facts), Refusal> {
+    let message = form
+        .message
+        .filter(|m| !m.trim().is_empty())
+        .ok_or(Refusal::MessageMissing)?;
+    let incident_type = match form.incident_type.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(name) => Some(IncidentType::from_name(name).ok_or(Refusal::UnknownIncident)?),
+    };
+    let detail = |value: Option<String>| -> Result<Option<String>, Refusal> {
+        match value.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) if v.chars().count() > MAX_DETAIL_CHARS => Err(Refusal::DetailTooLong),
+            Some(v) => Ok(Some(v.to_owned())),
+        }
+    };
+    let facts = Facts {
+        incident_type,
+        country: detail(form.country)?,
+        city: detail(form.city)?,
+        when: detail(form.when)?,
+    };
+    Ok((message, facts))
+}
