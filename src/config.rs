@@ -256,14 +256,32 @@ impl Config {
     }
 }
 
-/// figment's messages mention its internal "default" profile; say the key the operator wrote.
+/// Names the offending key the way the operator wrote it: `section.key` for the file, the
+/// `TIPBOX_SECTION__KEY` variable for the environment.
 fn describe_figment_error(error: figment::Error) -> String {
     error
         .into_iter()
         .map(|e| {
-            e.to_string()
-                .replace("\"default.", "\"")
-                .replace("`default.", "`")
+            let from_env = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.name.contains("environment"));
+            let key = if e.path.is_empty() {
+                String::new()
+            } else if from_env {
+                format!("TIPBOX_{}: ", e.path.join("__").to_uppercase())
+            } else {
+                format!("{}: ", e.path.join(".").to_lowercase())
+            };
+            let source = match &e.metadata {
+                Some(m) if !from_env => m
+                    .source
+                    .as_ref()
+                    .map(|s| format!(" (in {s})"))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            format!("{key}{}{source}", e.kind)
         })
         .collect::<Vec<_>>()
         .join("; ")

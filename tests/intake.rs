@@ -39,7 +39,13 @@ async fn submission_round_trip(backend: Backend) {
         .status()
         .unwrap();
     assert!(status.success());
-    deployment.tipbox_ok(&["keys", "add", ssh_key.with_extension("pub").to_str().unwrap(), "--label", "bob"]);
+    deployment.tipbox_ok(&[
+        "keys",
+        "add",
+        ssh_key.with_extension("pub").to_str().unwrap(),
+        "--label",
+        "bob",
+    ]);
     let server = deployment.start();
 
     let message = "我的家人在国内被警察威胁。They asked me to come back.";
@@ -51,8 +57,20 @@ async fn submission_round_trip(backend: Backend) {
         .text("country", "Netherlands")
         .text("city", "Rotterdam")
         .text("when", "March 2026")
-        .part("attachment", Part::bytes(big.clone()).file_name("recording.bin").mime_str("application/octet-stream").unwrap())
-        .part("attachment", Part::bytes(small.clone()).file_name("照片说明.txt").mime_str("text/plain").unwrap());
+        .part(
+            "attachment",
+            Part::bytes(big.clone())
+                .file_name("recording.bin")
+                .mime_str("application/octet-stream")
+                .unwrap(),
+        )
+        .part(
+            "attachment",
+            Part::bytes(small.clone())
+                .file_name("照片说明.txt")
+                .mime_str("text/plain")
+                .unwrap(),
+        );
     let (status, page) = submit(&server, form, "zh-Hant").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let receipt = receipt_from(&page);
@@ -68,19 +86,30 @@ async fn submission_round_trip(backend: Backend) {
     assert_eq!(key_set["keys"].as_array().unwrap().len(), 2);
     for item in items {
         assert_eq!(item["key_set"]["id"], key_set["id"]);
-        assert!(item["received_at"].as_str().unwrap().ends_with(":00:00Z"), "coarsened to the hour");
+        assert!(
+            item["received_at"].as_str().unwrap().ends_with(":00:00Z"),
+            "coarsened to the hour"
+        );
         assert!(item["item_id"].as_str().unwrap().len() >= 32);
     }
-    let read = |item: &serde_json::Value| std::fs::read(out.join(item["file"].as_str().unwrap())).unwrap();
+    let read =
+        |item: &serde_json::Value| std::fs::read(out.join(item["file"].as_str().unwrap())).unwrap();
 
     let message_item = items_of(&manifest, "message")[0];
     assert_eq!(decrypt(&alice, &read(message_item)), message.as_bytes());
-    let cli_message = age_cli_decrypt(&deployment.identity_file("alice"), &out.join(message_item["file"].as_str().unwrap()));
+    let cli_message = age_cli_decrypt(
+        &deployment.identity_file("alice"),
+        &out.join(message_item["file"].as_str().unwrap()),
+    );
     assert_eq!(cli_message, message.as_bytes());
     // Bob's SSH key opens it too, with stock age.
-    assert_eq!(age_cli_decrypt(&ssh_key, &out.join(message_item["file"].as_str().unwrap())), message.as_bytes());
+    assert_eq!(
+        age_cli_decrypt(&ssh_key, &out.join(message_item["file"].as_str().unwrap())),
+        message.as_bytes()
+    );
 
-    let facts: serde_json::Value = serde_json::from_slice(&decrypt(&alice, &read(items_of(&manifest, "facts")[0]))).unwrap();
+    let facts: serde_json::Value =
+        serde_json::from_slice(&decrypt(&alice, &read(items_of(&manifest, "facts")[0]))).unwrap();
     assert_eq!(facts["incident_type"], "threats_to_family");
     assert_eq!(facts["country"], "Netherlands");
     assert_eq!(facts["city"], "Rotterdam");
@@ -90,13 +119,25 @@ async fn submission_round_trip(backend: Backend) {
     assert_eq!(attachments.len(), 2);
 
     for (expected_name, expected_bytes) in [("recording.bin", &big), ("照片说明.txt", &small)] {
-        let meta = attachments.iter().find(|a| a["file_name"] == expected_name).unwrap();
+        let meta = attachments
+            .iter()
+            .find(|a| a["file_name"] == expected_name)
+            .unwrap();
         assert_eq!(meta["size"], expected_bytes.len());
-        let item = items.iter().find(|i| i["item_id"] == meta["item_id"]).unwrap();
+        let item = items
+            .iter()
+            .find(|i| i["item_id"] == meta["item_id"])
+            .unwrap();
         assert_eq!(item["kind"], "attachment");
         let file = out.join(item["file"].as_str().unwrap());
-        assert_eq!(&decrypt(&alice, &std::fs::read(&file).unwrap()), expected_bytes);
-        assert_eq!(&age_cli_decrypt(&deployment.identity_file("alice"), &file), expected_bytes);
+        assert_eq!(
+            &decrypt(&alice, &std::fs::read(&file).unwrap()),
+            expected_bytes
+        );
+        assert_eq!(
+            &age_cli_decrypt(&deployment.identity_file("alice"), &file),
+            expected_bytes
+        );
     }
     // No file name is stored outside the sealed facts.
     let export_text = std::fs::read_to_string(out.join("manifest.json")).unwrap();
@@ -112,7 +153,10 @@ on_both_backends!(round_trip, submission_round_trip);
 async fn no_key_means_paused(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     let server = deployment.start();
-    assert!(deployment.log().contains("no active reviewer key"), "serve warns at start");
+    assert!(
+        deployment.log().contains("no active reviewer key"),
+        "serve warns at start"
+    );
     let form_page = client()
         .get(format!("{}/submit?lang=zh-Hans", server.public))
         .send()
@@ -120,10 +164,14 @@ async fn no_key_means_paused(backend: Backend) {
         .unwrap();
     assert_eq!(form_page.status(), StatusCode::SERVICE_UNAVAILABLE);
     let text = form_page.text().await.unwrap();
-    assert!(text.contains(&tipbox::i18n::Lang::ZhHans.t("paused-title")), "{text}");
-    let form = Form::new()
-        .text("message", "hello")
-        .part("attachment", Part::bytes(vec![1u8; 200_000]).file_name("a.bin"));
+    assert!(
+        text.contains(&tipbox::i18n::Lang::ZhHans.t("paused-title")),
+        "{text}"
+    );
+    let form = Form::new().text("message", "hello").part(
+        "attachment",
+        Part::bytes(vec![1u8; 200_000]).file_name("a.bin"),
+    );
     let (status, page) = submit(&server, form, "en").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.contains("Submissions are paused"));
@@ -141,7 +189,10 @@ async fn no_key_means_paused(backend: Backend) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(resumed, "a key added with `tipbox keys add` is picked up by the running server");
+    assert!(
+        resumed,
+        "a key added with `tipbox keys add` is picked up by the running server"
+    );
 }
 on_both_backends!(no_key, no_key_means_paused);
 
@@ -163,9 +214,10 @@ async fn limits_answer_413(backend: Backend) {
         ),
         (
             "attachment too large (after staging some chunks)",
-            Form::new()
-                .text("message", "hi")
-                .part("attachment", Part::bytes(random_bytes(1_500_001)).file_name("big.bin")),
+            Form::new().text("message", "hi").part(
+                "attachment",
+                Part::bytes(random_bytes(1_500_001)).file_name("big.bin"),
+            ),
             "the limit for one file",
         ),
         (
@@ -192,8 +244,14 @@ async fn limits_answer_413(backend: Backend) {
             "whole submission too large",
             Form::new()
                 .text("message", "hi")
-                .part("attachment", Part::bytes(random_bytes(1_100_000)).file_name("1"))
-                .part("attachment", Part::bytes(random_bytes(1_100_000)).file_name("2")),
+                .part(
+                    "attachment",
+                    Part::bytes(random_bytes(1_100_000)).file_name("1"),
+                )
+                .part(
+                    "attachment",
+                    Part::bytes(random_bytes(1_100_000)).file_name("2"),
+                ),
             "the limit for one report",
         ),
     ];
@@ -201,17 +259,30 @@ async fn limits_answer_413(backend: Backend) {
         let (status, page) = submit(&server, form, "en").await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{what}: {page}");
         assert!(page.contains(says), "{what}: {page}");
-        assert!(page.contains("Nothing from this attempt was stored"), "{what}");
+        assert!(
+            page.contains("Nothing from this attempt was stored"),
+            "{what}"
+        );
     }
     // Localized too.
-    let (status, page) = submit(&server, Form::new().text("message", "x".repeat(1001)), "zh-Hans").await;
+    let (status, page) = submit(
+        &server,
+        Form::new().text("message", "x".repeat(1001)),
+        "zh-Hans",
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(page.contains(&tipbox::i18n::Lang::ZhHans.t("error-too-large-title")));
 
     // Give abandoned staging a moment, then nothing may remain.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let counts = deployment.counts().await;
-    assert_eq!((counts.tips, counts.items, counts.chunks), (0, 0, 0), "{what}", what = "after refusals");
+    assert_eq!(
+        (counts.tips, counts.items, counts.chunks),
+        (0, 0, 0),
+        "{what}",
+        what = "after refusals"
+    );
 }
 on_both_backends!(limits, limits_answer_413);
 
@@ -230,15 +301,35 @@ async fn bad_input_answers_400(backend: Backend) {
             .send()
     };
     for (what, response, says) in [
-        ("malformed multipart", raw("multipart/form-data; boundary=XYZ", b"--XYZ\r\ngarbage").await.unwrap(), "could not be read"),
-        ("not multipart", raw("application/x-www-form-urlencoded", b"message=hello").await.unwrap(), "could not be read"),
+        (
+            "malformed multipart",
+            raw("multipart/form-data; boundary=XYZ", b"--XYZ\r\ngarbage")
+                .await
+                .unwrap(),
+            "could not be read",
+        ),
+        (
+            "not multipart",
+            raw("application/x-www-form-urlencoded", b"message=hello")
+                .await
+                .unwrap(),
+            "could not be read",
+        ),
     ] {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
         assert!(response.text().await.unwrap().contains(says), "{what}");
     }
     let cases: Vec<(&str, Form, &str)> = vec![
-        ("missing message", Form::new().text("country", "NL"), "Please write a message"),
-        ("blank message", Form::new().text("message", "  \n "), "Please write a message"),
+        (
+            "missing message",
+            Form::new().text("country", "NL"),
+            "Please write a message",
+        ),
+        (
+            "blank message",
+            Form::new().text("message", "  \n "),
+            "Please write a message",
+        ),
         (
             "invalid UTF-8",
             Form::new().part("message", Part::bytes(vec![b'h', 0xff, 0xfe, b'i'])),
@@ -246,18 +337,25 @@ async fn bad_input_answers_400(backend: Backend) {
         ),
         (
             "unknown incident type",
-            Form::new().text("message", "hi").text("incident_type", "alien_abduction"),
+            Form::new()
+                .text("message", "hi")
+                .text("incident_type", "alien_abduction"),
             "not one of the choices",
         ),
         (
             "unknown field",
-            Form::new().text("message", "hi").text("source_ip", "1.2.3.4"),
+            Form::new()
+                .text("message", "hi")
+                .text("source_ip", "1.2.3.4"),
             "does not know",
         ),
         (
             "invalid UTF-8 after an attachment was sealed",
             Form::new()
-                .part("attachment", Part::bytes(random_bytes(1_200_000)).file_name("a.bin"))
+                .part(
+                    "attachment",
+                    Part::bytes(random_bytes(1_200_000)).file_name("a.bin"),
+                )
                 .part("message", Part::bytes(vec![0xc3, 0x28])),
             "not valid text",
         ),
@@ -280,9 +378,10 @@ async fn receipts_survive_sigkill(backend: Backend) {
     let server = deployment.start();
     let mut receipts = Vec::new();
     let submissions = (0..20).map(|i| {
-        let form = Form::new()
-            .text("message", format!("tip number {i}"))
-            .part("attachment", Part::bytes(random_bytes(1_100_000 + i)).file_name("f.bin"));
+        let form = Form::new().text("message", format!("tip number {i}")).part(
+            "attachment",
+            Part::bytes(random_bytes(1_100_000 + i)).file_name("f.bin"),
+        );
         submit(&server, form, "en")
     });
     for (status, page) in futures_util::future::join_all(submissions).await {
@@ -296,7 +395,13 @@ async fn receipts_survive_sigkill(backend: Backend) {
     assert_eq!(messages.len(), 20);
     let mut texts: Vec<String> = messages
         .iter()
-        .map(|m| String::from_utf8(decrypt(&alice, &std::fs::read(out.join(m["file"].as_str().unwrap())).unwrap())).unwrap())
+        .map(|m| {
+            String::from_utf8(decrypt(
+                &alice,
+                &std::fs::read(out.join(m["file"].as_str().unwrap())).unwrap(),
+            ))
+            .unwrap()
+        })
         .collect();
     texts.sort();
     let mut expected: Vec<String> = (0..20).map(|i| format!("tip number {i}")).collect();
@@ -318,18 +423,34 @@ async fn plaintext_never_reaches_disk_or_logs() {
     let attachment_marker = format!("ATTACH-{}", hex::encode(random_bytes(12)));
     let name_marker = format!("NAME-{}", hex::encode(random_bytes(8)));
     let mut attachment = random_bytes(2_500_000);
-    attachment[1_000_000..1_000_000 + attachment_marker.len()].copy_from_slice(attachment_marker.as_bytes());
+    attachment[1_000_000..1_000_000 + attachment_marker.len()]
+        .copy_from_slice(attachment_marker.as_bytes());
     let form = Form::new()
         .text("message", format!("the secret is {marker}"))
         .text("city", marker.clone())
-        .part("attachment", Part::bytes(attachment).file_name(format!("{name_marker}.jpg")))
-        .part("attachment", Part::bytes(attachment_marker.clone().into_bytes()).file_name("small.txt"));
+        .part(
+            "attachment",
+            Part::bytes(attachment).file_name(format!("{name_marker}.jpg")),
+        )
+        .part(
+            "attachment",
+            Part::bytes(attachment_marker.clone().into_bytes()).file_name("small.txt"),
+        );
     let (status, page) = submit(&server, form, "en").await;
     assert_eq!(status, StatusCode::OK);
     let receipt = receipt_from(&page);
     // One more request of every kind, so the log has seen them all.
-    client().get(format!("{}/?lang=zh-Hans", server.public)).header("user-agent", "UA-MARKER-xyz").send().await.unwrap();
-    client().get(format!("{}/health", server.analyst)).send().await.unwrap();
+    client()
+        .get(format!("{}/?lang=zh-Hans", server.public))
+        .header("user-agent", "UA-MARKER-xyz")
+        .send()
+        .await
+        .unwrap();
+    client()
+        .get(format!("{}/health", server.analyst))
+        .send()
+        .await
+        .unwrap();
     server.stop();
 
     let needles: Vec<Vec<u8>> = vec![
@@ -370,5 +491,8 @@ async fn plaintext_never_reaches_disk_or_logs() {
         }
     }
     let log = deployment.log();
-    assert!(log.contains("request"), "request logging is on at debug level, and still says nothing identifying");
+    assert!(
+        log.contains("request"),
+        "request logging is on at debug level, and still says nothing identifying"
+    );
 }
