@@ -58,7 +58,10 @@ impl Deployment {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let (database_url, pg_schema) = match backend {
-            Backend::Sqlite => (format!("sqlite://{}", data_dir.join("tipbox.db").display()), None),
+            Backend::Sqlite => (
+                format!("sqlite://{}", data_dir.join("tipbox.db").display()),
+                None,
+            ),
             Backend::Postgres => {
                 let schema = format!("tipbox_test_{}", random_suffix());
                 let base = postgres_base_url();
@@ -68,9 +71,16 @@ impl Deployment {
                     let mut conn = sqlx::PgConnection::connect(&base)
                         .await
                         .expect("PostgreSQL at TIPBOX_TEST_POSTGRES_URL (default 127.0.0.1:5432/test) must be running");
-                    sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await.unwrap();
+                    sqlx::query(sqlx::AssertSqlSafe(create))
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
                 });
-                let sep = if postgres_base_url().contains('?') { '&' } else { '?' };
+                let sep = if postgres_base_url().contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
                 (
                     format!("{}{sep}options[search_path]={schema}", postgres_base_url()),
                     Some(schema),
@@ -184,7 +194,9 @@ impl Drop for Deployment {
             run_blocking(async move {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop_sql)).execute(&mut conn).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop_sql))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         }
@@ -225,7 +237,10 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = writeln!(log, "{line}");
                 let plain = strip_ansi(&line);
-                for (kind, marker) in [("public", "public listener on "), ("analyst", "analyst listener on ")] {
+                for (kind, marker) in [
+                    ("public", "public listener on "),
+                    ("analyst", "analyst listener on "),
+                ] {
                     if let Some(at) = plain.find(marker) {
                         let _ = tx.send((kind, plain[at + marker.len()..].trim().to_owned()));
                     }
@@ -305,7 +320,9 @@ pub fn client() -> reqwest::Client {
 
 /// The text of the element with `id="receipt"`.
 pub fn receipt_from(html: &str) -> String {
-    let at = html.find("id=\"receipt\"").expect("receipt element on the page");
+    let at = html
+        .find("id=\"receipt\"")
+        .expect("receipt element on the page");
     let start = html[at..].find('>').unwrap() + at + 1;
     let end = html[start..].find('<').unwrap() + start;
     html[start..end].trim().to_owned()
