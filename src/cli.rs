@@ -198,7 +198,17 @@ async fn load_secret(config: &Config, store: &Store) -> anyhow::Result<ServerSec
     }
 }
 
+/// Plaintext of submissions passes through this process's memory: keep it out of core dumps
+/// and away from other processes of the same user (ptrace).
+fn protect_process_memory() -> anyhow::Result<()> {
+    use nix::sys::resource::{Resource, setrlimit};
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).context("disabling core dumps")?;
+    nix::sys::prctl::set_dumpable(false).context("marking the process not dumpable")?;
+    Ok(())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
+    protect_process_memory()?;
     let config = Arc::new(config);
     let store = open_store(&config).await?;
     let secret = load_secret(&config, &store).await?;
