@@ -128,7 +128,9 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30))
                 // Deleted ciphertext (expired staging, later: deleted tips) is overwritten.
-                .pragma("secure_delete", "ON");
+                .pragma("secure_delete", "ON")
+                // Large uploads grow the WAL; truncate it back after checkpoints.
+                .pragma("journal_size_limit", "67108864");
             prepare_sqlite_file(options.get_filename())?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(2))
