@@ -58,6 +58,11 @@ enum KeysCommand {
     },
     /// List reviewer keys.
     List,
+    /// Stop sealing new submissions to a key (by id or fingerprint prefix from `keys list`).
+    Retire {
+        #[arg(value_name = "ID_OR_FINGERPRINT")]
+        key: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -113,6 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             keys_add(&config, &recipient, label).await
         }
         Command::Keys(KeysCommand::List) => keys_list(&config).await,
+        Command::Keys(KeysCommand::Retire { key }) => keys_retire(&config, &key).await,
         Command::Export { out } => {
             let store = open_store(&config).await?;
             let summary = crate::export::export(&store, &out).await?;
@@ -332,6 +338,38 @@ async fn keys_list(config: &Config) -> anyhow::Result<()> {
             short(&key.fingerprint),
             key.recipient.kind.as_db(),
             key.label
+        );
+    }
+    Ok(())
+}
+
+async fn keys_retire(config: &Config, wanted: &str) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let keys = store.list_keys().await?;
+    let matching: Vec<_> = keys
+        .iter()
+        .filter(|k| k.active)
+        .filter(|k| {
+            wanted.parse::<i64>().is_ok_and(|id| id == k.id)
+                || (wanted.len() >= 8 && k.fingerprint.starts_with(&wanted.to_ascii_lowercase()))
+        })
+        .collect();
+    let key = match matching.as_slice() {
+        [key] => *key,
+        [] => bail!("no active reviewer key matches `{wanted}` (see `tipbox keys list`)"),
+        _ => bail!("`{wanted}` matches several keys; give more of the fingerprint"),
+    };
+    store.retire_key(key.id, crate::intake::now()).await?;
+    let still_active = keys.iter().filter(|k| k.active && k.id != key.id).count();
+    store.close().await;
+    println!(
+        "retired reviewer key {} ({}): new submissions are no longer sealed to it",
+        short(&key.fingerprint),
+        key.label
+    );
+    if still_active == 0 {
+        println!(
+            "warning: no active reviewer key is left: submissions are paused until one is added"
         );
     }
     Ok(())

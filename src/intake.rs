@@ -328,6 +328,7 @@ pub struct AttachmentUpload {
     file_name: String,
     content_type: Option<String>,
     staged_chunks: i64,
+    staged_bytes: i64,
 }
 
 impl Submission {
@@ -350,6 +351,7 @@ impl Submission {
             file_name,
             content_type,
             staged_chunks: 0,
+            staged_bytes: 0,
         })
     }
 
@@ -396,16 +398,17 @@ impl Submission {
         let plaintext_len = sealer.plaintext_len();
         let mut rest = sealer.drain();
         rest.extend(sealer.finish()?);
-        let size;
         let body = if upload.staged_chunks == 0 {
-            size = rest.len() as i64;
             SealedBody::Inline(rest)
         } else {
-            size = upload.staged_chunks * CHUNK_BYTES as i64 + rest.len() as i64;
             if !rest.is_empty() {
                 self.write_staged_chunk(&mut upload, &rest).await?;
             }
             SealedBody::Staged
+        };
+        let size = match &body {
+            SealedBody::Inline(data) => data.len() as i64,
+            SealedBody::Staged => upload.staged_bytes,
         };
         self.items.push(NewItem {
             id: upload.item_id.clone(),

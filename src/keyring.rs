@@ -163,10 +163,8 @@ impl KeyFile {
             why,
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-        if looks_private(&text) {
-            return Err(KeyError::PrivateKey);
-        }
         let mut owner_comment = None;
+        let mut ssh_comment = None;
         let mut recipients = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             if let Some(comment) = line.strip_prefix('#') {
@@ -175,9 +173,21 @@ impl KeyFile {
                     owner_comment = Some(comment.to_owned());
                 }
             } else {
+                // `Recipient::parse` refuses private keys (an SSH private key's armour
+                // lines, an age identity) with an explanation.
                 recipients.push(Recipient::parse(line)?);
+                if line.starts_with("ssh-") {
+                    // An SSH public key line ends in its comment, usually naming its owner.
+                    let comment = line
+                        .split_whitespace()
+                        .skip(2)
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    ssh_comment = Some(comment).filter(|c| !c.is_empty());
+                }
             }
         }
+        let owner_comment = owner_comment.or(ssh_comment);
         match recipients.len() {
             1 => Ok(Self {
                 recipient: recipients.remove(0),

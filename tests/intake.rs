@@ -91,6 +91,13 @@ async fn submission_round_trip(backend: Backend) {
             "coarsened to the hour"
         );
         assert!(item["item_id"].as_str().unwrap().len() >= 32);
+        let on_disk = std::fs::metadata(out.join(item["file"].as_str().unwrap()))
+            .unwrap()
+            .len();
+        assert_eq!(
+            item["size"], on_disk,
+            "the recorded size is the sealed file's size"
+        );
     }
     let read =
         |item: &serde_json::Value| std::fs::read(out.join(item["file"].as_str().unwrap())).unwrap();

@@ -32,14 +32,16 @@ CREATE TABLE key_set_members (
     PRIMARY KEY (key_set_id, key_id)
 );
 
+-- Tips are keyed by a random id, not by an arrival counter: with received times rounded,
+-- nothing records the order in which tips arrived within the same period.
 CREATE TABLE tips (
-    seq             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id              TEXT    NOT NULL UNIQUE,
+    id              TEXT    PRIMARY KEY,
     received_at     BIGINT  NOT NULL,
     receipt_hash    BYTEA   NOT NULL UNIQUE,
     reply_recipient TEXT    NOT NULL,
     status          TEXT    NOT NULL DEFAULT 'new'
 );
+CREATE INDEX tips_by_received ON tips (received_at, id);
 
 -- A sealed item: one standard age file. tip_id is NULL while a large attachment is still being
 -- received (staged); the submission's single commit attaches it to its tip.

@@ -32,14 +32,16 @@ CREATE TABLE key_set_members (
     PRIMARY KEY (key_set_id, key_id)
 );
 
+-- Tips are keyed by a random id, not by an arrival counter: with received times rounded,
+-- nothing records the order in which tips arrived within the same period.
 CREATE TABLE tips (
-    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-    id              TEXT    NOT NULL UNIQUE,
+    id              TEXT    PRIMARY KEY,
     received_at     INTEGER NOT NULL,
     receipt_hash    BLOB    NOT NULL UNIQUE,
     reply_recipient TEXT    NOT NULL,
     status          TEXT    NOT NULL DEFAULT 'new'
-);
+) WITHOUT ROWID;
+CREATE INDEX tips_by_received ON tips (received_at, id);
 
 -- A sealed item: one standard age file. tip_id is NULL while a large attachment is still being
 -- received (staged); the submission's single commit attaches it to its tip.
@@ -51,7 +53,7 @@ CREATE TABLE items (
     size       INTEGER NOT NULL,
     key_set_id INTEGER NOT NULL REFERENCES key_sets (id),
     staged_at  INTEGER
-);
+) WITHOUT ROWID;
 CREATE INDEX items_by_tip ON items (tip_id, position);
 CREATE INDEX items_staged ON items (staged_at) WHERE tip_id IS NULL;
 CREATE INDEX items_by_key_set ON items (key_set_id);
@@ -62,4 +64,4 @@ CREATE TABLE item_chunks (
     seq     INTEGER NOT NULL,
     data    BLOB    NOT NULL,
     PRIMARY KEY (item_id, seq)
-);
+) WITHOUT ROWID;

@@ -231,6 +231,15 @@ impl Store {
         })
     }
 
+    /// Stops sealing new submissions to a key. Items already sealed to it stay as they are.
+    /// Returns false if no active key has that id.
+    #[instrument(skip_all)]
+    pub async fn retire_key(&self, id: i64, now: i64) -> Result<bool> {
+        const Q: &str = "UPDATE reviewer_keys SET active = FALSE, retired_at = $2 WHERE id = $1 AND active = TRUE";
+        let n = on_pool!(self, p => sqlx::query(Q).bind(id).bind(now).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
     #[instrument(skip_all)]
     pub async fn list_keys(&self) -> Result<Vec<ReviewerKey>> {
         const Q: &str = "SELECT id, fingerprint, recipient, label, active, added_at FROM reviewer_keys ORDER BY id";
@@ -335,7 +344,7 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn list_items(&self) -> Result<Vec<ItemListing>> {
         const Q: &str = "SELECT i.id, i.tip_id, i.kind, i.position, i.size, i.key_set_id, t.received_at \
-             FROM items i JOIN tips t ON t.id = i.tip_id ORDER BY t.seq, i.position";
+             FROM items i JOIN tips t ON t.id = i.tip_id ORDER BY t.received_at, t.id, i.position";
         let rows = on_pool!(self, p => {
             sqlx::query(Q).fetch_all(p).await?.iter().map(|r| -> Result<ItemListing> {
                 Ok(ItemListing {
