@@ -1,0 +1,694 @@
+//! The public pages in a real browser with JavaScript OFF, as in Tor Browser at its Safest
+//! level: headless Chromium driven over the W3C WebDriver HTTP API (chromedriver), with plain
+//! reqwest + serde_json. A source opens the landing page, switches to 简体中文, follows the link
+//! to the form, fills it in, attaches two files, submits, and reads the receipt; the export then
+//! decrypts to exactly what was typed and attached.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (CI installs them). Without them this test
+//! fails; it does not skip. For a meaningful screenshot (`target/browser-receipt.png`) the
+//! machine needs a CJK font (Debian `fonts-noto-cjk`); without one the Chinese text renders as
+//! boxes, which does not affect the assertions.
+//!
+//! Everything stays on 127.0.0.1: chromedriver listens on a loopback port, Chromium runs with
+//! background networking, component updates, sync and QUIC off and only ever loads tipbox
+//! pages (plus one `data:` page for the JavaScript check).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Where the receipt page screenshot goes, for a person to look at.
+fn screenshot_path() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target dir>/tmp`; the screenshot goes next to it.
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("browser-receipt.png")
+}
+
+fn required_binary(name: &str, package: &str) -> PathBuf {
+    which::which(name).unwrap_or_else(|_| {
+        panic!(
+            "`{name}` is not on the PATH: the browser test needs Debian's `{package}` \
+             (apt-get install chromium chromium-driver); .ci/run installs it"
+        )
+    })
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_loopback_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A running chromedriver (and, through it, Chromium). Dropping it ends the browser session,
+/// asks chromedriver to shut down, and kills what is left of the process group it was
+/// started in — only processes this test started.
+struct Chromedriver {
+    child: Child,
+    port: u16,
+    log_path: PathBuf,
+    session: Option<String>,
+    profile: tempfile::TempDir,
+}
+
+impl Chromedriver {
+    fn start(work_dir: &Path) -> Self {
+        let chromedriver = required_binary("chromedriver", "chromium-driver");
+        required_binary("chromium", "chromium");
+        let profile = tempfile::tempdir().unwrap();
+        let log_path = work_dir.join("chromedriver.log");
+        let port = free_loopback_port();
+        let child = {
+            use std::os::unix::process::CommandExt;
+            Command::new(&chromedriver)
+                .arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log_path.display()))
+                // Only loopback clients (the default, said explicitly).
+                .arg("--allowed-ips=")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                // Its own process group, so that cleanup can reach Chromium's processes too.
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", chromedriver.display()))
+        };
+        let mut driver = Self {
+            child,
+            port,
+            log_path,
+            session: None,
+            profile,
+        };
+        // Wait for it to listen; it exits at once if the port was taken meanwhile.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = driver.child.try_wait().unwrap() {
+                panic!(
+                    "chromedriver exited ({status}) before it was ready; log:\n{}",
+                    driver.log()
+                );
+            }
+            if raw_http(port, "GET", "/status").is_some_and(|r| r.contains("\"ready\":true")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready; log:\n{}",
+                driver.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        // The last part is what matters.
+        let keep = log.len().saturating_sub(8000);
+        let start = (keep..log.len())
+            .find(|&i| log.is_char_boundary(i))
+            .unwrap_or(log.len());
+        log[start..].to_owned()
+    }
+
+    /// A new headless Chromium session with JavaScript disabled for every site.
+    async fn new_session(&mut self) -> Browser {
+        let chromium = which::which("chromium").unwrap();
+        let profile = self.profile.path().display().to_string();
+        let capabilities = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "pageLoadStrategy": "normal",
+                    "goog:chromeOptions": {
+                        "binary": chromium,
+                        "args": [
+                            "--headless=new",
+                            "--no-sandbox",
+                            "--disable-gpu",
+                            "--disable-quic",
+                            "--no-first-run",
+                            "--disable-background-networking",
+                            "--disable-component-update",
+                            "--disable-sync",
+                            "--disable-default-apps",
+                            "--lang=en-US",
+                            "--window-size=1000,1300",
+                            format!("--user-data-dir={profile}"),
+                        ],
+                        "prefs": {
+                            // "Don't allow sites to use JavaScript", as a policy would set it.
+                            "profile.managed_default_content_settings.javascript": 2,
+                            "webkit.webprefs.javascript_enabled": false,
+                            // No guessing from the machine's locale: a plain English browser.
+                            "intl.accept_languages": "en-US,en",
+                        },
+                    },
+                },
+            },
+        });
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let response = webdriver(
+            &http,
+            "POST",
+            &format!("{}/session", self.base()),
+            Some(capabilities),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "creating a Chromium session failed: {e}\nchromedriver log:\n{}",
+                self.log()
+            )
+        });
+        let id = response["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
+        self.session = Some(id.clone());
+        Browser {
+            http,
+            session: format!("{}/session/{id}", self.base()),
+        }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        // Quit the browser (this ends Chromium), then chromedriver itself.
+        if let Some(id) = self.session.take() {
+            raw_http(self.port, "DELETE", &format!("/session/{id}"));
+        }
+        raw_http(self.port, "GET", "/shutdown");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Whatever is left in the group this test started (by its id, not by name).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking HTTP/1.1 request to chromedriver, for readiness checks and for cleanup
+/// in `Drop` (where no async runtime can be relied on). Returns the response, if any.
+fn raw_http(port: u16, method: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let body = if method == "GET" { "" } else { "{}" };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    // chromedriver keeps the connection open despite `Connection: close`: read the headers,
+    // then exactly Content-Length bytes.
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if response.len() >= end + 4 + length {
+                break;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// One WebDriver command; the W3C answer is `{"value": …}`, errors carry `value.error`.
+async fn webdriver(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let request = match method {
+        "GET" => http.get(url),
+        "DELETE" => http.delete(url),
+        _ => http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body.unwrap_or_else(|| json!({}))).unwrap()),
+    };
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    let parsed: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        format!(
+            "{method} {url}: {status}, not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })?;
+    let value = parsed["value"].clone();
+    if !status.is_success() || value.get("error").is_some() {
+        return Err(format!(
+            "{method} {url}: {status} {}: {}",
+            value["error"].as_str().unwrap_or("?"),
+            value["message"]
+                .as_str()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+        ));
+    }
+    Ok(value)
+}
+
+/// The W3C key for an element reference.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// One browser session.
+struct Browser {
+    http: reqwest::Client,
+    /// `http://127.0.0.1:PORT/session/ID`
+    session: String,
+}
+
+struct Element(String);
+
+impl Browser {
+    async fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        webdriver(&self.http, method, &format!("{}{path}", self.session), body).await
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.cmd(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn goto(&self, url: &str) {
+        self.ok("POST", "/url", Some(json!({ "url": url }))).await;
+    }
+
+    async fn current_url(&self) -> String {
+        self.ok("GET", "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn source(&self) -> String {
+        self.ok("GET", "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn find(&self, css: &str) -> Element {
+        let value = self
+            .cmd(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("finding `{css}`: {e}"));
+        Element(
+            value[ELEMENT_KEY]
+                .as_str()
+                .unwrap_or_else(|| panic!("an element reference for `{css}`: {value}"))
+                .to_owned(),
+        )
+    }
+
+    async fn find_all(&self, css: &str) -> Vec<Element> {
+        let value = self
+            .ok(
+                "POST",
+                "/elements",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| Element(e[ELEMENT_KEY].as_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    async fn attribute(&self, element: &Element, name: &str) -> Option<String> {
+        let value = self
+            .ok(
+                "GET",
+                &format!("/element/{}/attribute/{name}", element.0),
+                None,
+            )
+            .await;
+        value.as_str().map(str::to_owned)
+    }
+
+    async fn property(&self, element: &Element, name: &str) -> Value {
+        self.ok(
+            "GET",
+            &format!("/element/{}/property/{name}", element.0),
+            None,
+        )
+        .await
+    }
+
+    async fn text(&self, element: &Element) -> String {
+        let value = self
+            .ok("GET", &format!("/element/{}/text", element.0), None)
+            .await;
+        value.as_str().unwrap().to_owned()
+    }
+
+    async fn click(&self, element: &Element) {
+        self.ok(
+            "POST",
+            &format!("/element/{}/click", element.0),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, element: &Element, text: &str) {
+        self.ok(
+            "POST",
+            &format!("/element/{}/value", element.0),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    /// Clicks and waits until the browser has left `from` (the navigation the click started
+    /// has committed) and the new document is there.
+    async fn click_and_wait(&self, element: &Element, from: &str) {
+        self.click(element).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.current_url().await == from {
+            assert!(
+                Instant::now() < deadline,
+                "the click on a link or button did not navigate away from {from}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn screenshot_png(&self) -> Vec<u8> {
+        let value = self.ok("GET", "/screenshot", None).await;
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap())
+            .expect("WebDriver screenshots are standard base64")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_submits_in_chinese_with_javascript_off() {
+    let started = Instant::now();
+    let deployment = Deployment::new(Backend::Sqlite, "");
+    let alice = deployment.add_reviewer("alice");
+    let server = deployment.start();
+    let public = server.public.clone();
+    assert!(public.starts_with("http://127.0.0.1:"), "{public}");
+
+    let mut driver = Chromedriver::start(deployment.path());
+    let browser = driver.new_session().await;
+
+    // --- JavaScript is really off. -------------------------------------------------------
+    // chromedriver's own commands (find element, execute/sync, …) are injected over the
+    // DevTools protocol, which Chromium's JavaScript content setting does not block: with the
+    // setting at "block" they keep working, and so do element lookups below. That proves
+    // nothing about the page, so the check is page-level: a script in a page must not run,
+    // and its <noscript> must show. (A `data:` page: no network, and no CSP to get in the way,
+    // unlike tipbox's own pages, whose strict CSP forbids scripts anyway.)
+    browser
+        .goto(
+            "data:text/html;charset=utf-8,<p id=probe>script did not run</p>\
+             <noscript><p id=ns>noscript shown</p></noscript>\
+             <script>document.getElementById('probe').textContent='script ran'</script>",
+        )
+        .await;
+    let probe = browser.find("#probe").await;
+    assert_eq!(
+        browser.text(&probe).await,
+        "script did not run",
+        "JavaScript must be disabled in the browser under test"
+    );
+    let noscript = browser.find("#ns").await;
+    assert_eq!(browser.text(&noscript).await, "noscript shown");
+
+    // --- The landing page, no ?lang and an English browser: English. ---------------------
+    let landing_url = format!("{public}/");
+    browser.goto(&landing_url).await;
+    let html = browser.find("html").await;
+    assert_eq!(
+        browser.attribute(&html, "lang").await.as_deref(),
+        Some("en")
+    );
+    let page = browser.source().await;
+    assert!(!page.contains("<script"), "no script on the landing page");
+
+    // The language switch: nav.langs has a link per language; 简体中文 is hreflang="zh-Hans".
+    let switch = browser.find("nav.langs a[hreflang=\"zh-Hans\"]").await;
+    assert_eq!(browser.text(&switch).await, "简体中文");
+    browser.click_and_wait(&switch, &landing_url).await;
+    let html = browser.find("html").await;
+    assert_eq!(
+        browser.attribute(&html, "lang").await.as_deref(),
+        Some("zh-Hans")
+    );
+    assert_eq!(
+        browser.current_url().await,
+        format!("{public}/?lang=zh-Hans")
+    );
+    let current = browser.find("nav.langs a[aria-current]").await;
+    assert_eq!(
+        browser.attribute(&current, "hreflang").await.as_deref(),
+        Some("zh-Hans")
+    );
+
+    // --- To the form, by its link. ---------------------------------------------------------
+    let to_form = browser.find("main a[href^=\"/submit\"]").await;
+    let landing_zh = browser.current_url().await;
+    browser.click_and_wait(&to_form, &landing_zh).await;
+    assert_eq!(
+        browser.current_url().await,
+        format!("{public}/submit?lang=zh-Hans")
+    );
+    let html = browser.find("html").await;
+    assert_eq!(
+        browser.attribute(&html, "lang").await.as_deref(),
+        Some("zh-Hans")
+    );
+    let page = browser.source().await;
+    assert!(!page.contains("<script"), "no script on the form");
+
+    // --- Fill it in. -------------------------------------------------------------------------
+    let marker = format!("browser-marker-{}", std::process::id());
+    let message = format!(
+        "{marker}\n我在阿姆斯特丹的中餐馆外被两个人跟踪，他们拍了我的照片。\n\
+         他们说认识我在福州的父母。"
+    );
+    let country = "荷兰";
+    let textarea = browser.find("textarea#message").await;
+    browser.type_into(&textarea, &message).await;
+    assert_eq!(browser.property(&textarea, "value").await, json!(message));
+
+    let option = browser
+        .find("select#incident_type option[value=\"surveillance\"]")
+        .await;
+    browser.click(&option).await;
+    let select = browser.find("select#incident_type").await;
+    assert_eq!(
+        browser.property(&select, "value").await,
+        json!("surveillance")
+    );
+
+    let country_input = browser.find("#country").await;
+    browser.type_into(&country_input, country).await;
+    assert_eq!(
+        browser.property(&country_input, "value").await,
+        json!(country)
+    );
+
+    // Two files from the deployment's directory, one with a Chinese name.
+    let uploads = deployment.path().join("uploads");
+    std::fs::create_dir(&uploads).unwrap();
+    let mut photo = vec![0u8; 300_000];
+    getrandom::fill(&mut photo).unwrap();
+    let note = format!("{marker} 证据说明：跟踪者的车牌号。\n").into_bytes();
+    let files = [
+        (uploads.join("photo-0412.jpg"), photo),
+        (uploads.join("跟踪记录.txt"), note),
+    ];
+    for (path, bytes) in &files {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let file_input = browser.find("input#attachment").await;
+    let paths: Vec<String> = files
+        .iter()
+        .map(|(p, _)| p.to_str().unwrap().to_owned())
+        .collect();
+    browser.type_into(&file_input, &paths.join("\n")).await;
+    // chromedriver serializes the FileList as an array of File objects.
+    let chosen = browser.property(&file_input, "files").await;
+    let chosen_names: Vec<&str> = chosen
+        .as_array()
+        .unwrap_or_else(|| panic!("a file list: {chosen}"))
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        chosen_names,
+        ["photo-0412.jpg", "跟踪记录.txt"],
+        "both files chosen"
+    );
+
+    // --- Submit (a plain form POST), then read the receipt. -----------------------------------
+    let buttons = browser.find_all("form button[type=\"submit\"]").await;
+    assert_eq!(buttons.len(), 1);
+    let form_url = browser.current_url().await;
+    // The form posts back to the same URL, so wait for the receipt element instead.
+    browser.click(&buttons[0]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let receipt_element = loop {
+        let found = browser
+            .cmd(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": "#receipt" })),
+            )
+            .await;
+        if let Ok(value) = found {
+            break Element(value[ELEMENT_KEY].as_str().unwrap().to_owned());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no receipt after submitting; page:\n{}\nserver log:\n{}",
+            browser.source().await,
+            deployment.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(browser.current_url().await, form_url);
+    let html = browser.find("html").await;
+    assert_eq!(
+        browser.attribute(&html, "lang").await.as_deref(),
+        Some("zh-Hans")
+    );
+    let receipt = browser.text(&receipt_element).await;
+    let words: Vec<&str> = receipt.split(' ').collect();
+    assert_eq!(words.len(), 12, "12 words: {receipt:?}");
+    for word in &words {
+        assert!(
+            !word.is_empty() && word.chars().all(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "Chinese characters only: {receipt:?}"
+        );
+    }
+    assert!(
+        tipbox::receipt::ReceiptCode::parse(&receipt, tipbox::i18n::Lang::ZhHans).is_ok(),
+        "a valid receipt: {receipt:?}"
+    );
+    // The same words as in the HTML the browser got.
+    assert_eq!(receipt_from(&browser.source().await), receipt);
+
+    // A picture of it, for a person to look at.
+    let png = browser.screenshot_png().await;
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG screenshot");
+    let shot = screenshot_path();
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    std::fs::write(&shot, &png).unwrap();
+    eprintln!("receipt page screenshot: {}", shot.display());
+
+    drop(browser);
+    drop(driver);
+    drop(server);
+
+    // --- What the reviewer gets. ---------------------------------------------------------------
+    let (out, manifest) = deployment.export();
+    let read = |item: &Value| std::fs::read(out.join(item["file"].as_str().unwrap())).unwrap();
+    let messages = items_of(&manifest, "message");
+    assert_eq!(messages.len(), 1);
+    let sealed_message = String::from_utf8(decrypt(&alice, &read(messages[0]))).unwrap();
+    // A form submits a textarea's line breaks as CRLF (HTML's form submission normalizes
+    // them); otherwise it is exactly what was typed.
+    assert_eq!(sealed_message, message.replace('\n', "\r\n"));
+    assert!(sealed_message.contains(&marker));
+
+    let facts: Value =
+        serde_json::from_slice(&decrypt(&alice, &read(items_of(&manifest, "facts")[0]))).unwrap();
+    assert_eq!(facts["incident_type"], "surveillance", "{facts}");
+    assert_eq!(facts["country"], country, "{facts}");
+    assert_eq!(facts["form_language"], "zh-Hans", "{facts}");
+    let attachments = facts["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 2, "{facts}");
+    let items = manifest["items"].as_array().unwrap();
+    for (path, bytes) in &files {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let meta = attachments
+            .iter()
+            .find(|a| a["file_name"] == name)
+            .unwrap_or_else(|| panic!("{name} in the facts: {facts}"));
+        assert_eq!(meta["size"], bytes.len());
+        let item = items
+            .iter()
+            .find(|i| i["item_id"] == meta["item_id"])
+            .unwrap();
+        assert_eq!(item["kind"], "attachment");
+        assert_eq!(
+            &decrypt(&alice, &read(item)),
+            bytes,
+            "{name} decrypts to the original"
+        );
+    }
+    assert_eq!(items.len(), 4, "message, facts and two attachments");
+
+    let elapsed = started.elapsed();
+    eprintln!("browser test took {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+}
