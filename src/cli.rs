@@ -359,17 +359,24 @@ async fn keys_retire(config: &Config, wanted: &str) -> anyhow::Result<()> {
         [] => bail!("no active reviewer key matches `{wanted}` (see `tipbox keys list`)"),
         _ => bail!("`{wanted}` matches several keys; give more of the fingerprint"),
     };
-    store.retire_key(key.id, crate::intake::now()).await?;
     let still_active = keys.iter().filter(|k| k.active && k.id != key.id).count();
+    if still_active == 0 {
+        bail!(
+            "{} is the last active reviewer key: add its replacement first (`tipbox keys add`), \
+             then retire it — without an active key the tip line cannot accept submissions",
+            key.label
+        );
+    }
+    store.retire_key(key.id, crate::intake::now()).await?;
     store.close().await;
     println!(
         "retired reviewer key {} ({}): new submissions are no longer sealed to it",
         short(&key.fingerprint),
         key.label
     );
-    if still_active == 0 {
+    if still_active == 1 {
         println!(
-            "warning: no active reviewer key is left: submissions are paused until one is added"
+            "warning: only one reviewer key is active; keep a second (an offline backup key) so a lost key loses nothing"
         );
     }
     Ok(())
