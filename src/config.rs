@@ -105,6 +105,11 @@ pub struct Limits {
     pub max_total_bytes: u64,
     pub max_attachments: u32,
     pub max_concurrent_submissions: u32,
+    /// After the first minute, an upload slower than this on average is cut off, so that
+    /// slow senders cannot hold the submission slots (0 turns the check off).
+    pub min_upload_bytes_per_second: u64,
+    /// How long an upload may run before `min_upload_bytes_per_second` applies.
+    pub upload_rate_grace_seconds: u64,
 }
 
 impl Default for Limits {
@@ -115,6 +120,8 @@ impl Default for Limits {
             max_total_bytes: 512 * 1024 * 1024,
             max_attachments: 20,
             max_concurrent_submissions: 64,
+            min_upload_bytes_per_second: 2048,
+            upload_rate_grace_seconds: 60,
         }
     }
 }
@@ -213,10 +220,27 @@ impl Config {
                 "must be greater than 0",
             );
         }
-        if self.privacy.time_granularity_seconds == 0 {
+        if !(1..=86_400).contains(&self.privacy.time_granularity_seconds) {
             return bad(
                 "privacy.time_granularity_seconds",
-                "must be at least 1 (1 keeps exact times, 3600 rounds to the hour)",
+                "must be from 1 (exact times) to 86400 (a day); 3600 rounds to the hour",
+            );
+        }
+        // Sizes beyond 1 TiB are a typo, and keep every sum of limits far from overflowing.
+        const MAX_BYTES: u64 = 1 << 40;
+        for (key, value) in [
+            ("limits.max_message_bytes", l.max_message_bytes),
+            ("limits.max_attachment_bytes", l.max_attachment_bytes),
+            ("limits.max_total_bytes", l.max_total_bytes),
+        ] {
+            if value > MAX_BYTES {
+                return bad(key, "must be at most 1 TiB (1099511627776)");
+            }
+        }
+        if l.min_upload_bytes_per_second > 1 << 30 {
+            return bad(
+                "limits.min_upload_bytes_per_second",
+                "must be at most 1 GiB/s",
             );
         }
         if self.keys.refresh_seconds == 0 {

@@ -53,10 +53,13 @@ pub async fn export(store: &Store, out: &Path) -> anyhow::Result<ExportSummary> 
             out.display()
         );
     }
-    let partial = out.with_extension("partial");
-    if partial.exists() {
-        fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
-    }
+    // A fresh sibling directory of our own; nothing that exists is ever removed.
+    let mut partial_name = out
+        .file_name()
+        .context("--out must name a directory")?
+        .to_os_string();
+    partial_name.push(format!(".partial-{}", crate::intake::random_id()));
+    let partial = out.with_file_name(partial_name);
     crate::secrets::create_private_dir(&partial)?;
 
     let key_sets = store.list_key_sets().await?;

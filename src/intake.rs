@@ -71,13 +71,13 @@ impl IncidentType {
     }
 }
 
-/// The structured, optional facts of a tip.
-#[derive(Debug, Default, Serialize)]
+/// The structured, optional facts of a tip (plaintext: cleared from memory when dropped).
+#[derive(Default, Serialize)]
 pub struct Facts {
     pub incident_type: Option<IncidentType>,
-    pub country: Option<String>,
-    pub city: Option<String>,
-    pub when: Option<String>,
+    pub country: Option<Zeroizing<String>>,
+    pub city: Option<Zeroizing<String>>,
+    pub when: Option<Zeroizing<String>>,
 }
 
 /// What the facts item holds once decrypted: the facts, plus each attachment's original name.
@@ -266,7 +266,10 @@ impl Intake {
                 }
                 if last_sweep.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
                     last_sweep = Some(tokio::time::Instant::now());
-                    match intake.store.sweep_staged(now() - STAGING_TTL_SECONDS).await {
+                    // Staging times are coarsened too: an upload staged at the start of a period
+                    // is dated to that start, so the cutoff allows a whole extra period.
+                    let cutoff = now() - STAGING_TTL_SECONDS - intake.time_granularity as i64;
+                    match intake.store.sweep_staged(cutoff).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(items = n, "deleted expired staged uploads"),
                         Err(error) => tracing::error!(%error, "could not sweep staged uploads"),
@@ -378,15 +381,18 @@ impl Submission {
         let store = &self.intake.store;
         if upload.staged_chunks == 0 {
             let staged_at = coarsen(now(), self.intake.time_granularity);
+            // Registered for cleanup before the insert, so a cancellation in between leaves
+            // nothing behind either.
+            self.staged.ids.push(upload.item_id.clone());
             store
                 .stage_item(&upload.item_id, self.keys.id, staged_at)
                 .await?;
-            self.staged.ids.push(upload.item_id.clone());
         }
         store
             .append_chunk(&upload.item_id, upload.staged_chunks, chunk)
             .await?;
         upload.staged_chunks += 1;
+        upload.staged_bytes += chunk.len() as i64;
         Ok(())
     }
 
@@ -447,15 +453,19 @@ impl Submission {
         let sealed = tokio::task::spawn_blocking(move || -> Result<_, IntakeError> {
             let sealed_message = seal_bytes(&keys, message.as_bytes())?;
             drop(message);
-            let facts_json = Zeroizing::new(
-                serde_json::to_vec_pretty(&SealedFacts {
+            // Sized up front so that growing it leaves no stray plaintext copies behind.
+            let mut facts_json = Zeroizing::new(Vec::with_capacity(64 * 1024));
+            serde_json::to_writer_pretty(
+                &mut *facts_json,
+                &SealedFacts {
                     format: "tipbox-facts/1",
                     form_language: lang.tag(),
                     facts: &facts,
                     attachments: &attachments,
-                })
-                .expect("facts serialize"),
-            );
+                },
+            )
+            .expect("facts serialize");
+            drop(facts);
             let sealed_facts = seal_bytes(&keys, &facts_json)?;
             let receipt = ReceiptCode::generate();
             let receipt_hash = receipt.lookup_hash(&intake.lookup_key);

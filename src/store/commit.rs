@@ -100,6 +100,10 @@ impl Store {
         const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
         const Q_ATTACH: &str = "UPDATE items SET tip_id = $1, position = $2, kind = $3, size = $4, staged_at = NULL \
              WHERE id = $5 AND tip_id IS NULL AND key_set_id = $6";
+        // After attaching (the row is now locked by this transaction), the chunks must add up
+        // to exactly what was sealed: never acknowledge a tip with missing ciphertext.
+        const Q_CHUNKS: &str =
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM item_chunks WHERE item_id = $1";
 
         macro_rules! write_batch {
             ($tx:ident) => {{
@@ -148,6 +152,13 @@ impl Store {
                                     if attached != 1 {
                                         return Err(StoreError::StagedItemMissing(item.id.clone()));
                                     }
+                                    let (chunks, bytes): (i64, i64) = sqlx::query_as(Q_CHUNKS)
+                                        .bind(&item.id)
+                                        .fetch_one(&mut *$tx)
+                                        .await?;
+                                    if chunks == 0 || bytes != item.size {
+                                        return Err(StoreError::StagedItemMissing(item.id.clone()));
+                                    }
                                 }
                             }
                         }
@@ -169,7 +180,7 @@ impl Store {
             }};
         }
 
-        match &self.pool {
+        match &self.commit_pool {
             // IMMEDIATE takes the write lock up front (waiting on busy_timeout) instead of
             // failing when a reader would have to upgrade.
             Pool::Sqlite(p) => {
@@ -178,6 +189,10 @@ impl Store {
             }
             Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;
+                // Whatever the role or URL says: a receipt is shown only after a durable commit.
+                sqlx::query("SET LOCAL synchronous_commit = on")
+                    .execute(&mut *tx)
+                    .await?;
                 write_batch!(tx)
             }
         }

@@ -52,6 +52,9 @@ enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// A connection of its own for the group-commit writer, so that acknowledging
+    /// submissions never waits behind uploads for a pooled connection.
+    commit_pool: Pool,
 }
 
 impl std::fmt::Debug for Store {
@@ -119,6 +122,7 @@ pub struct Counts {
 impl Store {
     /// Opens (and for SQLite creates, mode 0600) the database named by `url`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        use sqlx::ConnectOptions;
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -130,26 +134,58 @@ impl Store {
                 // Deleted ciphertext (expired staging, later: deleted tips) is overwritten.
                 .pragma("secure_delete", "ON")
                 // Large uploads grow the WAL; truncate it back after checkpoints.
-                .pragma("journal_size_limit", "67108864");
+                .pragma("journal_size_limit", "67108864")
+                // sqlx's statement logs carry exact times of intake activity.
+                .disable_statement_logging();
             prepare_sqlite_file(options.get_filename())?;
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections.max(2))
-                .connect_with(options)
+            let pool = sqlite_pool(max_connections.max(2))
+                .connect_with(options.clone())
                 .await?;
+            let commit_pool = sqlite_pool(1).connect_with(options).await?;
             Ok(Self {
                 pool: Pool::Sqlite(pool),
+                commit_pool: Pool::Sqlite(commit_pool),
             })
         } else {
-            let options = PgConnectOptions::from_str(url)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options)
+            let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
+            let pool = pg_pool(max_connections)
+                .connect_with(options.clone())
                 .await?;
-            Ok(Self {
+            let commit_pool = pg_pool(1).connect_with(options).await?;
+            let store = Self {
                 pool: Pool::Postgres(pool),
-            })
+                commit_pool: Pool::Postgres(commit_pool),
+            };
+            store.check_postgres_settings().await?;
+            Ok(store)
         }
+    }
+
+    /// Refuses a PostgreSQL server on which a shown receipt would not mean a durable tip, or
+    /// which records exact commit times.
+    async fn check_postgres_settings(&self) -> Result<()> {
+        let Pool::Postgres(p) = &self.pool else {
+            return Ok(());
+        };
+        let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(p).await?;
+        if fsync != "on" {
+            return Err(StoreError::Setup(
+                "PostgreSQL runs with fsync=off: commits are not durable, so receipts could be lost; \
+                 turn fsync on"
+                    .into(),
+            ));
+        }
+        let timestamps: String = sqlx::query_scalar("SHOW track_commit_timestamp")
+            .fetch_one(p)
+            .await?;
+        if timestamps != "off" {
+            return Err(StoreError::Setup(
+                "PostgreSQL records commit timestamps (track_commit_timestamp=on), which would keep \
+                 the exact time of every submission; turn it off"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -169,7 +205,11 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, p => p.close().await)
+        on_pool!(self, p => p.close().await);
+        match &self.commit_pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 
     /// Compares `check_value` with the one recorded at first use, recording it if there is none.
@@ -316,16 +356,14 @@ impl Store {
     }
 
     /// Deletes staged items that were never committed (an upload that failed or was refused).
+    ///
+    /// One statement per item: deleting the item row locks it against a concurrent commit
+    /// attaching it (the commit then finds nothing to attach and fails), and its chunks go
+    /// with it by `ON DELETE CASCADE`. An item already committed is left alone.
     pub async fn discard_staged(&self, item_ids: &[String]) -> Result<()> {
-        const Q_CHUNKS: &str = "DELETE FROM item_chunks WHERE item_id = $1 AND item_id IN (SELECT id FROM items WHERE id = $1 AND tip_id IS NULL)";
-        const Q_ITEM: &str = "DELETE FROM items WHERE id = $1 AND tip_id IS NULL";
+        const Q: &str = "DELETE FROM items WHERE id = $1 AND tip_id IS NULL";
         for id in item_ids {
-            on_pool!(self, p => {
-                let mut tx = p.begin().await?;
-                sqlx::query(Q_CHUNKS).bind(id).execute(&mut *tx).await?;
-                sqlx::query(Q_ITEM).bind(id).execute(&mut *tx).await?;
-                tx.commit().await?;
-            });
+            on_pool!(self, p => sqlx::query(Q).bind(id).execute(p).await?.rows_affected());
         }
         Ok(())
     }
@@ -406,6 +444,19 @@ impl Store {
             chunks,
         })
     }
+}
+
+fn sqlite_pool(max_connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_slow_level(log::LevelFilter::Off)
+}
+
+fn pg_pool(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .acquire_slow_level(log::LevelFilter::Off)
 }
 
 /// SQLite creates its file with the process umask; create it 0600 first (its WAL and shared

@@ -12,7 +12,7 @@ use axum::routing::get;
 use zeroize::Zeroizing;
 
 use super::AppState;
-use super::body::{IDLE_TIMEOUT, SharedBody};
+use super::body::{IDLE_TIMEOUT, SharedBody, Violation};
 use super::pages::{Chrome, LandingPage, MessagePage, ReceiptPage, SubmitPage, render};
 use crate::i18n::Lang;
 use crate::intake::{Facts, IncidentType, KeyState, Submission};
@@ -153,6 +153,7 @@ enum Refusal {
     TooManyAttachments,
     Paused,
     Busy,
+    TooSlow,
     Internal,
 }
 
@@ -229,6 +230,11 @@ impl Refusal {
                 "error-title",
                 lang.t("error-busy"),
             ),
+            TooSlow => (
+                StatusCode::REQUEST_TIMEOUT,
+                "error-title",
+                lang.t("error-too-slow"),
+            ),
             Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "error-title",
@@ -261,15 +267,18 @@ fn refusal_for(error: &multer::Error) -> Refusal {
     }
 }
 
-/// The form's text fields, held until the end of the upload.
+/// The form's text fields, held until the end of the upload (cleared from memory on drop).
 #[derive(Default)]
 struct FormText {
     message: Option<Zeroizing<String>>,
-    incident_type: Option<String>,
-    country: Option<String>,
-    city: Option<String>,
-    when: Option<String>,
+    incident_type: Option<Zeroizing<String>>,
+    country: Option<Zeroizing<String>>,
+    city: Option<Zeroizing<String>>,
+    when: Option<Zeroizing<String>>,
 }
+
+/// The most bytes read while looking for the next part's headers (and the first boundary).
+const PART_HEADER_BUDGET: u64 = 1024 * 1024;
 
 async fn submit(
     State(app): State<AppState>,
@@ -277,26 +286,45 @@ async fn submit(
     request: Request,
 ) -> Response {
     let limits = app.config.limits.clone();
-    let whole_limit = limits.max_total_bytes + MULTIPART_OVERHEAD;
-    // Draining is bounded: past this, an over-limit client gets its page and the socket closes.
-    let drain_limit = limits.max_total_bytes.max(1 << 30);
-
     let (parts, body) = request.into_parts();
-    let body = SharedBody::new(body);
-    let refuse = |refusal: Refusal, body: SharedBody| {
-        let limits = limits.clone();
-        async move {
-            body.drain(drain_limit).await;
+    let body = SharedBody::new(
+        body,
+        limits.min_upload_bytes_per_second,
+        Duration::from_secs(limits.upload_rate_grace_seconds),
+    );
+    match receive_submission(&app, lang, &parts, &body).await {
+        Ok(response) => response,
+        Err(refusal) => {
+            // The submission slot is free again; now let the client finish sending (bounded)
+            // so that it reads our page rather than a reset connection. A client that asked
+            // for `100 Continue` and was refused before sending anything just gets the page.
+            let expects_continue = parts
+                .headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if !(expects_continue && body.received() == 0) {
+                body.drain(limits.max_total_bytes.max(64 << 20)).await;
+            }
             refusal.respond(lang, &limits)
         }
-    };
+    }
+}
 
+/// Receives, validates, seals and commits one submission while holding a submission slot.
+async fn receive_submission(
+    app: &AppState,
+    lang: Lang,
+    parts: &Parts,
+    body: &SharedBody,
+) -> Result<Response, Refusal> {
+    let limits = &app.config.limits;
+    let whole_limit = limits.max_total_bytes.saturating_add(MULTIPART_OVERHEAD);
     let Ok(Ok(_permit)) = tokio::time::timeout(QUEUE_WAIT, app.submissions.acquire()).await else {
-        return refuse(Refusal::Busy, body).await;
+        return Err(Refusal::Busy);
     };
     let keys = match app.intake.keys.current() {
         KeyState::Ready(keys) => keys,
-        KeyState::NoKeys | KeyState::Unusable(_) => return refuse(Refusal::Paused, body).await,
+        KeyState::NoKeys | KeyState::Unusable(_) => return Err(Refusal::Paused),
     };
     let declared = parts
         .headers
@@ -304,16 +332,14 @@ async fn submit(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > whole_limit) {
-        return refuse(Refusal::TotalTooLarge, body).await;
+        return Err(Refusal::TotalTooLarge);
     }
     let boundary = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|ct| multer::parse_boundary(ct).ok());
-    let Some(boundary) = boundary else {
-        return refuse(Refusal::Malformed, body).await;
-    };
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or(Refusal::Malformed)?;
 
     let constraints = multer::Constraints::new()
         .allowed_fields(vec![
@@ -335,23 +361,19 @@ async fn submit(
     let mut submission = app.intake.begin(keys);
     let mut form = FormText::default();
 
-    let received = receive(&mut multipart, &mut submission, &mut form, &limits).await;
+    let received = receive(&mut multipart, body, &mut submission, &mut form, limits).await;
     drop(multipart);
-    let outcome = match received {
-        Ok(()) => validate(form),
-        Err(refusal) => Err(refusal),
-    };
-    let (message, facts) = match outcome {
+    let (message, facts) = match received.and_then(|()| validate(form)) {
         Ok(valid) => valid,
         Err(refusal) => {
             submission.abandon().await;
-            return refuse(refusal, body).await;
+            return Err(refusal);
         }
     };
     match submission.commit(message, facts, lang).await {
         Ok(accepted) => {
             let words = accepted.receipt.words(lang);
-            render(
+            Ok(render(
                 StatusCode::OK,
                 &ReceiptPage {
                     chrome: Chrome {
@@ -360,11 +382,11 @@ async fn submit(
                     },
                     receipt: &words,
                 },
-            )
+            ))
         }
         Err(error) => {
             tracing::error!(%error, "a submission could not be stored");
-            Refusal::Internal.respond(lang, &limits)
+            Err(Refusal::Internal)
         }
     }
 }
@@ -372,24 +394,32 @@ async fn submit(
 /// Reads the whole form: text fields into memory (bounded), attachments sealed as they stream.
 async fn receive(
     multipart: &mut multer::Multipart<'static>,
+    body: &SharedBody,
     submission: &mut Submission,
     form: &mut FormText,
     limits: &crate::config::Limits,
 ) -> Result<(), Refusal> {
+    let refusal = |e: &multer::Error| match body.violation() {
+        Some(Violation::TooSlow) => Refusal::TooSlow,
+        Some(Violation::HeadersTooLarge) => Refusal::Malformed,
+        None => refusal_for(e),
+    };
     loop {
+        body.limit_headers(Some(PART_HEADER_BUDGET));
         let next = tokio::time::timeout(IDLE_TIMEOUT, multipart.next_field())
             .await
-            .map_err(|_| Refusal::Malformed)?;
+            .map_err(|_| Refusal::TooSlow)?;
+        body.limit_headers(None);
         let mut field = match next {
             Ok(Some(field)) => field,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(refusal_for(&e)),
+            Err(e) => return Err(refusal(&e)),
         };
         let name = field.name().map(str::to_owned).ok_or(Refusal::Malformed)?;
         if name == "attachment" {
             let file_name = field.file_name().unwrap_or_default().to_owned();
             let content_type = field.content_type().map(|m| m.to_string());
-            let first = next_chunk(&mut field).await?;
+            let first = next_chunk(&mut field, &refusal).await?;
             // An empty file input still sends an empty, nameless part: it is not a file.
             if file_name.is_empty() && first.as_ref().is_none_or(|c| c.is_empty()) {
                 continue;
@@ -407,38 +437,38 @@ async fn receive(
                     .write_attachment(&mut upload, &data)
                     .await
                     .map_err(|e| internal(&e))?;
-                chunk = next_chunk(&mut field).await?;
+                chunk = next_chunk(&mut field, &refusal).await?;
             }
             submission
                 .finish_attachment(upload)
                 .await
                 .map_err(|e| internal(&e))?;
         } else {
-            let mut bytes = Zeroizing::new(Vec::new());
-            while let Some(data) = next_chunk(&mut field).await? {
+            // Sized to the field's limit up front: growing would leave plaintext copies behind.
+            let capacity = if name == "message" {
+                limits.max_message_bytes
+            } else {
+                4 * MAX_DETAIL_CHARS as u64
+            };
+            let mut bytes = Zeroizing::new(Vec::with_capacity(capacity.min(1 << 20) as usize));
+            while let Some(data) = next_chunk(&mut field, &refusal).await? {
                 bytes.extend_from_slice(&data);
             }
-            let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|e| {
-                // Clear the rejected bytes too.
-                let mut rejected = e.into_bytes();
-                zeroize::Zeroize::zeroize(&mut rejected);
-                Refusal::InvalidUtf8
-            })?;
-            let text = Zeroizing::new(text);
+            if std::str::from_utf8(&bytes).is_err() {
+                return Err(Refusal::InvalidUtf8);
+            }
+            let text = Zeroizing::new(
+                String::from_utf8(std::mem::take(&mut *bytes)).expect("checked to be UTF-8 above"),
+            );
             let slot = match name.as_str() {
-                "message" => {
-                    if form.message.replace(text).is_some() {
-                        return Err(Refusal::Malformed);
-                    }
-                    continue;
-                }
+                "message" => &mut form.message,
                 "incident_type" => &mut form.incident_type,
                 "country" => &mut form.country,
                 "city" => &mut form.city,
                 "when" => &mut form.when,
                 _ => return Err(Refusal::UnexpectedField),
             };
-            if slot.replace(text.to_string()).is_some() {
+            if slot.replace(text).is_some() {
                 return Err(Refusal::Malformed);
             }
         }
@@ -447,11 +477,12 @@ async fn receive(
 
 async fn next_chunk(
     field: &mut multer::Field<'static>,
+    refusal: &impl Fn(&multer::Error) -> Refusal,
 ) -> Result<Option<axum::body::Bytes>, Refusal> {
     match tokio::time::timeout(IDLE_TIMEOUT, field.chunk()).await {
         Ok(Ok(chunk)) => Ok(chunk),
-        Ok(Err(e)) => Err(refusal_for(&e)),
-        Err(_) => Err(Refusal::Malformed),
+        Ok(Err(e)) => Err(refusal(&e)),
+        Err(_) => Err(Refusal::TooSlow),
     }
 }
 
@@ -477,15 +508,15 @@ fn validate(form: FormText) -> Result<(Zeroizing<String>, Facts), Refusal> {
         .message
         .filter(|m| !m.trim().is_empty())
         .ok_or(Refusal::MessageMissing)?;
-    let incident_type = match form.incident_type.as_deref().map(str::trim) {
+    let incident_type = match form.incident_type.as_deref().map(|v| v.trim()) {
         None | Some("") => None,
         Some(name) => Some(IncidentType::from_name(name).ok_or(Refusal::UnknownIncident)?),
     };
-    let detail = |value: Option<String>| -> Result<Option<String>, Refusal> {
-        match value.as_deref().map(str::trim) {
+    let detail = |value: Option<Zeroizing<String>>| -> Result<Option<Zeroizing<String>>, Refusal> {
+        match value.as_deref().map(|v| v.trim()) {
             None | Some("") => Ok(None),
             Some(v) if v.chars().count() > MAX_DETAIL_CHARS => Err(Refusal::DetailTooLong),
-            Some(v) => Ok(Some(v.to_owned())),
+            Some(v) => Ok(Some(Zeroizing::new(v.to_owned()))),
         }
     };
     let facts = Facts {
