@@ -44,6 +44,42 @@ enum Command {
     },
     /// Create or update the database schema.
     Migrate,
+    /// Manage analyst accounts.
+    #[command(subcommand)]
+    Analyst(AnalystCommand),
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AnalystCommand {
+    /// Create an account; prints its generated password and TOTP secret once.
+    Add {
+        name: String,
+        #[arg(long, default_value = "analyst", value_parser = ["admin", "analyst"])]
+        role: String,
+        /// Print a JSON object (username, password, totp_secret, otpauth_uri).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account and end its sessions.
+    Disable { name: String },
+    /// Give an account a new TOTP secret (prints it once) and end its sessions.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; exits non-zero and names the first bad entry if it was tampered with.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -116,6 +152,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database schema is up to date");
             Ok(())
         }
+        Command::Analyst(command) => analyst_command(&config, command).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify(&config).await,
         Command::Keys(KeysCommand::Add { recipient, label }) => {
             keys_add(&config, &recipient, label).await
         }
@@ -309,6 +347,16 @@ async fn keys_add(config: &Config, input: &str, label: Option<String>) -> anyhow
     let key = store
         .add_key(&recipient, label.trim(), crate::intake::now())
         .await?;
+    store
+        .append_audit(
+            OPERATOR,
+            "key.add",
+            &key.fingerprint,
+            &serde_json::json!({ "label": key.label, "kind": key.recipient.kind.as_db() })
+                .to_string(),
+            key.added_at,
+        )
+        .await?;
     store.close().await;
     println!(
         "added reviewer key {} ({}, {}) as {}: new submissions are sealed to it",
@@ -370,6 +418,15 @@ async fn keys_retire(config: &Config, wanted: &str) -> anyhow::Result<()> {
         );
     }
     store.retire_key(key.id, crate::intake::now()).await?;
+    store
+        .append_audit(
+            OPERATOR,
+            "key.retire",
+            &key.fingerprint,
+            &serde_json::json!({ "label": key.label }).to_string(),
+            crate::intake::now(),
+        )
+        .await?;
     store.close().await;
     println!(
         "retired reviewer key {} ({}): new submissions are no longer sealed to it",
@@ -386,4 +443,138 @@ async fn keys_retire(config: &Config, wanted: &str) -> anyhow::Result<()> {
 
 fn short(fingerprint: &str) -> &str {
     &fingerprint[..16.min(fingerprint.len())]
+}
+
+/// Who the audit trail names for actions taken on the server's command line.
+const OPERATOR: &str = "operator (command line)";
+
+async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Result<()> {
+    use crate::auth::{self, Role, totp};
+    let store = open_store(config).await?;
+    let secret = load_secret(config, &store).await?;
+    let now = crate::intake::now();
+    match command {
+        AnalystCommand::Add { name, role, json } => {
+            if !auth::valid_username(&name) {
+                bail!(
+                    "`{name}` is not a valid user name: 2 to 64 characters, lower-case letters, digits, '-', '_' or '.'"
+                );
+            }
+            let role = Role::parse(&role).expect("clap checked the role");
+            let password = auth::generate_password();
+            let hash = auth::password::hash_blocking(config.analyst.hash_params(), &password)?;
+            let totp_secret = totp::generate_secret();
+            store
+                .create_analyst(
+                    &name,
+                    role.as_str(),
+                    &hash,
+                    &totp::seal_secret(&secret, &totp_secret),
+                    now,
+                )
+                .await?;
+            store
+                .append_audit(
+                    OPERATOR,
+                    "analyst.add",
+                    &name,
+                    &serde_json::json!({ "role": role.as_str() }).to_string(),
+                    now,
+                )
+                .await?;
+            print_credentials(
+                &name,
+                Some(&password),
+                &totp::enrolment(&totp_secret, &name),
+                json,
+            );
+        }
+        AnalystCommand::List => {
+            let analysts = store.list_analysts().await?;
+            if analysts.is_empty() {
+                println!("no analysts yet (add one with `tipbox analyst add NAME --role admin`)");
+            } else {
+                println!("{:<24} {:<8} STATE", "USERNAME", "ROLE");
+                for a in analysts {
+                    println!(
+                        "{:<24} {:<8} {}",
+                        a.username,
+                        a.role,
+                        if a.disabled { "disabled" } else { "active" }
+                    );
+                }
+            }
+        }
+        AnalystCommand::Disable { name } => {
+            if !store.disable_analyst(&name).await? {
+                bail!("there is no analyst named {name}");
+            }
+            store
+                .append_audit(OPERATOR, "analyst.disable", &name, "{}", now)
+                .await?;
+            println!("disabled {name} and ended their sessions");
+        }
+        AnalystCommand::Reset2fa { name, json } => {
+            let totp_secret = totp::generate_secret();
+            if !store
+                .reset_totp(&name, &totp::seal_secret(&secret, &totp_secret))
+                .await?
+            {
+                bail!("there is no analyst named {name}");
+            }
+            store
+                .append_audit(OPERATOR, "analyst.reset_2fa", &name, "{}", now)
+                .await?;
+            print_credentials(&name, None, &totp::enrolment(&totp_secret, &name), json);
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Prints credentials once, to standard output only (never to the log).
+fn print_credentials(
+    name: &str,
+    password: Option<&zeroize::Zeroizing<String>>,
+    enrolment: &crate::auth::totp::Enrolment,
+    json: bool,
+) {
+    if json {
+        let mut object = serde_json::json!({
+            "username": name,
+            "totp_secret": enrolment.secret_base32.as_str(),
+            "otpauth_uri": enrolment.otpauth_uri.as_str(),
+        });
+        if let Some(password) = password {
+            object["password"] = serde_json::Value::from(password.as_str());
+        }
+        println!("{object}");
+        return;
+    }
+    println!("analyst:      {name}");
+    if let Some(password) = password {
+        println!("password:     {}", password.as_str());
+    }
+    println!("TOTP secret:  {}", enrolment.secret_base32.as_str());
+    println!("otpauth URI:  {}", enrolment.otpauth_uri.as_str());
+    println!();
+    println!("This is shown once. Hand it to {name} over a channel you trust; they add the TOTP");
+    println!("secret to an authenticator app (or scan the URI as a QR code on their own device).");
+}
+
+async fn audit_verify(config: &Config) -> anyhow::Result<()> {
+    use crate::audit::{ChainStatus, verify};
+    let store = open_store(config).await?;
+    let entries = store.audit_entries().await?;
+    store.close().await;
+    match verify(&entries) {
+        ChainStatus::Intact { entries, head } => {
+            println!("audit trail intact: {entries} entries; head {head}");
+            println!(
+                "(note the head hash somewhere else: a later check can then show that no entry was cut off)"
+            );
+            Ok(())
+        }
+        ChainStatus::Broken { seq, why } => bail!("audit trail TAMPERED: entry {seq}: {why}"),
+    }
 }

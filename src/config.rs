@@ -46,12 +46,34 @@ impl Default for ListenerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AnalystConfig {
     pub listen: SocketAddr,
+    /// argon2id memory per password hash, in KiB (at least 65536: 64 MiB).
+    pub argon2_memory_kib: u32,
+    /// argon2id passes (at least 3).
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once; each holds `argon2_memory_kib` while it runs.
+    pub max_concurrent_hashes: u32,
 }
 
 impl Default for AnalystConfig {
     fn default() -> Self {
+        let hash = crate::auth::password::HashParams::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            argon2_memory_kib: hash.memory_kib,
+            argon2_iterations: hash.iterations,
+            argon2_parallelism: hash.parallelism,
+            max_concurrent_hashes: 2,
+        }
+    }
+}
+
+impl AnalystConfig {
+    pub fn hash_params(&self) -> crate::auth::password::HashParams {
+        crate::auth::password::HashParams {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
         }
     }
 }
@@ -242,6 +264,22 @@ impl Config {
                 "limits.min_upload_bytes_per_second",
                 "must be at most 1 GiB/s",
             );
+        }
+        let a = &self.analyst;
+        if a.argon2_memory_kib < 65_536 || a.argon2_memory_kib > 4 * 1024 * 1024 {
+            return bad(
+                "analyst.argon2_memory_kib",
+                "must be from 65536 (64 MiB) to 4194304 (4 GiB)",
+            );
+        }
+        if !(3..=100).contains(&a.argon2_iterations) {
+            return bad("analyst.argon2_iterations", "must be from 3 to 100");
+        }
+        if !(1..=16).contains(&a.argon2_parallelism) {
+            return bad("analyst.argon2_parallelism", "must be from 1 to 16");
+        }
+        if !(1..=64).contains(&a.max_concurrent_hashes) {
+            return bad("analyst.max_concurrent_hashes", "must be from 1 to 64");
         }
         if self.keys.refresh_seconds == 0 {
             return bad("keys.refresh_seconds", "must be at least 1");

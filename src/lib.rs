@@ -8,6 +8,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod export;

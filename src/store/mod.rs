@@ -76,6 +76,9 @@ macro_rules! on_pool {
     };
 }
 
+mod analysts;
+pub use analysts::AnalystRecord;
+
 /// The outcome of comparing the server secret with the one the database was set up with.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SecretCheck {

@@ -173,6 +173,22 @@ impl Deployment {
         counts
     }
 
+    /// Runs a statement directly on the database, bypassing tipbox (to play the adversary).
+    pub async fn execute_sql(&self, sql: &'static str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
     /// Exports into a new directory and returns it with the parsed manifest.
     pub fn export(&self) -> (PathBuf, serde_json::Value) {
         let out = self.path().join(format!("export-{}", random_suffix()));

@@ -1,0 +1,184 @@
+//! Password hashing with argon2id, off the async threads and behind a bound on how many hashes
+//! run at once, so a flood of sign-in attempts can neither starve the server nor exhaust its
+//! memory (each hash holds `memory_kib` of RAM while it runs).
+
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+/// argon2id parameters; the defaults are the floor the project accepts (64 MiB, 3 passes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HashParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for HashParams {
+    fn default() -> Self {
+        Self {
+            memory_kib: 64 * 1024,
+            iterations: 3,
+            parallelism: 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("invalid argon2 parameters: {0}")]
+    Params(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// The outcome of checking a password.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verified {
+    No,
+    Yes,
+    /// Correct, but hashed with weaker parameters than configured: store `new_hash`.
+    YesRehashed {
+        new_hash: String,
+    },
+}
+
+#[derive(Clone)]
+pub struct PasswordHasherPool {
+    params: HashParams,
+    limiter: Arc<Semaphore>,
+    /// Hash of a random password with the current parameters: checked against for unknown
+    /// user names, so that they take as long as a wrong password.
+    decoy: Arc<String>,
+}
+
+impl PasswordHasherPool {
+    pub fn new(params: HashParams, max_concurrent: usize) -> Result<Self, PasswordError> {
+        let decoy = hash_blocking(params, &crate::auth::generate_password())?;
+        Ok(Self {
+            params,
+            limiter: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            decoy: Arc::new(decoy),
+        })
+    }
+
+    pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PasswordError> {
+        let _permit = self.limiter.acquire().await.expect("never closed");
+        let params = self.params;
+        tokio::task::spawn_blocking(move || hash_blocking(params, &password))
+            .await
+            .map_err(|e| PasswordError::Hash(e.to_string()))?
+    }
+
+    /// Checks `password` against `stored` (or, for an unknown user, against the decoy, so that
+    /// the answer takes the same time and is always `No`).
+    pub async fn verify(
+        &self,
+        password: Zeroizing<String>,
+        stored: Option<String>,
+    ) -> Result<Verified, PasswordError> {
+        let _permit = self.limiter.acquire().await.expect("never closed");
+        let params = self.params;
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.decoy.as_ref().clone());
+        tokio::task::spawn_blocking(move || {
+            let parsed =
+                PasswordHash::new(&stored).map_err(|e| PasswordError::Hash(e.to_string()))?;
+            let argon = argon(params)?;
+            if argon.verify_password(password.as_bytes(), &parsed).is_err() || !known {
+                return Ok(Verified::No);
+            }
+            if weaker_than(&parsed, params) {
+                return Ok(Verified::YesRehashed {
+                    new_hash: hash_blocking(params, &password)?,
+                });
+            }
+            Ok(Verified::Yes)
+        })
+        .await
+        .map_err(|e| PasswordError::Hash(e.to_string()))?
+    }
+}
+
+fn argon(params: HashParams) -> Result<Argon2<'static>, PasswordError> {
+    let p = Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        None,
+    )
+    .map_err(|e| PasswordError::Params(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
+}
+
+/// Hashes with a fresh random salt; returns the PHC string.
+pub fn hash_blocking(params: HashParams, password: &str) -> Result<String, PasswordError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    argon(params)?
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+fn weaker_than(hash: &PasswordHash, wanted: HashParams) -> bool {
+    let get = |name: &str| hash.params.get_decimal(name).map(|v| v as u64).unwrap_or(0);
+    hash.algorithm.as_str() != "argon2id"
+        || get("m") < u64::from(wanted.memory_kib)
+        || get("t") < u64::from(wanted.iterations)
+        || get("p") < u64::from(wanted.parallelism)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: HashParams = HashParams {
+        memory_kib: 8 * 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    #[tokio::test]
+    async fn verify_and_upgrade() {
+        let weak = PasswordHasherPool::new(SMALL, 2).unwrap();
+        let stored = weak
+            .hash(Zeroizing::new("correct horse".into()))
+            .await
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"));
+        assert_eq!(
+            weak.verify(Zeroizing::new("correct horse".into()), Some(stored.clone()))
+                .await
+                .unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            weak.verify(Zeroizing::new("wrong".into()), Some(stored.clone()))
+                .await
+                .unwrap(),
+            Verified::No
+        );
+        // Unknown user: always No, even for the decoy's own password.
+        assert_eq!(
+            weak.verify(Zeroizing::new("x".into()), None).await.unwrap(),
+            Verified::No
+        );
+        // Raised parameters: the correct password yields a stronger hash to store.
+        let stronger = HashParams {
+            iterations: 2,
+            ..SMALL
+        };
+        let strong = PasswordHasherPool::new(stronger, 2).unwrap();
+        match strong
+            .verify(Zeroizing::new("correct horse".into()), Some(stored))
+            .await
+            .unwrap()
+        {
+            Verified::YesRehashed { new_hash } => assert!(new_hash.contains("t=2")),
+            other => panic!("expected a rehash, got {other:?}"),
+        }
+    }
+}

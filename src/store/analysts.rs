@@ -1,0 +1,181 @@
+//! Queries for analyst accounts, their sessions, and the audit trail.
+
+use sqlx::Row;
+
+use super::{Pool, Result, Store, StoreError};
+use crate::audit::{AuditEntry, GENESIS, entry_hash};
+
+/// An analyst account as stored.
+#[derive(Debug, Clone)]
+pub struct AnalystRecord {
+    pub id: i64,
+    pub username: String,
+    pub role: String,
+    pub password_hash: String,
+    pub totp_secret: Vec<u8>,
+    pub totp_last_step: i64,
+    pub failed_attempts: i64,
+    pub locked_until: i64,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+const ANALYST_COLUMNS: &str = "id, username, role, password_hash, totp_secret, totp_last_step, \
+     failed_attempts, locked_until, disabled, created_at";
+
+fn analyst_from_row<R: Row>(r: &R) -> Result<AnalystRecord>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(AnalystRecord {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        role: r.try_get("role")?,
+        password_hash: r.try_get("password_hash")?,
+        totp_secret: r.try_get("totp_secret")?,
+        totp_last_step: r.try_get("totp_last_step")?,
+        failed_attempts: r.try_get("failed_attempts")?,
+        locked_until: r.try_get("locked_until")?,
+        disabled: r.try_get("disabled")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_analyst(
+        &self,
+        username: &str,
+        role: &str,
+        password_hash: &str,
+        totp_secret: &[u8],
+        now: i64,
+    ) -> Result<i64> {
+        const Q_FIND: &str = "SELECT COUNT(*) FROM analysts WHERE username = $1";
+        const Q: &str = "INSERT INTO analysts (username, role, password_hash, totp_secret, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id";
+        let exists: i64 =
+            on_pool!(self, p => sqlx::query_scalar(Q_FIND).bind(username).fetch_one(p).await?);
+        if exists > 0 {
+            return Err(StoreError::Setup(format!(
+                "an analyst named {username} already exists"
+            )));
+        }
+        Ok(on_pool!(self, p => sqlx::query_scalar(Q)
+            .bind(username)
+            .bind(role)
+            .bind(password_hash)
+            .bind(totp_secret)
+            .bind(now)
+            .fetch_one(p)
+            .await?))
+    }
+
+    pub async fn analyst(&self, username: &str) -> Result<Option<AnalystRecord>> {
+        let q = format!("SELECT {ANALYST_COLUMNS} FROM analysts WHERE username = $1");
+        let q = sqlx::AssertSqlSafe(q);
+        on_pool!(self, p => match sqlx::query(q).bind(username).fetch_optional(p).await? {
+            Some(row) => Ok(Some(analyst_from_row(&row)?)),
+            None => Ok(None),
+        })
+    }
+
+    pub async fn list_analysts(&self) -> Result<Vec<AnalystRecord>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {ANALYST_COLUMNS} FROM analysts ORDER BY username"
+        ));
+        on_pool!(self, p => sqlx::query(q)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(analyst_from_row)
+            .collect())
+    }
+
+    /// Disables an account and ends its sessions; false if there is no such account.
+    pub async fn disable_analyst(&self, username: &str) -> Result<bool> {
+        const Q: &str = "UPDATE analysts SET disabled = TRUE WHERE username = $1";
+        const Q_SESSIONS: &str = "DELETE FROM sessions WHERE analyst_id IN (SELECT id FROM analysts WHERE username = $1)";
+        let n =
+            on_pool!(self, p => sqlx::query(Q).bind(username).execute(p).await?.rows_affected());
+        on_pool!(self, p => sqlx::query(Q_SESSIONS).bind(username).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Replaces an account's TOTP secret, forgets its last step and ends its sessions.
+    pub async fn reset_totp(&self, username: &str, sealed_secret: &[u8]) -> Result<bool> {
+        const Q: &str =
+            "UPDATE analysts SET totp_secret = $2, totp_last_step = 0 WHERE username = $1";
+        const Q_SESSIONS: &str = "DELETE FROM sessions WHERE analyst_id IN (SELECT id FROM analysts WHERE username = $1)";
+        let n = on_pool!(self, p => sqlx::query(Q).bind(username).bind(sealed_secret).execute(p).await?.rows_affected());
+        on_pool!(self, p => sqlx::query(Q_SESSIONS).bind(username).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Appends an entry to the audit trail, chained to the one before it. Concurrent appends
+    /// (several nodes) race for the next sequence number; the loser retries.
+    pub async fn append_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<()> {
+        const Q_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+        const Q_INSERT: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let mut last_error = None;
+        for attempt in 0..8u64 {
+            let result: Result<()> = on_pool!(self, p => async {
+                let mut tx = p.begin().await?;
+                let head: Option<(i64, String)> = sqlx::query_as(Q_HEAD).fetch_optional(&mut *tx).await?;
+                let (seq, prev) = head.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
+                let hash = entry_hash(seq, now, actor, action, subject, detail, &prev);
+                sqlx::query(Q_INSERT)
+                    .bind(seq)
+                    .bind(now)
+                    .bind(actor)
+                    .bind(action)
+                    .bind(subject)
+                    .bind(detail)
+                    .bind(&prev)
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }.await);
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) => last_error = Some(e),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5 * (attempt + 1))).await;
+        }
+        Err(last_error.expect("at least one attempt"))
+    }
+
+    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
+        const Q: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq";
+        on_pool!(self, p => sqlx::query(Q)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(|r| -> Result<AuditEntry> {
+                Ok(AuditEntry {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    subject: r.try_get("subject")?,
+                    detail: r.try_get("detail")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect())
+    }
+}
