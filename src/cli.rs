@@ -279,9 +279,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &secret,
         config.privacy.time_granularity_seconds,
     ));
-    drop(secret);
+    let hasher = crate::auth::password::PasswordHasherPool::new(
+        config.analyst.hash_params(),
+        config.analyst.max_concurrent_hashes as usize,
+    )?;
+    let auth = Arc::new(crate::auth::signin::Authenticator::new(
+        store.clone(),
+        hasher,
+        Arc::new(secret),
+        config.analyst.session_policy(),
+    ));
     let maintenance = intake.spawn_maintenance(Duration::from_secs(config.keys.refresh_seconds));
-    let state = crate::web::AppState::new(Arc::clone(&intake), Arc::clone(&config));
+    let state = crate::web::AppState::new(Arc::clone(&intake), auth, Arc::clone(&config));
 
     let public = tokio::net::TcpListener::bind(config.public.listen)
         .await

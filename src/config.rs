@@ -53,6 +53,10 @@ pub struct AnalystConfig {
     pub argon2_parallelism: u32,
     /// Password hashes computed at once; each holds `argon2_memory_kib` while it runs.
     pub max_concurrent_hashes: u32,
+    /// A session unused for this long ends.
+    pub session_idle_minutes: u32,
+    /// A session ends this long after sign-in, used or not.
+    pub session_max_hours: u32,
 }
 
 impl Default for AnalystConfig {
@@ -64,11 +68,20 @@ impl Default for AnalystConfig {
             argon2_iterations: hash.iterations,
             argon2_parallelism: hash.parallelism,
             max_concurrent_hashes: 2,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
         }
     }
 }
 
 impl AnalystConfig {
+    pub fn session_policy(&self) -> crate::auth::signin::SessionPolicy {
+        crate::auth::signin::SessionPolicy {
+            idle_seconds: i64::from(self.session_idle_minutes) * 60,
+            max_seconds: i64::from(self.session_max_hours) * 3600,
+        }
+    }
+
     pub fn hash_params(&self) -> crate::auth::password::HashParams {
         crate::auth::password::HashParams {
             memory_kib: self.argon2_memory_kib,
@@ -280,6 +293,12 @@ impl Config {
         }
         if !(1..=64).contains(&a.max_concurrent_hashes) {
             return bad("analyst.max_concurrent_hashes", "must be from 1 to 64");
+        }
+        if !(1..=24 * 60).contains(&a.session_idle_minutes) {
+            return bad("analyst.session_idle_minutes", "must be from 1 to 1440");
+        }
+        if !(1..=24 * 7).contains(&a.session_max_hours) {
+            return bad("analyst.session_max_hours", "must be from 1 to 168");
         }
         if self.keys.refresh_seconds == 0 {
             return bad("keys.refresh_seconds", "must be at least 1");

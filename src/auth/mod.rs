@@ -3,6 +3,7 @@
 //! Sign-in, sessions and CSRF on the analyst listener build on these.
 
 pub mod password;
+pub mod signin;
 pub mod totp;
 
 /// Analyst roles: `admin` manages analysts and keys and reads the audit trail; `analyst`

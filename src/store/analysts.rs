@@ -20,6 +20,19 @@ pub struct AnalystRecord {
     pub created_at: i64,
 }
 
+/// A session joined with its analyst.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub analyst_id: i64,
+    pub username: String,
+    pub role: String,
+    pub disabled: bool,
+    pub kind: String,
+    pub csrf_hash: Vec<u8>,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
 const ANALYST_COLUMNS: &str = "id, username, role, password_hash, totp_secret, totp_last_step, \
      failed_attempts, locked_until, disabled, created_at";
 
@@ -113,6 +126,92 @@ impl Store {
         let n = on_pool!(self, p => sqlx::query(Q).bind(username).bind(sealed_secret).execute(p).await?.rows_affected());
         on_pool!(self, p => sqlx::query(Q_SESSIONS).bind(username).execute(p).await?.rows_affected());
         Ok(n == 1)
+    }
+
+    /// Records that `step` was used; false if it (or a later one) already was.
+    pub async fn claim_totp_step(&self, analyst_id: i64, step: i64) -> Result<bool> {
+        const Q: &str =
+            "UPDATE analysts SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2";
+        let n = on_pool!(self, p => sqlx::query(Q).bind(analyst_id).bind(step).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    pub async fn record_signin_failure(
+        &self,
+        analyst_id: i64,
+        failures: i64,
+        locked_until: i64,
+    ) -> Result<()> {
+        const Q: &str = "UPDATE analysts SET failed_attempts = $2, locked_until = $3 WHERE id = $1";
+        on_pool!(self, p => sqlx::query(Q).bind(analyst_id).bind(failures).bind(locked_until).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Clears the back-off, and stores an upgraded password hash if there is one.
+    pub async fn record_signin_success(
+        &self,
+        analyst_id: i64,
+        new_hash: Option<&str>,
+    ) -> Result<()> {
+        const Q: &str = "UPDATE analysts SET failed_attempts = 0, locked_until = 0, \
+             password_hash = COALESCE($2, password_hash) WHERE id = $1";
+        on_pool!(self, p => sqlx::query(Q).bind(analyst_id).bind(new_hash).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn create_session(
+        &self,
+        token_hash: &[u8],
+        analyst_id: i64,
+        kind: &str,
+        csrf_hash: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        const Q: &str = "INSERT INTO sessions (token_hash, analyst_id, kind, csrf_hash, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6)";
+        on_pool!(self, p => sqlx::query(Q)
+            .bind(token_hash)
+            .bind(analyst_id)
+            .bind(kind)
+            .bind(csrf_hash)
+            .bind(now)
+            .bind(expires_at)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    pub async fn find_session(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>> {
+        const Q: &str = "SELECT s.analyst_id, a.username, a.role, a.disabled, s.kind, s.csrf_hash, \
+             s.last_seen_at, s.expires_at FROM sessions s JOIN analysts a ON a.id = s.analyst_id \
+             WHERE s.token_hash = $1";
+        on_pool!(self, p => match sqlx::query(Q).bind(token_hash).fetch_optional(p).await? {
+            None => Ok(None),
+            Some(r) => Ok(Some(SessionRecord {
+                analyst_id: r.try_get("analyst_id")?,
+                username: r.try_get("username")?,
+                role: r.try_get("role")?,
+                disabled: r.try_get("disabled")?,
+                kind: r.try_get("kind")?,
+                csrf_hash: r.try_get("csrf_hash")?,
+                last_seen_at: r.try_get("last_seen_at")?,
+                expires_at: r.try_get("expires_at")?,
+            })),
+        })
+    }
+
+    pub async fn touch_session(&self, token_hash: &[u8], now: i64) -> Result<()> {
+        const Q: &str = "UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1";
+        on_pool!(self, p => sqlx::query(Q).bind(token_hash).bind(now).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
+        const Q: &str = "DELETE FROM sessions WHERE token_hash = $1";
+        on_pool!(self, p => sqlx::query(Q).bind(token_hash).execute(p).await?.rows_affected());
+        Ok(())
     }
 
     /// Appends an entry to the audit trail, chained to the one before it. Concurrent appends

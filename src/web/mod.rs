@@ -19,6 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::sync::Semaphore;
 
+use crate::auth::signin::Authenticator;
 use crate::config::Config;
 use crate::intake::Intake;
 
@@ -26,16 +27,18 @@ use crate::intake::Intake;
 #[derive(Clone)]
 pub struct AppState {
     pub intake: Arc<Intake>,
+    pub auth: Arc<Authenticator>,
     pub config: Arc<Config>,
     /// Bounds the submissions being received at once (and so the memory they hold).
     pub submissions: Arc<Semaphore>,
 }
 
 impl AppState {
-    pub fn new(intake: Arc<Intake>, config: Arc<Config>) -> Self {
+    pub fn new(intake: Arc<Intake>, auth: Arc<Authenticator>, config: Arc<Config>) -> Self {
         let permits = config.limits.max_concurrent_submissions as usize;
         Self {
             intake,
+            auth,
             config,
             submissions: Arc::new(Semaphore::new(permits)),
         }
