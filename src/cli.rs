@@ -50,6 +50,35 @@ enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The analyst's own client: sign in to a server, pull and decrypt tips locally.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+}
+
+#[derive(Subcommand)]
+enum ReviewCommand {
+    /// Sign in; reads the password and TOTP code from the terminal (or two lines of stdin).
+    Login {
+        /// The analyst listener, e.g. http://127.0.0.1:8081 or http://….onion
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        user: String,
+        /// A proxy for reaching the server, e.g. socks5h://127.0.0.1:9050 (Tor)
+        #[arg(long)]
+        proxy: Option<String>,
+    },
+    /// Fetch what you have not pulled yet and decrypt it into DIR/<tip id>/.
+    Pull {
+        /// Your age identity: a plain, passphrase-protected or plugin identity file, or an SSH key
+        #[arg(long, required = true)]
+        identity: Vec<String>,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Fetch everything again, not only what is new to you
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -133,8 +162,20 @@ fn init_logging() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Init { force } = cli.command {
-        return init(cli.config.as_deref(), force);
+    match cli.command {
+        Command::Init { force } => return init(cli.config.as_deref(), force),
+        // The review client runs on the analyst's machine: no server configuration.
+        Command::Review(ReviewCommand::Login {
+            server,
+            user,
+            proxy,
+        }) => {
+            return crate::review::login(&server, &user, proxy).await;
+        }
+        Command::Review(ReviewCommand::Pull { identity, out, all }) => {
+            return crate::review::pull(identity, &out, all).await;
+        }
+        _ => {}
     }
     let (config, source) = Config::load(cli.config.as_deref())?;
     if let config::Source::Defaults = source {
@@ -144,7 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     match cli.command {
-        Command::Init { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::Review(_) => unreachable!("handled above"),
         Command::Serve => serve(config).await,
         Command::Migrate => {
             let store = open_store(&config).await?;

@@ -17,6 +17,7 @@ pub mod i18n;
 pub mod intake;
 pub mod keyring;
 pub mod receipt;
+pub mod review;
 pub mod seal;
 pub mod secrets;
 pub mod store;

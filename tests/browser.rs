@@ -160,6 +160,7 @@ impl Chromedriver {
                 },
             },
         });
+        install_tls_provider();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(30))

@@ -101,9 +101,9 @@ async fn sign_in_story(backend: Backend) {
         .unwrap();
     assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
 
-    // Back-off is per account: bob, after five failures, is refused even with the right
-    // credentials for a while; alice is not affected.
-    for _ in 0..5 {
+    // Back-off is per account: bob, after seven failures (16 s of back-off), is refused even
+    // with the right credentials; alice is not affected.
+    for _ in 0..7 {
         let (status, _) = sign_in(&server, "bob", "guess", "000000").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }

@@ -142,6 +142,11 @@ impl Authenticator {
             return Err(SignInError::Invalid);
         };
         if throttled {
+            // Attempts during back-off count too: a guesser gets no free tries.
+            let failures = record.failed_attempts + 1;
+            self.store
+                .record_signin_failure(record.id, failures, now + backoff_seconds(failures))
+                .await?;
             self.audit(
                 ATTEMPT,
                 "signin.failure",

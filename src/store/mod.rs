@@ -76,8 +76,12 @@ macro_rules! on_pool {
     };
 }
 
+pub(crate) use on_pool;
+
 mod analysts;
-pub use analysts::AnalystRecord;
+mod queue;
+pub use analysts::{AnalystRecord, SessionRecord};
+pub use queue::{ItemSummary, QueueFilter, STATUSES, TipSummary, TriageUpdate};
 
 /// The outcome of comparing the server secret with the one the database was set up with.
 #[derive(Debug, PartialEq, Eq)]

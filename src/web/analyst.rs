@@ -1,8 +1,10 @@
-//! The analyst listener: a health endpoint and the JSON API's sessions (`/api/v1/session`).
-//! The review queue comes later, here and never on the public listener.
+//! The analyst listener: a health endpoint and the JSON API under `/api/v1` (sessions, the
+//! review queue, triage, sealed downloads, the audit trail). Never reachable from the public
+//! listener. The API is described in `docs/openapi.yaml`, which a test keeps in step.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -11,8 +13,10 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::AppState;
+use crate::auth::Role;
 use crate::auth::signin::{Analyst, SignInError};
 use crate::intake::{KeyState, now};
+use crate::store::{QueueFilter, STATUSES, TipSummary, TriageUpdate};
 
 pub fn router(state: AppState) -> Router {
     let router = Router::new()
@@ -23,6 +27,10 @@ pub fn router(state: AppState) -> Router {
                 .post(create_session)
                 .delete(delete_session),
         )
+        .route("/api/v1/tips", get(list_tips))
+        .route("/api/v1/tips/{id}", get(get_tip).patch(update_tip))
+        .route("/api/v1/items/{id}/sealed", get(download_item))
+        .route("/api/v1/audit", get(audit_trail))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state);
     super::with_common_layers(router)
@@ -154,4 +162,326 @@ async fn health(State(app): State<AppState>) -> Response {
         })),
     )
         .into_response()
+}
+
+/// An API request from a signed-in analyst (bearer token of a live session).
+pub struct ApiAnalyst(pub Analyst);
+
+impl FromRequestParts<AppState> for ApiAnalyst {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        api_analyst(app, &parts.headers)
+            .await
+            .map(|(a, _)| ApiAnalyst(a))
+    }
+}
+
+fn rfc3339(time: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(time.max(0) as u64),
+    )
+    .to_string()
+}
+
+fn tip_json(tip: &TipSummary) -> serde_json::Value {
+    serde_json::json!({
+        "id": tip.id,
+        "received_at": rfc3339(tip.received_at),
+        "status": tip.status,
+        "labels": tip.labels,
+        "assignee": tip.assignee,
+        "items": tip.items.iter().map(|i| serde_json::json!({
+            "id": i.id, "kind": i.kind, "size": i.size, "key_set": i.key_set,
+        })).collect::<Vec<_>>(),
+        "key_set": tip.key_set,
+    })
+}
+
+/// Writes an audit entry for an analyst's action; a failure is logged, not shown.
+async fn audit(
+    app: &AppState,
+    analyst: &Analyst,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) {
+    if let Err(error) = app
+        .intake
+        .store
+        .append_audit(
+            &analyst.username,
+            action,
+            subject,
+            &detail.to_string(),
+            now(),
+        )
+        .await
+    {
+        tracing::error!(%error, "could not write the audit trail");
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> Response {
+    tracing::error!(%error, "analyst API request failed");
+    api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    label: Option<String>,
+    assignee: Option<String>,
+    #[serde(default)]
+    unpulled: bool,
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/tips`: newest first; `next` is the `before` cursor of the following page.
+async fn list_tips(
+    State(app): State<AppState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return api_error(StatusCode::BAD_REQUEST, "bad query parameters");
+    };
+    if query
+        .status
+        .as_deref()
+        .is_some_and(|s| !STATUSES.contains(&s))
+    {
+        return api_error(StatusCode::BAD_REQUEST, "unknown status");
+    }
+    let before = match query.before.as_deref().map(parse_cursor) {
+        None => None,
+        Some(Some(cursor)) => Some(cursor),
+        Some(None) => return api_error(StatusCode::BAD_REQUEST, "bad cursor"),
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let filter = QueueFilter {
+        status: query.status,
+        label: query.label,
+        assignee: query.assignee,
+        unpulled_by: query.unpulled.then_some(analyst.id),
+        before,
+        limit,
+    };
+    match app.intake.store.list_tips(&filter).await {
+        Ok(tips) => {
+            let next = (tips.len() as i64 == limit)
+                .then(|| tips.last().map(|t| format!("{}.{}", t.received_at, t.id)))
+                .flatten();
+            Json(serde_json::json!({
+                "tips": tips.iter().map(tip_json).collect::<Vec<_>>(),
+                "next": next,
+            }))
+            .into_response()
+        }
+        Err(error) => internal(error),
+    }
+}
+
+fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
+    let (time, id) = cursor.split_once('.')?;
+    let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    valid_id.then_some((time.parse().ok()?, id.to_owned()))
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `GET /api/v1/tips/{id}`.
+async fn get_tip(
+    State(app): State<AppState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    Path(id): Path<String>,
+) -> Response {
+    if !valid_id(&id) {
+        return api_error(StatusCode::NOT_FOUND, "no such tip");
+    }
+    match app.intake.store.tip(&id).await {
+        Ok(Some(tip)) => {
+            audit(&app, &analyst, "tip.view", &id, serde_json::json!({})).await;
+            Json(tip_json(&tip)).into_response()
+        }
+        Ok(None) => api_error(StatusCode::NOT_FOUND, "no such tip"),
+        Err(error) => internal(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriageRequest {
+    status: Option<String>,
+    labels: Option<Vec<String>>,
+    /// A username, or null to unassign.
+    #[serde(default, with = "double_option")]
+    assignee: Option<Option<String>>,
+}
+
+/// Distinguishes an absent field (leave as is) from `null` (clear it).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+fn valid_label(label: &str) -> bool {
+    (1..=64).contains(&label.chars().count()) && !label.chars().any(char::is_control)
+}
+
+/// `PATCH /api/v1/tips/{id}`: status, labels and assignee.
+async fn update_tip(
+    State(app): State<AppState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    Path(id): Path<String>,
+    body: Result<Json<TriageRequest>, JsonRejection>,
+) -> Response {
+    let Ok(Json(request)) = body else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "expected JSON with any of \"status\", \"labels\", \"assignee\"",
+        );
+    };
+    if !valid_id(&id) {
+        return api_error(StatusCode::NOT_FOUND, "no such tip");
+    }
+    if request
+        .status
+        .as_deref()
+        .is_some_and(|s| !STATUSES.contains(&s))
+    {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "status must be one of new, in_review, verified, closed, spam",
+        );
+    }
+    if let Some(labels) = &request.labels
+        && (labels.len() > 20 || !labels.iter().all(|l| valid_label(l)))
+    {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "at most 20 labels of 1 to 64 characters",
+        );
+    }
+    let store = &app.intake.store;
+    let assignee_id = match &request.assignee {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(name)) => match store.analyst_id(name).await {
+            Ok(Some(id)) => Some(Some(id)),
+            Ok(None) => return api_error(StatusCode::BAD_REQUEST, "no such analyst to assign"),
+            Err(error) => return internal(error),
+        },
+    };
+    let update = TriageUpdate {
+        status: request.status.clone(),
+        labels: request.labels.clone(),
+        assignee_id,
+    };
+    match store.update_tip(&id, &update).await {
+        Ok(true) => {}
+        Ok(false) => return api_error(StatusCode::NOT_FOUND, "no such tip"),
+        Err(error) => return internal(error),
+    }
+    audit(
+        &app,
+        &analyst,
+        "tip.update",
+        &id,
+        serde_json::json!({ "status": request.status, "labels": request.labels, "assignee": request.assignee }),
+    )
+    .await;
+    match store.tip(&id).await {
+        Ok(Some(tip)) => Json(tip_json(&tip)).into_response(),
+        Ok(None) => api_error(StatusCode::NOT_FOUND, "no such tip"),
+        Err(error) => internal(error),
+    }
+}
+
+/// `GET /api/v1/items/{id}/sealed`: the item's age file, streamed chunk by chunk.
+async fn download_item(
+    State(app): State<AppState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    Path(id): Path<String>,
+) -> Response {
+    if !valid_id(&id) {
+        return api_error(StatusCode::NOT_FOUND, "no such item");
+    }
+    let store = app.intake.store.clone();
+    match store.item_tip(&id).await {
+        Ok(Some(tip)) => {
+            audit(
+                &app,
+                &analyst,
+                "item.download",
+                &id,
+                serde_json::json!({ "tip": tip }),
+            )
+            .await;
+            if let Err(error) = store.record_pull(analyst.id, &id).await {
+                return internal(error);
+            }
+        }
+        Ok(None) => return api_error(StatusCode::NOT_FOUND, "no such item"),
+        Err(error) => return internal(error),
+    }
+    let item = id.clone();
+    let chunks = futures_util::stream::unfold((store, 0i64, false), move |(store, seq, done)| {
+        let item = item.clone();
+        async move {
+            if done {
+                return None;
+            }
+            match store.item_chunk(&item, seq).await {
+                Ok(Some(chunk)) => {
+                    Some((Ok(axum::body::Bytes::from(chunk)), (store, seq + 1, false)))
+                }
+                Ok(None) => None,
+                Err(error) => Some((
+                    Err(std::io::Error::other(error.to_string())),
+                    (store, seq, true),
+                )),
+            }
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.age\""),
+            ),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/audit` (admins): the audit trail and whether its chain is intact.
+async fn audit_trail(State(app): State<AppState>, ApiAnalyst(analyst): ApiAnalyst) -> Response {
+    if analyst.role != Role::Admin {
+        return api_error(StatusCode::FORBIDDEN, "admins only");
+    }
+    let entries = match app.intake.store.audit_entries().await {
+        Ok(entries) => entries,
+        Err(error) => return internal(error),
+    };
+    let status = match crate::audit::verify(&entries) {
+        crate::audit::ChainStatus::Intact { .. } => serde_json::json!({ "intact": true }),
+        crate::audit::ChainStatus::Broken { seq, why } => {
+            serde_json::json!({ "intact": false, "broken_at": seq, "why": why })
+        }
+    };
+    Json(serde_json::json!({ "chain": status, "entries": entries })).into_response()
 }

@@ -327,7 +327,13 @@ pub fn strip_ansi(line: &str) -> String {
     out
 }
 
+/// reqwest is built without a default TLS provider (tipbox installs ring): install it here.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn client() -> reqwest::Client {
+    install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -1,0 +1,370 @@
+//! `tipbox review`: the analyst's own client. It signs in to the analyst API, fetches sealed
+//! items and decrypts them locally with the analyst's age identity. Plaintext and identity never
+//! travel to the server.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// What `review login` keeps (mode 0600) in the user's config directory.
+#[derive(Serialize, Deserialize)]
+struct SavedSession {
+    server: String,
+    username: String,
+    token: String,
+    expires_at: i64,
+    proxy: Option<String>,
+}
+
+impl Drop for SavedSession {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token);
+    }
+}
+
+/// The session file; `TIPBOX_REVIEW_DIR` overrides the config directory (tests, several
+/// deployments).
+fn session_path() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("TIPBOX_REVIEW_DIR") {
+        return Ok(PathBuf::from(dir).join("session.json"));
+    }
+    Ok(dirs::config_dir()
+        .context("no configuration directory for this user (set TIPBOX_REVIEW_DIR)")?
+        .join("tipbox")
+        .join("session.json"))
+}
+
+fn http_client(proxy: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    // One process-wide TLS provider (ring, as elsewhere in tipbox); a second install is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("tipbox-review/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(proxy) = proxy {
+        // e.g. socks5h://127.0.0.1:9050 to reach an onion service through Tor.
+        builder = builder.proxy(reqwest::Proxy::all(proxy).context("--proxy")?);
+    }
+    Ok(builder.build()?)
+}
+
+/// Reads the password and the TOTP code: hidden prompts on a terminal, otherwise one line each
+/// from standard input.
+fn read_credentials() -> anyhow::Result<(Zeroizing<String>, Zeroizing<String>)> {
+    if std::io::stdin().is_terminal() {
+        let password = Zeroizing::new(rpassword::prompt_password("Password: ")?);
+        eprint!("TOTP code: ");
+        std::io::stderr().flush()?;
+        let mut code = Zeroizing::new(String::new());
+        std::io::stdin().lock().read_line(&mut code)?;
+        Ok((password, Zeroizing::new(code.trim().to_owned())))
+    } else {
+        let mut lines = std::io::stdin().lock().lines();
+        let password = Zeroizing::new(
+            lines
+                .next()
+                .context("expected the password on standard input")??,
+        );
+        let code = Zeroizing::new(
+            lines
+                .next()
+                .context("expected the TOTP code on the second line")??,
+        );
+        Ok((password, Zeroizing::new(code.trim().to_owned())))
+    }
+}
+
+pub async fn login(server: &str, user: &str, proxy: Option<String>) -> anyhow::Result<()> {
+    let server = server.trim_end_matches('/').to_owned();
+    let (password, code) = read_credentials()?;
+    let client = http_client(proxy.as_deref())?;
+    let body = Zeroizing::new(
+        serde_json::json!({ "username": user, "password": password.as_str(), "totp": code.as_str() }).to_string(),
+    );
+    let response = client
+        .post(format!("{server}/api/v1/session"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let status = response.status();
+    let text = Zeroizing::new(response.text().await?);
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        bail!(
+            "sign-in refused: wrong user name, password or code (a code works only once; wait for the next one)"
+        );
+    }
+    if !status.is_success() {
+        bail!("sign-in failed: HTTP {status}");
+    }
+    let answer: serde_json::Value = serde_json::from_str(&text)?;
+    let session = SavedSession {
+        server,
+        username: user.to_owned(),
+        token: answer["token"]
+            .as_str()
+            .context("no token in the answer")?
+            .to_owned(),
+        expires_at: answer["expires_at"].as_i64().unwrap_or(0),
+        proxy,
+    };
+    let path = session_path()?;
+    write_private(&path, serde_json::to_string_pretty(&session)?.as_bytes())?;
+    println!("signed in as {user}; session saved in {}", path.display());
+    Ok(())
+}
+
+fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        crate::secrets::create_private_dir(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(data)?;
+    Ok(())
+}
+
+fn load_session() -> anyhow::Result<SavedSession> {
+    let path = session_path()?;
+    let text = Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no session in {} (run `tipbox review login` first)",
+            path.display()
+        )
+    })?);
+    Ok(serde_json::from_str(&text)?)
+}
+
+struct Api {
+    client: reqwest::Client,
+    session: SavedSession,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.session.server))
+            .bearer_auth(&self.session.token)
+            .send()
+            .await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            bail!("the session has ended; run `tipbox review login` again");
+        }
+        if !response.status().is_success() {
+            bail!("{path}: HTTP {}", response.status());
+        }
+        Ok(response)
+    }
+}
+
+/// A name from the sealed facts, made safe to create inside `dir`: one path component, no
+/// control characters, never `.`/`..`, never hidden, and never an existing file.
+pub fn safe_file_name(dir: &Path, wanted: &str) -> PathBuf {
+    let last = wanted.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mut name: String = last
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .trim_start_matches('.')
+        .to_owned();
+    if name.is_empty() {
+        name = "attachment".to_owned();
+    }
+    while name.len() > 200 {
+        name.pop();
+    }
+    let (stem, extension) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && ext.len() <= 16 => {
+            (stem.to_owned(), format!(".{ext}"))
+        }
+        _ => (name.clone(), String::new()),
+    };
+    let mut candidate = dir.join(&name);
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = dir.join(format!("{stem} ({n}){extension}"));
+        n += 1;
+    }
+    candidate
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Fetches and decrypts into `out/<tip id>/`: `message.txt`, `facts.json`, and
+/// `attachments/<original name>`.
+pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow::Result<()> {
+    let mut stdin_guard = age::cli_common::StdinGuard::new(false);
+    let identities = age::cli_common::read_identities(identity_files, None, &mut stdin_guard)
+        .map_err(|e| anyhow::anyhow!("reading the identity: {e}"))?;
+    let session = load_session()?;
+    let api = Api {
+        client: http_client(session.proxy.as_deref())?,
+        session,
+    };
+
+    // Everything to fetch, page by page.
+    let mut tips = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!(
+            "/api/v1/tips?limit=200{}",
+            if all { "" } else { "&unpulled=true" }
+        );
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&before={c}"));
+        }
+        let page: serde_json::Value = serde_json::from_str(&api.get(&path).await?.text().await?)?;
+        tips.extend(page["tips"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let total: u64 = tips
+        .iter()
+        .map(|t| t["items"].as_array().map_or(0, |i| i.len() as u64))
+        .sum();
+    let progress = indicatif::ProgressBar::new(total);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} items  {msg}")
+            .expect("static template"),
+    );
+    std::fs::create_dir_all(out)?;
+    let mut done_tips = 0;
+    for tip in &tips {
+        let tip_id = tip["id"].as_str().unwrap_or_default();
+        if !valid_id(tip_id) {
+            bail!("the server sent a malformed tip id");
+        }
+        let dir = out.join(tip_id);
+        std::fs::create_dir_all(dir.join("attachments"))?;
+        let items = tip["items"].as_array().cloned().unwrap_or_default();
+        // Facts first: they carry the attachments' original names.
+        let mut ordered = items.clone();
+        ordered.sort_by_key(|i| i["kind"] != "facts");
+        let mut names = std::collections::HashMap::new();
+        for item in &ordered {
+            let id = item["id"].as_str().unwrap_or_default();
+            if !valid_id(id) {
+                bail!("the server sent a malformed item id");
+            }
+            let kind = item["kind"].as_str().unwrap_or_default();
+            progress.set_message(format!("{}…/{kind}", &tip_id[..8]));
+            let target = match kind {
+                "message" => safe_file_name(&dir, "message.txt"),
+                "facts" => safe_file_name(&dir, "facts.json"),
+                _ => {
+                    let wanted: &str = names.get(id).map(String::as_str).unwrap_or(id);
+                    safe_file_name(&dir.join("attachments"), wanted)
+                }
+            };
+            fetch_and_decrypt(&api, id, &target, &identities).await?;
+            if kind == "facts" {
+                let facts: serde_json::Value = serde_json::from_slice(&std::fs::read(&target)?)?;
+                for a in facts["attachments"].as_array().cloned().unwrap_or_default() {
+                    if let (Some(item), Some(name)) =
+                        (a["item_id"].as_str(), a["file_name"].as_str())
+                    {
+                        names.insert(item.to_owned(), name.to_owned());
+                    }
+                }
+            }
+            progress.inc(1);
+        }
+        done_tips += 1;
+    }
+    progress.finish_and_clear();
+    println!(
+        "pulled {done_tips} tips ({total} items) into {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Downloads one sealed item next to its target and decrypts it into the target (created new,
+/// never overwriting). The ciphertext is removed afterwards.
+async fn fetch_and_decrypt(
+    api: &Api,
+    item: &str,
+    target: &Path,
+    identities: &[Box<dyn age::Identity>],
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    let sealed_path = target.with_file_name(format!(".{item}.age.part"));
+    {
+        let mut file = std::fs::File::create(&sealed_path)?;
+        let mut stream = api
+            .get(&format!("/api/v1/items/{item}/sealed"))
+            .await?
+            .bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk?)?;
+        }
+        file.sync_all()?;
+    }
+    let result = (|| -> anyhow::Result<()> {
+        let sealed = std::io::BufReader::new(std::fs::File::open(&sealed_path)?);
+        let decryptor = age::Decryptor::new_buffered(sealed)?;
+        let mut reader = decryptor
+            .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .map_err(|e| anyhow::anyhow!("item {item} does not open with this identity: {e}"))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(target)?;
+        std::io::copy(&mut reader, &mut file)?;
+        file.sync_all()?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&sealed_path);
+    if result.is_err() {
+        let _ = std::fs::remove_file(target);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_stay_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        for (wanted, expected) in [
+            ("../../x", "x"),
+            ("/etc/passwd", "passwd"),
+            ("C:\\Windows\\evil.exe", "evil.exe"),
+            ("a\0b.txt", "ab.txt"),
+            ("..", "attachment"),
+            (".bashrc", "bashrc"),
+            ("", "attachment"),
+            ("photo.jpg", "photo.jpg"),
+        ] {
+            let path = safe_file_name(dir.path(), wanted);
+            assert_eq!(path.parent().unwrap(), dir.path(), "{wanted}");
+            assert_eq!(
+                path.file_name().unwrap().to_str().unwrap(),
+                expected,
+                "{wanted:?}"
+            );
+        }
+        std::fs::write(dir.path().join("photo.jpg"), b"x").unwrap();
+        assert_eq!(
+            safe_file_name(dir.path(), "photo.jpg").file_name().unwrap(),
+            "photo (2).jpg"
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! Queries for the review queue: listing tips newest first with filters and keyset
+//! pagination, one tip's details, triage updates, and which items an analyst has pulled.
+
+use sqlx::QueryBuilder;
+
+use super::{Pool, Result, Store};
+
+/// Tip statuses, in workflow order.
+pub const STATUSES: [&str; 5] = ["new", "in_review", "verified", "closed", "spam"];
+
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    pub status: Option<String>,
+    pub label: Option<String>,
+    /// A username; `Some("")` means "unassigned".
+    pub assignee: Option<String>,
+    /// Only tips with an item this analyst has not pulled yet.
+    pub unpulled_by: Option<i64>,
+    /// Keyset pagination: tips strictly older than this (received_at, id).
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ItemSummary {
+    pub id: String,
+    pub kind: String,
+    pub size: i64,
+    pub key_set: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TipSummary {
+    pub id: String,
+    pub received_at: i64,
+    pub status: String,
+    pub labels: Vec<String>,
+    pub assignee: Option<String>,
+    pub items: Vec<ItemSummary>,
+    /// The key set of the tip's message (every item of a new tip shares it).
+    pub key_set: Option<i64>,
+}
+
+/// A triage change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TriageUpdate {
+    pub status: Option<String>,
+    pub labels: Option<Vec<String>>,
+    /// `Some(None)` unassigns.
+    pub assignee_id: Option<Option<i64>>,
+}
+
+impl Store {
+    /// Tips newest first (by coarse received time, then id), with the filters applied.
+    pub async fn list_tips(&self, filter: &QueueFilter) -> Result<Vec<TipSummary>> {
+        let rows: Vec<(String, i64, String, Option<String>)> = super::on_pool!(self, p => {
+            let mut q = QueryBuilder::new(
+                "SELECT t.id, t.received_at, t.status, a.username FROM tips t \
+                 LEFT JOIN analysts a ON a.id = t.assignee_id WHERE 1 = 1",
+            );
+            if let Some(status) = &filter.status {
+                q.push(" AND t.status = ").push_bind(status.clone());
+            }
+            if let Some(label) = &filter.label {
+                q.push(" AND EXISTS (SELECT 1 FROM tip_labels l WHERE l.tip_id = t.id AND l.label = ")
+                    .push_bind(label.clone())
+                    .push(")");
+            }
+            match filter.assignee.as_deref() {
+                Some("") => {
+                    q.push(" AND t.assignee_id IS NULL");
+                }
+                Some(name) => {
+                    q.push(" AND a.username = ").push_bind(name.to_owned());
+                }
+                None => {}
+            }
+            if let Some(analyst) = filter.unpulled_by {
+                q.push(
+                    " AND EXISTS (SELECT 1 FROM items i WHERE i.tip_id = t.id AND NOT EXISTS \
+                     (SELECT 1 FROM item_pulls p WHERE p.item_id = i.id AND p.analyst_id = ",
+                )
+                .push_bind(analyst)
+                .push("))");
+            }
+            if let Some((received_at, id)) = &filter.before {
+                q.push(" AND (t.received_at < ")
+                    .push_bind(*received_at)
+                    .push(" OR (t.received_at = ")
+                    .push_bind(*received_at)
+                    .push(" AND t.id < ")
+                    .push_bind(id.clone())
+                    .push("))");
+            }
+            q.push(" ORDER BY t.received_at DESC, t.id DESC LIMIT ").push_bind(filter.limit);
+            q.build_query_as().fetch_all(p).await?
+        });
+        self.with_items_and_labels(rows).await
+    }
+
+    pub async fn tip(&self, id: &str) -> Result<Option<TipSummary>> {
+        const Q: &str = "SELECT t.id, t.received_at, t.status, a.username FROM tips t \
+             LEFT JOIN analysts a ON a.id = t.assignee_id WHERE t.id = $1";
+        let row: Option<(String, i64, String, Option<String>)> =
+            super::on_pool!(self, p => sqlx::query_as(Q).bind(id).fetch_optional(p).await?);
+        Ok(self
+            .with_items_and_labels(row.into_iter().collect())
+            .await?
+            .pop())
+    }
+
+    async fn with_items_and_labels(
+        &self,
+        rows: Vec<(String, i64, String, Option<String>)>,
+    ) -> Result<Vec<TipSummary>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let items: Vec<(String, String, String, i64, i64)> = super::on_pool!(self, p => {
+            let mut q = QueryBuilder::new("SELECT tip_id, id, kind, size, key_set_id FROM items WHERE tip_id IN (");
+            let mut list = q.separated(", ");
+            for id in &ids {
+                list.push_bind(id.clone());
+            }
+            q.push(") ORDER BY tip_id, position");
+            q.build_query_as().fetch_all(p).await?
+        });
+        let labels: Vec<(String, String)> = super::on_pool!(self, p => {
+            let mut q = QueryBuilder::new("SELECT tip_id, label FROM tip_labels WHERE tip_id IN (");
+            let mut list = q.separated(", ");
+            for id in &ids {
+                list.push_bind(id.clone());
+            }
+            q.push(") ORDER BY tip_id, label");
+            q.build_query_as().fetch_all(p).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, received_at, status, assignee)| {
+                let items: Vec<ItemSummary> = items
+                    .iter()
+                    .filter(|i| i.0 == id)
+                    .map(|(_, item, kind, size, key_set)| ItemSummary {
+                        id: item.clone(),
+                        kind: kind.clone(),
+                        size: *size,
+                        key_set: *key_set,
+                    })
+                    .collect();
+                TipSummary {
+                    key_set: items.first().map(|i| i.key_set),
+                    labels: labels
+                        .iter()
+                        .filter(|l| l.0 == id)
+                        .map(|l| l.1.clone())
+                        .collect(),
+                    id,
+                    received_at,
+                    status,
+                    assignee,
+                    items,
+                }
+            })
+            .collect())
+    }
+
+    /// Applies a triage change; false if there is no such tip.
+    pub async fn update_tip(&self, id: &str, update: &TriageUpdate) -> Result<bool> {
+        const Q_EXISTS: &str = "SELECT COUNT(*) FROM tips WHERE id = $1";
+        const Q_STATUS: &str = "UPDATE tips SET status = $2 WHERE id = $1";
+        const Q_ASSIGNEE: &str = "UPDATE tips SET assignee_id = $2 WHERE id = $1";
+        const Q_CLEAR_LABELS: &str = "DELETE FROM tip_labels WHERE tip_id = $1";
+        const Q_LABEL: &str =
+            "INSERT INTO tip_labels (tip_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        super::on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let exists: i64 = sqlx::query_scalar(Q_EXISTS).bind(id).fetch_one(&mut *tx).await?;
+            if exists == 0 {
+                return Ok(false);
+            }
+            if let Some(status) = &update.status {
+                sqlx::query(Q_STATUS).bind(id).bind(status).execute(&mut *tx).await?;
+            }
+            if let Some(assignee) = update.assignee_id {
+                sqlx::query(Q_ASSIGNEE).bind(id).bind(assignee).execute(&mut *tx).await?;
+            }
+            if let Some(labels) = &update.labels {
+                sqlx::query(Q_CLEAR_LABELS).bind(id).execute(&mut *tx).await?;
+                for label in labels {
+                    sqlx::query(Q_LABEL).bind(id).bind(label).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// The tip a committed item belongs to (staged items belong to none and are not served).
+    pub async fn item_tip(&self, item_id: &str) -> Result<Option<String>> {
+        const Q: &str = "SELECT tip_id FROM items WHERE id = $1 AND tip_id IS NOT NULL";
+        let row: Option<Option<String>> = super::on_pool!(self, p => sqlx::query_scalar(Q).bind(item_id).fetch_optional(p).await?);
+        Ok(row.flatten())
+    }
+
+    pub async fn record_pull(&self, analyst_id: i64, item_id: &str) -> Result<()> {
+        const Q: &str =
+            "INSERT INTO item_pulls (analyst_id, item_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        super::on_pool!(self, p => sqlx::query(Q).bind(analyst_id).bind(item_id).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn analyst_id(&self, username: &str) -> Result<Option<i64>> {
+        const Q: &str = "SELECT id FROM analysts WHERE username = $1 AND disabled = FALSE";
+        Ok(
+            super::on_pool!(self, p => sqlx::query_scalar(Q).bind(username).fetch_optional(p).await?),
+        )
+    }
+}
