@@ -1,0 +1,80 @@
+//! `docs/openapi.json` describes exactly the API the analyst listener serves.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use reqwest::StatusCode;
+
+/// The `(METHOD, path)` pairs routed under /api/ in src/web/analyst.rs.
+fn routed() -> BTreeSet<(String, String)> {
+    let source = std::fs::read_to_string("src/web/analyst.rs").unwrap();
+    let router = &source[source.find("pub fn router").unwrap()..];
+    let router = &router[..router.find("\n}\n").unwrap()];
+    let mut routes = BTreeSet::new();
+    for chunk in router.split(".route(").skip(1) {
+        let path = chunk.split('"').nth(1).unwrap().to_owned();
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        // Everything up to the next `.route(`: `get(handler)` and chained `.post(handler)`.
+        let handlers: String = chunk.split_whitespace().collect();
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let first = handlers.contains(&format!(",{method}("));
+            let chained = handlers.contains(&format!(").{method}("));
+            if first || chained {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+fn documented() -> BTreeSet<(String, String)> {
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("docs/openapi.json").unwrap()).unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut routes = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if method != "parameters" {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_description_matches_the_routes() {
+    let routed = routed();
+    assert!(routed.len() >= 8, "{routed:?}");
+    assert_eq!(documented(), routed);
+}
+
+/// And the server really answers each documented operation (never 404/405 for the route).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_operation_is_served() {
+    let deployment = Deployment::new(Backend::Sqlite, "");
+    let server = deployment.start();
+    for (method, path) in documented() {
+        let url = format!(
+            "{}{}",
+            server.analyst,
+            path.replace("{id}", &"0".repeat(32))
+        );
+        let response = client()
+            .request(method.parse().unwrap(), &url)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST,
+            "{method} {path}: {status}"
+        );
+    }
+}
