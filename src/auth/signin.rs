@@ -218,7 +218,7 @@ impl Authenticator {
         now: i64,
     ) -> Result<NewSession, StoreError> {
         let token = random_token();
-        let csrf_token = random_token();
+        let csrf_token = self.csrf_token(&token);
         let expires_at = now + self.policy.max_seconds;
         self.store
             .create_session(
@@ -264,6 +264,24 @@ impl Authenticator {
             found.csrf_hash,
             found.expires_at,
         )))
+    }
+
+    /// The CSRF token of a session: derived from the session token with a server subkey, so
+    /// every page can carry it without it being stored anywhere in clear.
+    pub fn csrf_token(&self, session_token: &str) -> Zeroizing<String> {
+        use base64::Engine;
+        use hmac::{Hmac, Mac};
+        let key = self.secret.subkey("csrf tokens");
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_ref()).expect("any key length");
+        mac.update(session_token.as_bytes());
+        Zeroizing::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()),
+        )
+    }
+
+    /// Whether `submitted` is the CSRF token of the session whose stored hash is `csrf_hash`.
+    pub fn csrf_matches(submitted: &str, csrf_hash: &[u8]) -> bool {
+        subtle::ConstantTimeEq::ct_eq(token_hash(submitted).as_slice(), csrf_hash).into()
     }
 
     pub async fn end_session(

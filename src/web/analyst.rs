@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::AppState;
+use super::{AppState, desk};
 use crate::auth::Role;
 use crate::auth::signin::{Analyst, SignInError};
 use crate::intake::{KeyState, now};
@@ -31,6 +31,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tips/{id}", get(get_tip).patch(update_tip))
         .route("/api/v1/items/{id}/sealed", get(download_item))
         .route("/api/v1/audit", get(audit_trail))
+        .route("/", get(desk::home))
+        .route("/login", get(desk::show_login).post(desk::submit_login))
+        .route("/logout", axum::routing::post(desk::logout))
+        .route("/queue", get(desk::queue))
+        .route("/tips/{id}", get(desk::tip))
+        .route("/tips/{id}/triage", axum::routing::post(desk::triage))
+        .route("/tips/{id}/archive", get(desk::download_archive))
+        .route("/items/{id}/sealed", get(desk::download_item))
+        .route("/static/style.css", get(super::public::stylesheet))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state);
     super::with_common_layers(router)
@@ -202,7 +211,7 @@ fn tip_json(tip: &TipSummary) -> serde_json::Value {
 }
 
 /// Writes an audit entry for an analyst's action; a failure is logged, not shown.
-async fn audit(
+pub(super) async fn audit(
     app: &AppState,
     analyst: &Analyst,
     action: &str,
@@ -286,13 +295,13 @@ async fn list_tips(
     }
 }
 
-fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
+pub(super) fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
     let (time, id) = cursor.split_once('.')?;
     let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
     valid_id.then_some((time.parse().ok()?, id.to_owned()))
 }
 
-fn valid_id(id: &str) -> bool {
+pub(super) fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -336,7 +345,7 @@ mod double_option {
     }
 }
 
-fn valid_label(label: &str) -> bool {
+pub(super) fn valid_label(label: &str) -> bool {
     (1..=64).contains(&label.chars().count()) && !label.chars().any(char::is_control)
 }
 
@@ -415,28 +424,33 @@ async fn download_item(
     ApiAnalyst(analyst): ApiAnalyst,
     Path(id): Path<String>,
 ) -> Response {
-    if !valid_id(&id) {
+    sealed_item_response(&app, &analyst, &id).await
+}
+
+/// Streams one sealed item (audited as a download, and remembered as pulled).
+pub(super) async fn sealed_item_response(app: &AppState, analyst: &Analyst, id: &str) -> Response {
+    if !valid_id(id) {
         return api_error(StatusCode::NOT_FOUND, "no such item");
     }
     let store = app.intake.store.clone();
-    match store.item_tip(&id).await {
+    match store.item_tip(id).await {
         Ok(Some(tip)) => {
             audit(
-                &app,
-                &analyst,
+                app,
+                analyst,
                 "item.download",
-                &id,
+                id,
                 serde_json::json!({ "tip": tip }),
             )
             .await;
-            if let Err(error) = store.record_pull(analyst.id, &id).await {
+            if let Err(error) = store.record_pull(analyst.id, id).await {
                 return internal(error);
             }
         }
         Ok(None) => return api_error(StatusCode::NOT_FOUND, "no such item"),
         Err(error) => return internal(error),
     }
-    let item = id.clone();
+    let item = id.to_owned();
     let chunks = futures_util::stream::unfold((store, 0i64, false), move |(store, seq, done)| {
         let item = item.clone();
         async move {
@@ -466,6 +480,148 @@ async fn download_item(
         axum::body::Body::from_stream(chunks),
     )
         .into_response()
+}
+
+/// Streams every sealed item of a tip as one tar archive (`<tip>/<item>.age` plus a
+/// `manifest.json`), built on a blocking thread and handed over in bounded pieces.
+pub(super) async fn tip_archive_response(app: &AppState, analyst: &Analyst, id: &str) -> Response {
+    if !valid_id(id) {
+        return api_error(StatusCode::NOT_FOUND, "no such tip");
+    }
+    let store = app.intake.store.clone();
+    let tip = match store.tip(id).await {
+        Ok(Some(tip)) => tip,
+        Ok(None) => return api_error(StatusCode::NOT_FOUND, "no such tip"),
+        Err(error) => return internal(error),
+    };
+    audit(
+        app,
+        analyst,
+        "tip.download_all",
+        id,
+        serde_json::json!({ "items": tip.items.len() }),
+    )
+    .await;
+    for item in &tip.items {
+        if let Err(error) = store.record_pull(analyst.id, &item.id).await {
+            return internal(error);
+        }
+    }
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(4);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let writer = ChannelWriter(sender.clone());
+        let mut archive = tar::Builder::new(writer);
+        let result = (|| -> std::io::Result<()> {
+            let manifest =
+                serde_json::to_vec_pretty(&tip_json(&tip)).map_err(std::io::Error::other)?;
+            append(
+                &mut archive,
+                &format!("{}/manifest.json", tip.id),
+                manifest.len() as u64,
+                manifest.as_slice(),
+            )?;
+            for item in &tip.items {
+                let reader = ChunkReader {
+                    store: store.clone(),
+                    runtime: runtime.clone(),
+                    item: item.id.clone(),
+                    seq: 0,
+                    buffer: Vec::new(),
+                    at: 0,
+                };
+                append(
+                    &mut archive,
+                    &format!("{}/{}.age", tip.id, item.id),
+                    item.size.max(0) as u64,
+                    reader,
+                )?;
+            }
+            archive.finish()
+        })();
+        if let Err(error) = result {
+            let _ = sender.blocking_send(Err(error));
+        }
+    });
+    let body =
+        futures_util::stream::unfold(
+            receiver,
+            |mut r| async move { r.recv().await.map(|c| (c, r)) },
+        );
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"tip-{id}.tar\""),
+            ),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
+fn append<W: std::io::Write>(
+    archive: &mut tar::Builder<W>,
+    path: &str,
+    size: u64,
+    data: impl std::io::Read,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o600);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    archive.append_data(&mut header, path, data)
+}
+
+/// Hands what tar writes to the response body.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(axum::body::Bytes::copy_from_slice(data)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads an item's chunks from the database, one at a time, on a blocking thread.
+struct ChunkReader {
+    store: crate::store::Store,
+    runtime: tokio::runtime::Handle,
+    item: String,
+    seq: i64,
+    buffer: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.buffer.len() {
+            let next = self
+                .runtime
+                .block_on(self.store.item_chunk(&self.item, self.seq))
+                .map_err(std::io::Error::other)?;
+            match next {
+                Some(chunk) => {
+                    self.buffer = chunk;
+                    self.at = 0;
+                    self.seq += 1;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buffer.len() - self.at);
+        out[..n].copy_from_slice(&self.buffer[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// `GET /api/v1/audit` (admins): the audit trail and whether its chain is intact.

@@ -7,6 +7,7 @@
 
 pub mod analyst;
 mod body;
+mod desk;
 mod pages;
 pub mod public;
 

@@ -84,7 +84,7 @@ async fn submit_form(State(app): State<AppState>, PageLang(lang): PageLang) -> R
     }
 }
 
-async fn stylesheet() -> Response {
+pub(super) async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
         STYLESHEET,
