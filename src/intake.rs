@@ -204,6 +204,8 @@ pub enum IntakeError {
     Keys(#[from] KeyError),
     #[error("sealing task failed: {0}")]
     Task(String),
+    #[error("no usable reviewer key: nothing can be sealed")]
+    Paused,
 }
 
 /// Everything intake needs, shared by all requests.
@@ -251,6 +253,40 @@ impl Intake {
                 ids: Vec::new(),
             },
         }
+    }
+
+    /// Seals an analyst's internal note to the active key set and adds it to the tip. The
+    /// server never stores the note's plaintext. Returns the note's item id, or `None` if there
+    /// is no such tip.
+    pub async fn add_note(
+        &self,
+        tip_id: &str,
+        author: &str,
+        text: Zeroizing<String>,
+    ) -> Result<Option<String>, IntakeError> {
+        let KeyState::Ready(keys) = self.keys.current() else {
+            return Err(IntakeError::Paused);
+        };
+        let note = Zeroizing::new(
+            serde_json::to_vec_pretty(&serde_json::json!({
+                "format": "tipbox-note/1",
+                "author": author,
+                "written_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                "text": text.as_str(),
+            }))
+            .expect("a note serializes"),
+        );
+        drop(text);
+        let key_set_id = keys.id;
+        let sealed = tokio::task::spawn_blocking(move || seal_bytes(&keys, &note))
+            .await
+            .map_err(|e| IntakeError::Task(e.to_string()))??;
+        let item_id = random_id();
+        Ok(self
+            .store
+            .add_note(tip_id, &item_id, key_set_id, &sealed)
+            .await?
+            .then_some(item_id))
     }
 
     /// Periodically re-reads the keyring and deletes expired staged items.

@@ -203,8 +203,8 @@ fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Fetches and decrypts into `out/<tip id>/`: `message.txt`, `facts.json`, and
-/// `attachments/<original name>`.
+/// Fetches and decrypts into `out/<tip id>/`: `message.txt`, `facts.json`,
+/// `attachments/<original name>` and `notes/<note id>.json`.
 pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow::Result<()> {
     let mut stdin_guard = age::cli_common::StdinGuard::new(false);
     let identities = age::cli_common::read_identities(identity_files, None, &mut stdin_guard)
@@ -266,6 +266,10 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             let target = match kind {
                 "message" => safe_file_name(&dir, "message.txt"),
                 "facts" => safe_file_name(&dir, "facts.json"),
+                "note" => {
+                    std::fs::create_dir_all(dir.join("notes"))?;
+                    safe_file_name(&dir.join("notes"), &format!("{id}.json"))
+                }
                 _ => {
                     let wanted: &str = names.get(id).map(String::as_str).unwrap_or(id);
                     safe_file_name(&dir.join("attachments"), wanted)

@@ -207,6 +207,40 @@ async fn desk_story(backend: Backend) {
     assert_eq!(tip.labels, ["family", "threats"]);
     assert_eq!(tip.assignee.as_deref(), Some("ana"));
 
+    // A note from the tip page is sealed: its text is nowhere in the database.
+    let marker = format!("NOTE-MARKER-{}", tipbox::intake::random_id());
+    let noted = form(
+        &format!("{base}/tips/{tip_id}/notes"),
+        Some(&cookie),
+        &[("csrf", &session_csrf), ("text", &marker)],
+    )
+    .await;
+    assert_eq!(noted.status(), StatusCode::SEE_OTHER);
+    let tip = deployment
+        .store()
+        .await
+        .tip(&tip_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let note = tip
+        .items
+        .iter()
+        .find(|i| i.kind == "note")
+        .expect("a note item");
+    let sealed_note = get(&format!("{base}/items/{}/sealed", note.id), Some(&cookie))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&decrypt(&alice, &sealed_note)).contains(&marker));
+    if backend == Backend::Sqlite {
+        for entry in std::fs::read_dir(deployment.data_dir()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()));
+        }
+    }
+
     // Downloads: one sealed item, and everything as one archive; both open with the key.
     let message_item = tip.items.iter().find(|i| i.kind == "message").unwrap();
     let sealed = get(
@@ -237,7 +271,7 @@ async fn desk_story(backend: Backend) {
             assert!(path.ends_with("manifest.json"));
         }
     }
-    assert_eq!(opened, 3);
+    assert_eq!(opened, 4, "message, facts, attachment, note");
 
     // An expired session is refused.
     deployment

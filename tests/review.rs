@@ -244,6 +244,16 @@ async fn analyst_story(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // An internal note, sealed like the tip itself.
+    let (status, note) = api(
+        reqwest::Method::POST,
+        format!("{base}/api/v1/tips/{second_id}/notes"),
+        Some(&ana_token),
+        Some(serde_json::json!({ "text": "Called the source's lawyer." })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{note}");
+    let note_id = note["id"].as_str().unwrap().to_owned();
     // Analysts work the queue; only admins read the audit trail.
     let (status, _) = api(
         reqwest::Method::GET,
@@ -326,6 +336,12 @@ async fn analyst_story(backend: Backend) {
     photos.sort();
     assert_eq!(photos, ["five", "four"]);
     assert!(!deployment.path().join("escape.txt").exists() && !out.join("escape.txt").exists());
+    let pulled_note: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tip_dir.join("notes").join(format!("{note_id}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pulled_note["text"], "Called the source's lawyer.");
+    assert_eq!(pulled_note["author"], "ana");
     assert_eq!(
         std::fs::read_to_string(
             out.join(
@@ -389,9 +405,10 @@ async fn analyst_story(backend: Backend) {
     }
     assert_eq!(
         actions.iter().filter(|a| **a == "item.download").count(),
-        10,
-        "3 + 7 items"
+        11,
+        "3 + 7 items, and a note"
     );
+    assert!(actions.contains(&"note.add"));
 }
 on_both_backends!(analyst_path, analyst_story);
 

@@ -44,12 +44,13 @@ CREATE TABLE tips (
 CREATE INDEX tips_by_received ON tips (received_at, id);
 
 -- A sealed item: one standard age file. tip_id is NULL while a large attachment is still being
--- received (staged); the submission's single commit attaches it to its tip.
+-- received (staged); the submission's single commit attaches it to its tip. Analysts' internal
+-- notes are sealed items of kind 'note' on the tip they are about.
 CREATE TABLE items (
     id         TEXT    PRIMARY KEY,
     tip_id     TEXT    REFERENCES tips (id) ON DELETE CASCADE,
     position   INTEGER NOT NULL,
-    kind       TEXT    NOT NULL CHECK (kind IN ('message', 'facts', 'attachment')),
+    kind       TEXT    NOT NULL CHECK (kind IN ('message', 'facts', 'attachment', 'note')),
     size       INTEGER NOT NULL,
     key_set_id INTEGER NOT NULL REFERENCES key_sets (id),
     staged_at  INTEGER

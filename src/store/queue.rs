@@ -203,6 +203,37 @@ impl Store {
         Ok(row.flatten())
     }
 
+    /// Adds a sealed analyst note to a tip, after its other items; false if there is no tip.
+    pub async fn add_note(
+        &self,
+        tip_id: &str,
+        item_id: &str,
+        key_set_id: i64,
+        sealed: &[u8],
+    ) -> Result<bool> {
+        const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) \
+             SELECT $1, t.id, (SELECT COALESCE(MAX(position), -1) + 1 FROM items WHERE tip_id = t.id), \
+             'note', $3, $4, NULL FROM tips t WHERE t.id = $2";
+        const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
+        super::on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let added = sqlx::query(Q_ITEM)
+                .bind(item_id)
+                .bind(tip_id)
+                .bind(sealed.len() as i64)
+                .bind(key_set_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if added != 1 {
+                return Ok(false);
+            }
+            sqlx::query(Q_CHUNK).bind(item_id).bind(sealed).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
     pub async fn record_pull(&self, analyst_id: i64, item_id: &str) -> Result<()> {
         const Q: &str =
             "INSERT INTO item_pulls (analyst_id, item_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";

@@ -7,7 +7,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -29,14 +29,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tips", get(list_tips))
         .route("/api/v1/tips/{id}", get(get_tip).patch(update_tip))
+        .route("/api/v1/tips/{id}/notes", post(add_note))
         .route("/api/v1/items/{id}/sealed", get(download_item))
         .route("/api/v1/audit", get(audit_trail))
         .route("/", get(desk::home))
         .route("/login", get(desk::show_login).post(desk::submit_login))
-        .route("/logout", axum::routing::post(desk::logout))
+        .route("/logout", post(desk::logout))
         .route("/queue", get(desk::queue))
         .route("/tips/{id}", get(desk::tip))
-        .route("/tips/{id}/triage", axum::routing::post(desk::triage))
+        .route("/tips/{id}/triage", post(desk::triage))
+        .route("/tips/{id}/notes", post(desk::add_note))
         .route("/tips/{id}/archive", get(desk::download_archive))
         .route("/items/{id}/sealed", get(desk::download_item))
         .route("/static/style.css", get(super::public::stylesheet))
@@ -415,6 +417,72 @@ async fn update_tip(
         Ok(Some(tip)) => Json(tip_json(&tip)).into_response(),
         Ok(None) => api_error(StatusCode::NOT_FOUND, "no such tip"),
         Err(error) => internal(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteRequest {
+    text: Zeroizing<String>,
+}
+
+/// The longest internal note, in bytes.
+pub(super) const MAX_NOTE_BYTES: usize = 32 * 1024;
+
+/// Seals a note and answers with the new item, or an error response.
+pub(super) async fn seal_note(
+    app: &AppState,
+    analyst: &Analyst,
+    tip_id: &str,
+    text: Zeroizing<String>,
+) -> Result<String, Response> {
+    if !valid_id(tip_id) {
+        return Err(api_error(StatusCode::NOT_FOUND, "no such tip"));
+    }
+    if text.trim().is_empty() || text.len() > MAX_NOTE_BYTES {
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            "a note is 1 byte to 32 KiB of text",
+        ));
+    }
+    match app.intake.add_note(tip_id, &analyst.username, text).await {
+        Ok(Some(item)) => {
+            audit(
+                app,
+                analyst,
+                "note.add",
+                tip_id,
+                serde_json::json!({ "item": item }),
+            )
+            .await;
+            Ok(item)
+        }
+        Ok(None) => Err(api_error(StatusCode::NOT_FOUND, "no such tip")),
+        Err(crate::intake::IntakeError::Paused) => Err(api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no usable reviewer key: the note cannot be sealed",
+        )),
+        Err(error) => Err(internal(error)),
+    }
+}
+
+/// `POST /api/v1/tips/{id}/notes`: `{"text"}` → the new sealed item.
+async fn add_note(
+    State(app): State<AppState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    Path(id): Path<String>,
+    body: Result<Json<NoteRequest>, JsonRejection>,
+) -> Response {
+    let Ok(Json(request)) = body else {
+        return api_error(StatusCode::BAD_REQUEST, "expected JSON {\"text\"}");
+    };
+    match seal_note(&app, &analyst, &id, request.text).await {
+        Ok(item) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "id": item, "kind": "note" })),
+        )
+            .into_response(),
+        Err(response) => response,
     }
 }
 

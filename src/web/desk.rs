@@ -503,3 +503,27 @@ pub async fn download_archive(
     };
     super::analyst::tip_archive_response(&app, &session.analyst, &id).await
 }
+
+#[derive(Deserialize)]
+pub struct NoteForm {
+    csrf: String,
+    text: Zeroizing<String>,
+}
+
+pub async fn add_note(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Response {
+    let Some(session) = web_session(&app, &headers).await else {
+        return forbidden("not signed in");
+    };
+    if !session.check_csrf(&form.csrf) {
+        return forbidden("bad CSRF token");
+    }
+    match super::analyst::seal_note(&app, &session.analyst, &id, form.text).await {
+        Ok(_) => Redirect::to(&format!("/tips/{id}")).into_response(),
+        Err(response) => response,
+    }
+}
