@@ -289,14 +289,23 @@ impl Intake {
             .then_some(item_id))
     }
 
-    /// Periodically re-reads the keyring and deletes expired staged items.
+    /// Periodically checkpoints the SQLite WAL (every second), re-reads the keyring and
+    /// deletes expired staged items.
     pub fn spawn_maintenance(self: &Arc<Self>, refresh: Duration) -> tokio::task::JoinHandle<()> {
         let intake = Arc::clone(self);
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(refresh);
+            let mut ticker = tokio::time::interval(refresh.min(Duration::from_secs(1)));
             let mut last_sweep = None::<tokio::time::Instant>;
+            let mut last_refresh = tokio::time::Instant::now();
             loop {
                 ticker.tick().await;
+                if let Err(error) = intake.store.checkpoint().await {
+                    tracing::error!(%error, "WAL checkpoint failed");
+                }
+                if last_refresh.elapsed() < refresh {
+                    continue;
+                }
+                last_refresh = tokio::time::Instant::now();
                 if let Err(error) = intake.keys.refresh(&intake.store).await {
                     tracing::error!(%error, "could not re-read the reviewer keyring");
                 }

@@ -70,7 +70,19 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let tips: Vec<&NewTip> = batch.iter().map(|(tip, _)| tip).collect();
-        let outcome = store.commit_batch(&tips).await;
+        // Text-only batches (the common case, and the flood case) go in a few multi-row
+        // statements; if that fails for any reason, the batch is replayed tip by tip so that
+        // only the submission at fault is refused.
+        let all_inline = tips.iter().all(|t| {
+            t.items
+                .iter()
+                .all(|i| matches!(i.body, SealedBody::Inline(_)))
+        });
+        let outcome = if all_inline && store.commit_inline_batch(&tips).await.is_ok() {
+            Ok(tips.iter().map(|_| Ok(())).collect())
+        } else {
+            store.commit_batch(&tips).await
+        };
         match outcome {
             Ok(per_tip) => {
                 for ((_, done), result) in batch.drain(..).zip(per_tip) {
@@ -89,7 +101,78 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Job>) {
     }
 }
 
+/// Rows per multi-row INSERT: keeps every statement far below both backends' bind limits
+/// (SQLite 32766, PostgreSQL 65535).
+const ROWS_PER_STATEMENT: usize = 500;
+
 impl Store {
+    /// Writes a batch of tips whose items are all inline, in one transaction of multi-row
+    /// INSERTs. All or nothing: an error rolls the whole batch back.
+    async fn commit_inline_batch(&self, tips: &[&NewTip]) -> Result<()> {
+        use sqlx::QueryBuilder;
+        let items: Vec<(&NewTip, &NewItem, &[u8])> = tips
+            .iter()
+            .flat_map(|tip| {
+                tip.items.iter().filter_map(move |item| match &item.body {
+                    SealedBody::Inline(data) => Some((*tip, item, data.as_slice())),
+                    SealedBody::Staged => None,
+                })
+            })
+            .collect();
+        macro_rules! write_rows {
+            ($tx:ident) => {{
+                for chunk in tips.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::new(
+                        "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, status) ",
+                    );
+                    q.push_values(chunk, |mut row, tip| {
+                        row.push_bind(&tip.id)
+                            .push_bind(tip.received_at)
+                            .push_bind(&tip.receipt_hash)
+                            .push_bind(&tip.reply_recipient)
+                            .push_bind("new");
+                    });
+                    q.build().execute(&mut *$tx).await?;
+                }
+                for chunk in items.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::new(
+                        "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) ",
+                    );
+                    q.push_values(chunk, |mut row, (tip, item, _)| {
+                        row.push_bind(&item.id)
+                            .push_bind(&tip.id)
+                            .push_bind(item.position)
+                            .push_bind(item.kind)
+                            .push_bind(item.size)
+                            .push_bind(item.key_set_id)
+                            .push_bind(None::<i64>);
+                    });
+                    q.build().execute(&mut *$tx).await?;
+                    let mut q = QueryBuilder::new("INSERT INTO item_chunks (item_id, seq, data) ");
+                    q.push_values(chunk, |mut row, (_, item, data)| {
+                        row.push_bind(&item.id).push_bind(0i64).push_bind(*data);
+                    });
+                    q.build().execute(&mut *$tx).await?;
+                }
+                $tx.commit().await?;
+                Ok(())
+            }};
+        }
+        match &self.commit_pool {
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                write_rows!(tx)
+            }
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SET LOCAL synchronous_commit = on")
+                    .execute(&mut *tx)
+                    .await?;
+                write_rows!(tx)
+            }
+        }
+    }
+
     /// Writes every tip in one transaction; the outer result fails only if the commit itself
     /// fails (then nothing was stored), the inner ones say which tips were rolled back.
     async fn commit_batch(&self, tips: &[&NewTip]) -> Result<Vec<Result<()>>> {

@@ -195,6 +195,17 @@ impl Store {
         Ok(())
     }
 
+    /// Copies the SQLite WAL back into the database file without blocking writers (a
+    /// no-op on PostgreSQL). Run periodically by `serve`.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let Pool::Sqlite(p) = &self.pool {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.pool {
             Pool::Sqlite(_) => "sqlite",
