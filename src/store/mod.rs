@@ -148,7 +148,16 @@ impl Store {
             let pool = sqlite_pool(max_connections.max(2))
                 .connect_with(options.clone())
                 .await?;
-            let commit_pool = sqlite_pool(1).connect_with(options).await?;
+            // The commit connection never checkpoints inside a commit (on the path every
+            // receipt waits for): `checkpoint` does it every second in the background. It also
+            // gets a larger page cache: random ids touch B-tree pages all over the file.
+            let commit_pool = sqlite_pool(1)
+                .connect_with(
+                    options
+                        .pragma("wal_autocheckpoint", "0")
+                        .pragma("cache_size", "-65536"),
+                )
+                .await?;
             Ok(Self {
                 pool: Pool::Sqlite(pool),
                 commit_pool: Pool::Sqlite(commit_pool),
