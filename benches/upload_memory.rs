@@ -76,6 +76,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    common::install_tls_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(UPLOAD_TIMEOUT)

@@ -73,11 +73,15 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Job>) {
         // Text-only batches (the common case, and the flood case) go in a few multi-row
         // statements; if that fails for any reason, the batch is replayed tip by tip so that
         // only the submission at fault is refused.
-        let all_inline = tips.iter().all(|t| {
-            t.items
-                .iter()
-                .all(|i| matches!(i.body, SealedBody::Inline(_)))
-        });
+        //
+        // SQLite only: sqlx 0.9.0 leaves Nagle's algorithm on for PostgreSQL connections
+        // (launchbadge/sqlx#4335), and a large multi-row statement then stalls ~40 ms per batch.
+        let all_inline = store.is_sqlite()
+            && tips.iter().all(|t| {
+                t.items
+                    .iter()
+                    .all(|i| matches!(i.body, SealedBody::Inline(_)))
+            });
         let outcome = if all_inline && store.commit_inline_batch(&tips).await.is_ok() {
             Ok(tips.iter().map(|_| Ok(())).collect())
         } else {

@@ -152,11 +152,7 @@ impl Store {
             // receipt waits for): `checkpoint` does it every second in the background. It also
             // gets a larger page cache: random ids touch B-tree pages all over the file.
             let commit_pool = sqlite_pool(1)
-                .connect_with(
-                    options
-                        .pragma("wal_autocheckpoint", "0")
-                        .pragma("cache_size", "-65536"),
-                )
+                .connect_with(options.pragma("wal_autocheckpoint", "0"))
                 .await?;
             Ok(Self {
                 pool: Pool::Sqlite(pool),
@@ -213,6 +209,10 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.pool, Pool::Sqlite(_))
     }
 
     pub fn backend_name(&self) -> &'static str {
