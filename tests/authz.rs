@@ -1,0 +1,250 @@
+//! The authorization matrix: every analyst route, refused without a session, with an expired
+//! session, without or with a wrong CSRF token, and (for admin routes) for a mere analyst —
+//! and not served at all on the public listener.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+const TIP: &str = "0123456789abcdef0123456789abcdef";
+
+/// `(method, path, kind)`: kind is "api", "api-admin", "page" (GET, redirects to sign-in) or
+/// "form" (POST with a CSRF token).
+fn routes() -> Vec<(&'static str, String, &'static str)> {
+    vec![
+        ("GET", "/api/v1/session".into(), "api"),
+        ("DELETE", "/api/v1/session".into(), "api"),
+        ("GET", "/api/v1/tips".into(), "api"),
+        ("GET", format!("/api/v1/tips/{TIP}"), "api"),
+        ("PATCH", format!("/api/v1/tips/{TIP}"), "api"),
+        ("POST", format!("/api/v1/tips/{TIP}/notes"), "api"),
+        ("GET", format!("/api/v1/items/{TIP}/sealed"), "api"),
+        ("GET", "/api/v1/audit".into(), "api-admin"),
+        ("GET", "/".into(), "page"),
+        ("GET", "/queue".into(), "page"),
+        ("GET", format!("/tips/{TIP}"), "page"),
+        ("GET", format!("/tips/{TIP}/archive"), "page"),
+        ("GET", format!("/items/{TIP}/sealed"), "page"),
+        ("POST", "/logout".into(), "form"),
+        ("POST", format!("/tips/{TIP}/triage"), "form"),
+        ("POST", format!("/tips/{TIP}/notes"), "form"),
+    ]
+}
+
+async fn call(
+    base: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client().request(method.parse().unwrap(), format!("{base}{path}"));
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    if method == "POST" && !path.starts_with("/api/") {
+        let mut body = "status=spam&labels=x&assignee=&text=x".to_owned();
+        if let Some(csrf) = csrf {
+            body.push_str(&format!("&csrf={csrf}"));
+        }
+        request = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+    } else if method != "GET" {
+        request = request
+            .header("content-type", "application/json")
+            .body(r#"{"text":"x","status":"spam"}"#);
+    }
+    request.send().await.unwrap()
+}
+
+fn refused_page(response: &reqwest::Response) -> bool {
+    response.status() == StatusCode::SEE_OTHER && response.headers()[LOCATION] == "/login"
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_analyst_route_is_guarded() {
+    let deployment = Deployment::new(Backend::Sqlite, "");
+    deployment.add_reviewer("alice");
+    let out = deployment.tipbox_ok(&["analyst", "add", "ana", "--json"]);
+    let ana: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let secret = totp_rs::Secret::try_from_base32(ana["totp_secret"].as_str().unwrap())
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let code = |offset: u64| {
+        tipbox::auth::totp::totp(&secret, "x")
+            .generate(tipbox::intake::now() as u64 + offset)
+            .to_string()
+    };
+    let server = deployment.start();
+    let base = server.analyst.clone();
+
+    // An API token and a browser session for the analyst (not an admin).
+    let response = client()
+        .post(format!("{base}/api/v1/session"))
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({ "username": "ana", "password": ana["password"], "totp": code(0) })
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let token: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let login = client().get(format!("{base}/login")).send().await.unwrap();
+    let login_cookie = login.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = login_cookie.split('=').nth(1).unwrap().to_owned();
+    let signed_in = client()
+        .post(format!("{base}/login"))
+        .header(COOKIE, &login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={csrf}&username=ana&password={}&totp={}",
+            form_urlencoded::byte_serialize(ana["password"].as_str().unwrap().as_bytes())
+                .collect::<String>(),
+            code(30)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let session_cookie = signed_in.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    for (method, path, kind) in routes() {
+        let what = format!("{method} {path}");
+        match kind {
+            "api" | "api-admin" => {
+                for bearer in [None, Some("forged-token")] {
+                    let r = call(&base, method, &path, bearer, None, None).await;
+                    assert_eq!(
+                        r.status(),
+                        StatusCode::UNAUTHORIZED,
+                        "{what} with {bearer:?}"
+                    );
+                }
+                // A browser session cookie is not an API credential.
+                let r = call(&base, method, &path, None, Some(&session_cookie), None).await;
+                assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what} with a cookie");
+                if kind == "api-admin" {
+                    let r = call(&base, method, &path, Some(&token), None, None).await;
+                    assert_eq!(r.status(), StatusCode::FORBIDDEN, "{what} as an analyst");
+                }
+            }
+            "page" => {
+                assert!(
+                    refused_page(&call(&base, method, &path, None, None, None).await),
+                    "{what}"
+                );
+                assert!(
+                    refused_page(&call(&base, method, &path, Some(&token), None, None).await),
+                    "{what} with a bearer token"
+                );
+            }
+            "form" => {
+                let r = call(&base, method, &path, None, None, Some("anything")).await;
+                assert_eq!(
+                    r.status(),
+                    StatusCode::FORBIDDEN,
+                    "{what} without a session"
+                );
+                let r = call(&base, method, &path, None, Some(&session_cookie), None).await;
+                assert!(
+                    r.status().is_client_error(),
+                    "{what} without a CSRF token: {}",
+                    r.status()
+                );
+                let r = call(
+                    &base,
+                    method,
+                    &path,
+                    None,
+                    Some(&session_cookie),
+                    Some("forged"),
+                )
+                .await;
+                assert_eq!(
+                    r.status(),
+                    StatusCode::FORBIDDEN,
+                    "{what} with a wrong CSRF token"
+                );
+            }
+            _ => unreachable!(),
+        }
+        // The public listener serves none of it (its `/` is the sources' landing page).
+        if path != "/" {
+            let r = call(
+                &server.public,
+                method,
+                &path,
+                Some(&token),
+                Some(&session_cookie),
+                Some("x"),
+            )
+            .await;
+            assert!(
+                r.status() == StatusCode::NOT_FOUND || r.status() == StatusCode::METHOD_NOT_ALLOWED,
+                "public {what}: {}",
+                r.status()
+            );
+        }
+    }
+
+    // Both credentials still work — then expire them, and everything is refused again.
+    assert_eq!(
+        call(&base, "GET", "/api/v1/tips", Some(&token), None, None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&base, "GET", "/queue", None, Some(&session_cookie), None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    deployment
+        .execute_sql("UPDATE sessions SET last_seen_at = 0")
+        .await;
+    for (method, path, kind) in routes() {
+        let what = format!("{method} {path} after expiry");
+        match kind {
+            "api" | "api-admin" => {
+                assert_eq!(
+                    call(&base, method, &path, Some(&token), None, None)
+                        .await
+                        .status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{what}"
+                );
+            }
+            "page" => assert!(
+                refused_page(&call(&base, method, &path, None, Some(&session_cookie), None).await),
+                "{what}"
+            ),
+            _ => {
+                let r = call(&base, method, &path, None, Some(&session_cookie), Some("x")).await;
+                assert_eq!(r.status(), StatusCode::FORBIDDEN, "{what}");
+            }
+        }
+    }
+}
