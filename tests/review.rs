@@ -424,3 +424,94 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A passphrase-protected identity file works too: the passphrase is asked through pinentry
+/// (here a stand-in that answers the Assuan protocol as a person typing would).
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_with_a_passphrase_protected_identity() {
+    use age::secrecy::{ExposeSecret, SecretString};
+    let deployment = Deployment::new(Backend::Sqlite, "");
+    let identity = age::x25519::Identity::generate();
+    deployment.tipbox_ok(&[
+        "keys",
+        "add",
+        &identity.to_public().to_string(),
+        "--label",
+        "dana",
+    ]);
+    // The identity file, encrypted with a passphrase (as `age -p` would).
+    let encrypted_path = deployment.path().join("dana.key.age");
+    {
+        let encryptor = age::Encryptor::with_user_passphrase(SecretString::from(
+            "correct horse battery".to_owned(),
+        ));
+        let mut out = Vec::new();
+        let mut writer = encryptor.wrap_output(&mut out).unwrap();
+        use std::io::Write;
+        writer
+            .write_all(format!("{}\n", identity.to_string().expose_secret()).as_bytes())
+            .unwrap();
+        writer.finish().unwrap();
+        std::fs::write(&encrypted_path, out).unwrap();
+    }
+    let pinentry = deployment.path().join("pinentry-stand-in");
+    std::fs::write(
+        &pinentry,
+        "#!/bin/sh\necho 'OK ready'\nwhile read -r cmd rest; do\n  case \"$cmd\" in\n    GETPIN) echo 'D correct horse battery'; echo OK ;;\n    BYE) echo OK; exit 0 ;;\n    *) echo OK ;;\n  esac\ndone\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pinentry, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let dana = add_analyst(&deployment, "dana", "analyst");
+    let server = deployment.start();
+    let response = client()
+        .post(format!("{}/submit", server.public))
+        .multipart(Form::new().text("message", "sealed to a protected key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let review_dir = deployment.path().join("dana-config");
+    let login = review(
+        &review_dir,
+        &["login", "--server", &server.analyst, "--user", "dana"],
+        &format!("{}\n{}\n", dana.password, code(&dana, 0)),
+    );
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let out = deployment.path().join("pulled");
+    let pull = Command::new(TIPBOX)
+        .args([
+            "review",
+            "pull",
+            "--identity",
+            encrypted_path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("TIPBOX_REVIEW_DIR", &review_dir)
+        .env("PINENTRY_PROGRAM", &pinentry)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    let tip_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read_to_string(tip_dir.join("message.txt")).unwrap(),
+        "sealed to a protected key"
+    );
+}
