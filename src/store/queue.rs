@@ -117,49 +117,54 @@ impl Store {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        let items: Vec<(String, String, String, i64, i64)> = super::on_pool!(self, p => {
-            let mut q = QueryBuilder::new("SELECT tip_id, id, kind, size, key_set_id FROM items WHERE tip_id IN (");
-            let mut list = q.separated(", ");
-            for id in &ids {
-                list.push_bind(id.clone());
-            }
-            q.push(") ORDER BY tip_id, position");
-            q.build_query_as().fetch_all(p).await?
-        });
-        let labels: Vec<(String, String)> = super::on_pool!(self, p => {
-            let mut q = QueryBuilder::new("SELECT tip_id, label FROM tip_labels WHERE tip_id IN (");
-            let mut list = q.separated(", ");
-            for id in &ids {
-                list.push_bind(id.clone());
-            }
-            q.push(") ORDER BY tip_id, label");
-            q.build_query_as().fetch_all(p).await?
-        });
+        // IN lists in pieces, far below SQLite's bind limit, whatever page size a caller asks.
+        let mut items: Vec<(String, String, String, i64, i64)> = Vec::new();
+        let mut labels: Vec<(String, String)> = Vec::new();
+        for piece in ids.chunks(500) {
+            items.extend(super::on_pool!(self, p => {
+                let mut q = QueryBuilder::new("SELECT tip_id, id, kind, size, key_set_id FROM items WHERE tip_id IN (");
+                let mut list = q.separated(", ");
+                for id in piece {
+                    list.push_bind(id.clone());
+                }
+                q.push(") ORDER BY tip_id, position");
+                q.build_query_as::<(String, String, String, i64, i64)>().fetch_all(p).await?
+            }));
+            labels.extend(super::on_pool!(self, p => {
+                let mut q = QueryBuilder::new("SELECT tip_id, label FROM tip_labels WHERE tip_id IN (");
+                let mut list = q.separated(", ");
+                for id in piece {
+                    list.push_bind(id.clone());
+                }
+                q.push(") ORDER BY tip_id, label");
+                q.build_query_as::<(String, String)>().fetch_all(p).await?
+            }));
+        }
+        let mut items_by_tip: std::collections::HashMap<&str, Vec<ItemSummary>> = std::collections::HashMap::new();
+        for (tip, item, kind, size, key_set) in &items {
+            items_by_tip.entry(tip.as_str()).or_default().push(ItemSummary {
+                id: item.clone(),
+                kind: kind.clone(),
+                size: *size,
+                key_set: *key_set,
+            });
+        }
+        let mut labels_by_tip: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
+        for (tip, label) in &labels {
+            labels_by_tip.entry(tip.as_str()).or_default().push(label.clone());
+        }
         Ok(rows
             .into_iter()
             .map(|(id, received_at, status, assignee)| {
-                let items: Vec<ItemSummary> = items
-                    .iter()
-                    .filter(|i| i.0 == id)
-                    .map(|(_, item, kind, size, key_set)| ItemSummary {
-                        id: item.clone(),
-                        kind: kind.clone(),
-                        size: *size,
-                        key_set: *key_set,
-                    })
-                    .collect();
+                let items = items_by_tip.remove(id.as_str()).unwrap_or_default();
                 TipSummary {
                     key_set: items.first().map(|i| i.key_set),
-                    labels: labels
-                        .iter()
-                        .filter(|l| l.0 == id)
-                        .map(|l| l.1.clone())
-                        .collect(),
+                    labels: labels_by_tip.remove(id.as_str()).unwrap_or_default(),
+                    items,
                     id,
                     received_at,
                     status,
                     assignee,
-                    items,
                 }
             })
             .collect())
