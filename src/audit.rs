@@ -1,13 +1,32 @@
 //! The audit trail: an append-only log of analyst and operator actions, chained by hashes.
 //!
-//! Each entry's hash covers its own fields and the previous entry's hash, so editing or
-//! deleting an entry breaks every hash after it and `tipbox audit verify` points at the first
-//! break. The chain cannot show that its newest entries were cut off; `audit verify` prints the
-//! head hash so that an admin can note it elsewhere and compare later. Entries never contain an
-//! IP address, a User-Agent, a receipt or any tip content.
+//! Each entry's hash is an HMAC, under a subkey of the server secret, over its own fields and
+//! the previous entry's hash. Editing or deleting an entry breaks every hash after it and
+//! `tipbox audit verify` points at the first break; and because the key lives in the data
+//! directory, not in the database, someone who can only write the database cannot recompute a
+//! consistent chain. The chain cannot show that its newest entries were cut off; `audit verify`
+//! prints the head hash so that an admin can note it elsewhere and compare later. Entries never
+//! contain an IP address, a User-Agent, a receipt or any tip content.
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// The key that chains the audit trail.
+pub struct AuditKey(Zeroizing<[u8; 32]>);
+
+impl AuditKey {
+    pub fn new(secret: &crate::secrets::ServerSecret) -> Self {
+        Self(secret.subkey("audit chain"))
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(<redacted>)")
+    }
+}
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -24,9 +43,11 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-/// The hash of an entry: SHA-256 over an unambiguous (JSON array) encoding of its fields and
-/// the previous hash.
+/// The hash of an entry: HMAC-SHA256 over an unambiguous (JSON array) encoding of its fields
+/// and the previous hash.
+#[allow(clippy::too_many_arguments)]
 pub fn entry_hash(
+    key: &AuditKey,
     seq: i64,
     at: i64,
     actor: &str,
@@ -37,7 +58,9 @@ pub fn entry_hash(
 ) -> String {
     let encoded = serde_json::to_vec(&(seq, at, actor, action, subject, detail, prev_hash))
         .expect("strings and integers serialize");
-    hex::encode(Sha256::digest(&encoded))
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.0.as_ref()).expect("any key length");
+    mac.update(&encoded);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -49,7 +72,7 @@ pub enum ChainStatus {
 }
 
 /// Checks a whole chain, in `seq` order.
-pub fn verify(entries: &[AuditEntry]) -> ChainStatus {
+pub fn verify(key: &AuditKey, entries: &[AuditEntry]) -> ChainStatus {
     let mut prev = GENESIS.to_owned();
     for (expected_seq, e) in (1..).zip(entries) {
         if e.seq != expected_seq {
@@ -66,6 +89,7 @@ pub fn verify(entries: &[AuditEntry]) -> ChainStatus {
             };
         }
         let computed = entry_hash(
+            key,
             e.seq,
             e.at,
             &e.actor,
@@ -92,11 +116,24 @@ pub fn verify(entries: &[AuditEntry]) -> ChainStatus {
 mod tests {
     use super::*;
 
-    fn chain(n: i64) -> Vec<AuditEntry> {
+    fn key() -> AuditKey {
+        AuditKey(Zeroizing::new([42u8; 32]))
+    }
+
+    fn chain(key: &AuditKey, n: i64) -> Vec<AuditEntry> {
         let mut prev = GENESIS.to_owned();
         (1..=n)
             .map(|seq| {
-                let hash = entry_hash(seq, 100 + seq, "cli", "analyst.add", "alice", "{}", &prev);
+                let hash = entry_hash(
+                    key,
+                    seq,
+                    100 + seq,
+                    "cli",
+                    "analyst.add",
+                    "alice",
+                    "{}",
+                    &prev,
+                );
                 let e = AuditEntry {
                     seq,
                     at: 100 + seq,
@@ -115,15 +152,16 @@ mod tests {
 
     #[test]
     fn edits_and_deletions_are_found() {
-        let good = chain(5);
+        let key = key();
+        let good = chain(&key, 5);
         assert!(matches!(
-            verify(&good),
+            verify(&key, &good),
             ChainStatus::Intact { entries: 5, .. }
         ));
         let mut edited = good.clone();
         edited[2].subject = "mallory".into();
         assert_eq!(
-            verify(&edited),
+            verify(&key, &edited),
             ChainStatus::Broken {
                 seq: 3,
                 why: "its content does not match its hash (it was edited)".into()
@@ -132,7 +170,7 @@ mod tests {
         let mut deleted = good.clone();
         deleted.remove(1);
         assert!(matches!(
-            verify(&deleted),
+            verify(&key, &deleted),
             ChainStatus::Broken { seq: 2, .. }
         ));
         // Deleting and renumbering is caught by the hash links.
@@ -142,8 +180,18 @@ mod tests {
             e.seq = i as i64 + 1;
         }
         assert!(matches!(
-            verify(&renumbered),
+            verify(&key, &renumbered),
             ChainStatus::Broken { seq: 2, .. }
+        ));
+    }
+
+    /// Someone who can write the database but lacks the key cannot forge a consistent chain.
+    #[test]
+    fn a_chain_rebuilt_without_the_key_does_not_verify() {
+        let forged = chain(&AuditKey(Zeroizing::new([7u8; 32])), 3);
+        assert!(matches!(
+            verify(&key(), &forged),
+            ChainStatus::Broken { seq: 1, .. }
         ));
     }
 }

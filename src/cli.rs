@@ -96,6 +96,8 @@ enum AnalystCommand {
     List,
     /// Disable an account and end its sessions.
     Disable { name: String },
+    /// End an account's sign-in back-off (after checking who was locked out, and why).
+    Unlock { name: String },
     /// Give an account a new TOTP secret (prints it once) and end its sessions.
     #[command(name = "reset-2fa")]
     Reset2fa {
@@ -254,6 +256,13 @@ fn init(explicit: Option<&Path>, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The store with the audit trail's key, for commands that record what they do.
+async fn open_audited_store(config: &Config) -> anyhow::Result<Store> {
+    let store = open_store(config).await?;
+    let secret = load_secret(config, &store).await?;
+    Ok(store.with_audit_key(crate::audit::AuditKey::new(&secret)))
+}
+
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url(), config.database.max_connections)
         .await
@@ -299,6 +308,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let store = open_store(&config).await?;
     let secret = load_secret(&config, &store).await?;
+    let store = store.with_audit_key(crate::audit::AuditKey::new(&secret));
     let keys = KeyringCache::load(&store).await?;
     match keys.current() {
         KeyState::Ready(set) => tracing::info!(
@@ -331,7 +341,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.analyst.session_policy(),
     ));
     let maintenance = intake.spawn_maintenance(Duration::from_secs(config.keys.refresh_seconds));
-    let state = crate::web::AppState::new(Arc::clone(&intake), auth, Arc::clone(&config));
+    // Ended analyst sessions are deleted, so the database keeps no history of sign-ins.
+    let session_sweeper = {
+        let auth = Arc::clone(&auth);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                ticker.tick().await;
+                if let Err(error) = auth.sweep_sessions(crate::intake::now()).await {
+                    tracing::error!(%error, "could not delete ended sessions");
+                }
+            }
+        })
+    };
+    let state =
+        crate::web::AppState::new(Arc::clone(&intake), Arc::clone(&auth), Arc::clone(&config));
 
     let public = tokio::net::TcpListener::bind(config.public.listen)
         .await
@@ -364,6 +388,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     public_result.context("public listener")?;
     analyst_result.context("analyst listener")?;
     maintenance.abort();
+    session_sweeper.abort();
     let _ = maintenance.await;
     // Dropping the last handle lets the commit writer finish what is queued, then stop.
     drop(intake);
@@ -393,7 +418,7 @@ async fn keys_add(config: &Config, input: &str, label: Option<String>) -> anyhow
     let label = label.or(comment).filter(|l| !l.trim().is_empty()).context(
         "give the key's owner with --label NAME (or a `# name` comment line in its file)",
     )?;
-    let store = open_store(config).await?;
+    let store = open_audited_store(config).await?;
     let key = store
         .add_key(&recipient, label.trim(), crate::intake::now())
         .await?;
@@ -444,7 +469,7 @@ async fn keys_list(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn keys_retire(config: &Config, wanted: &str) -> anyhow::Result<()> {
-    let store = open_store(config).await?;
+    let store = open_audited_store(config).await?;
     let keys = store.list_keys().await?;
     let matching: Vec<_> = keys
         .iter()
@@ -502,6 +527,7 @@ async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Re
     use crate::auth::{self, Role, totp};
     let store = open_store(config).await?;
     let secret = load_secret(config, &store).await?;
+    let store = store.with_audit_key(crate::audit::AuditKey::new(&secret));
     let now = crate::intake::now();
     match command {
         AnalystCommand::Add { name, role, json } => {
@@ -564,6 +590,15 @@ async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Re
                 .await?;
             println!("disabled {name} and ended their sessions");
         }
+        AnalystCommand::Unlock { name } => {
+            if !store.clear_backoff(&name).await? {
+                bail!("there is no analyst named {name}");
+            }
+            store
+                .append_audit(OPERATOR, "analyst.unlock", &name, "{}", now)
+                .await?;
+            println!("ended {name}'s sign-in back-off");
+        }
         AnalystCommand::Reset2fa { name, json } => {
             let totp_secret = totp::generate_secret();
             if !store
@@ -614,10 +649,11 @@ fn print_credentials(
 
 async fn audit_verify(config: &Config) -> anyhow::Result<()> {
     use crate::audit::{ChainStatus, verify};
-    let store = open_store(config).await?;
+    let store = open_audited_store(config).await?;
     let entries = store.audit_entries().await?;
+    let secret = load_secret(config, &store).await?;
     store.close().await;
-    match verify(&entries) {
+    match verify(&crate::audit::AuditKey::new(&secret), &entries) {
         ChainStatus::Intact { entries, head } => {
             println!("audit trail intact: {entries} entries; head {head}");
             println!(

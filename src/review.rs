@@ -129,6 +129,9 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // `mode` applies only when the file is created; an existing one is made private too.
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(data)?;
     Ok(())
 }
@@ -173,7 +176,9 @@ pub fn safe_file_name(dir: &Path, wanted: &str) -> PathBuf {
     let last = wanted.rsplit(['/', '\\']).next().unwrap_or_default();
     let mut name: String = last
         .chars()
-        .filter(|c| !c.is_control())
+        // Control characters, and invisible formatting ones (bidirectional overrides could
+        // disguise `invoice\u{202E}fdp.sh` as "invoicehs.pdf").
+        .filter(|c| !c.is_control() && !is_invisible_format(*c))
         .collect::<String>()
         .trim()
         .trim_start_matches('.')
@@ -197,6 +202,12 @@ pub fn safe_file_name(dir: &Path, wanted: &str) -> PathBuf {
         n += 1;
     }
     candidate
+}
+
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 fn valid_id(id: &str) -> bool {
@@ -242,7 +253,7 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} items  {msg}")
             .expect("static template"),
     );
-    std::fs::create_dir_all(out)?;
+    crate::secrets::create_private_dir(out)?;
     let mut done_tips = 0;
     for tip in &tips {
         let tip_id = tip["id"].as_str().unwrap_or_default();
@@ -250,7 +261,7 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             bail!("the server sent a malformed tip id");
         }
         let dir = out.join(tip_id);
-        std::fs::create_dir_all(dir.join("attachments"))?;
+        crate::secrets::create_private_dir(&dir.join("attachments"))?;
         let items = tip["items"].as_array().cloned().unwrap_or_default();
         // Facts first: they carry the attachments' original names.
         let mut ordered = items.clone();
@@ -267,7 +278,7 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
                 "message" => safe_file_name(&dir, "message.txt"),
                 "facts" => safe_file_name(&dir, "facts.json"),
                 "note" => {
-                    std::fs::create_dir_all(dir.join("notes"))?;
+                    crate::secrets::create_private_dir(&dir.join("notes"))?;
                     safe_file_name(&dir.join("notes"), &format!("{id}.json"))
                 }
                 _ => {
@@ -309,7 +320,13 @@ async fn fetch_and_decrypt(
     use futures_util::StreamExt;
     let sealed_path = target.with_file_name(format!(".{item}.age.part"));
     {
-        let mut file = std::fs::File::create(&sealed_path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&sealed_path)?;
         let mut stream = api
             .get(&format!("/api/v1/items/{item}/sealed"))
             .await?
@@ -325,9 +342,12 @@ async fn fetch_and_decrypt(
         let mut reader = decryptor
             .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
             .map_err(|e| anyhow::anyhow!("item {item} does not open with this identity: {e}"))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Decrypted tips are readable by this user only.
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(target)?;
         std::io::copy(&mut reader, &mut file)?;
         file.sync_all()?;
@@ -356,6 +376,7 @@ mod tests {
             (".bashrc", "bashrc"),
             ("", "attachment"),
             ("photo.jpg", "photo.jpg"),
+            ("invoice\u{202E}fdp.sh", "invoicefdp.sh"),
         ] {
             let path = safe_file_name(dir.path(), wanted);
             assert_eq!(path.parent().unwrap(), dir.path(), "{wanted}");

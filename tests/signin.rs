@@ -101,14 +101,40 @@ async fn sign_in_story(backend: Backend) {
         .unwrap();
     assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
 
-    // Back-off is per account: bob, after seven failures (16 s of back-off), is refused even
-    // with the right credentials; alice is not affected.
-    for _ in 0..7 {
-        let (status, _) = sign_in(&server, "bob", "guess", "000000").await;
+    // Back-off is per account: bob's attackers run guesses in parallel, yet every guess is
+    // counted before it is checked; once bob is in back-off even the right credentials are
+    // refused; alice is not affected.
+    let store = deployment.store().await;
+    let guesses = (0..12).map(|_| sign_in(&server, "bob", "guess", "000000"));
+    for (status, _) in futures_util::future::join_all(guesses).await {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
+    // Three free tries; after that each back-off turns the guesses arriving in it away
+    // unchecked, so most of the twelve were never checked at all.
+    let bob_row = store.analyst("bob").await.unwrap().unwrap();
+    assert!(
+        (3..=6).contains(&bob_row.failed_attempts),
+        "{} of twelve parallel guesses were checked",
+        bob_row.failed_attempts
+    );
+    // In back-off (as after a longer run of failures), the right credentials are refused too.
+    deployment
+        .execute_sql("UPDATE analysts SET failed_attempts = 9, locked_until = 4102444800 WHERE username = 'bob'")
+        .await;
     let (status, _) = sign_in(&server, "bob", &bob.password, &code(&bob, 0)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "bob is in back-off");
+    // Guesses made during back-off do not extend it, and an admin can end it.
+    let locked_until = store.analyst("bob").await.unwrap().unwrap().locked_until;
+    let (status, _) = sign_in(&server, "bob", "guess", "000000").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        store.analyst("bob").await.unwrap().unwrap().locked_until,
+        locked_until
+    );
+    deployment.tipbox_ok(&["analyst", "unlock", "bob"]);
+    let (status, body) = sign_in(&server, "bob", &bob.password, &code(&bob, 1)).await;
+    assert_eq!(status, StatusCode::OK, "unlocked: {body}");
+    store.close().await;
     let (status, body) = sign_in(&server, "alice", &alice.password, &code(&alice, 1)).await;
     assert_eq!(
         status,
@@ -146,7 +172,7 @@ async fn sign_in_story(backend: Backend) {
             .iter()
             .filter(|e| e.action == "signin.success")
             .count()
-            == 2
+            == 3
     );
     assert!(
         entries

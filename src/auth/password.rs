@@ -32,6 +32,8 @@ pub enum PasswordError {
     Params(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error("too many sign-ins at once; try again shortly")]
+    Busy,
 }
 
 /// The outcome of checking a password.
@@ -39,11 +41,14 @@ pub enum PasswordError {
 pub enum Verified {
     No,
     Yes,
-    /// Correct, but hashed with weaker parameters than configured: store `new_hash`.
-    YesRehashed {
-        new_hash: String,
-    },
+    /// Correct, but hashed with weaker parameters than configured: the caller re-hashes it
+    /// (with `hash`) once the whole sign-in has succeeded — never before, or the extra work
+    /// would tell a guesser that the password was right.
+    YesWeak,
 }
+
+/// How long a sign-in may wait for a hashing slot before the server answers "busy".
+const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct PasswordHasherPool {
@@ -64,12 +69,24 @@ impl PasswordHasherPool {
         })
     }
 
-    pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PasswordError> {
-        let _permit = self.limiter.acquire().await.expect("never closed");
-        let params = self.params;
-        tokio::task::spawn_blocking(move || hash_blocking(params, &password))
+    /// A hashing slot. The permit moves into the blocking task, so a client that disconnects
+    /// cannot free the slot while its hash still runs (and holds its memory).
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, PasswordError> {
+        tokio::time::timeout(SLOT_WAIT, Arc::clone(&self.limiter).acquire_owned())
             .await
-            .map_err(|e| PasswordError::Hash(e.to_string()))?
+            .map_err(|_| PasswordError::Busy)?
+            .map_err(|_| PasswordError::Busy)
+    }
+
+    pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PasswordError> {
+        let permit = self.slot().await?;
+        let params = self.params;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_blocking(params, &password)
+        })
+        .await
+        .map_err(|e| PasswordError::Hash(e.to_string()))?
     }
 
     /// Checks `password` against `stored` (or, for an unknown user, against the decoy, so that
@@ -79,23 +96,23 @@ impl PasswordHasherPool {
         password: Zeroizing<String>,
         stored: Option<String>,
     ) -> Result<Verified, PasswordError> {
-        let _permit = self.limiter.acquire().await.expect("never closed");
+        let permit = self.slot().await?;
         let params = self.params;
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.decoy.as_ref().clone());
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let parsed =
                 PasswordHash::new(&stored).map_err(|e| PasswordError::Hash(e.to_string()))?;
             let argon = argon(params)?;
             if argon.verify_password(password.as_bytes(), &parsed).is_err() || !known {
                 return Ok(Verified::No);
             }
-            if weaker_than(&parsed, params) {
-                return Ok(Verified::YesRehashed {
-                    new_hash: hash_blocking(params, &password)?,
-                });
-            }
-            Ok(Verified::Yes)
+            Ok(if weaker_than(&parsed, params) {
+                Verified::YesWeak
+            } else {
+                Verified::Yes
+            })
         })
         .await
         .map_err(|e| PasswordError::Hash(e.to_string()))?
@@ -172,13 +189,17 @@ mod tests {
             ..SMALL
         };
         let strong = PasswordHasherPool::new(stronger, 2).unwrap();
-        match strong
-            .verify(Zeroizing::new("correct horse".into()), Some(stored))
+        assert_eq!(
+            strong
+                .verify(Zeroizing::new("correct horse".into()), Some(stored))
+                .await
+                .unwrap(),
+            Verified::YesWeak
+        );
+        let upgraded = strong
+            .hash(Zeroizing::new("correct horse".into()))
             .await
-            .unwrap()
-        {
-            Verified::YesRehashed { new_hash } => assert!(new_hash.contains("t=2")),
-            other => panic!("expected a rehash, got {other:?}"),
-        }
+            .unwrap();
+        assert!(upgraded.contains("t=2"));
     }
 }

@@ -27,6 +27,8 @@ const MAX_BACKOFF: i64 = 15 * 60;
 pub enum SignInError {
     #[error("invalid credentials")]
     Invalid,
+    #[error("too many sign-ins at once")]
+    Busy,
     #[error("sign-in failed: {0}")]
     Internal(String),
 }
@@ -39,7 +41,10 @@ impl From<StoreError> for SignInError {
 
 impl From<super::password::PasswordError> for SignInError {
     fn from(e: super::password::PasswordError) -> Self {
-        SignInError::Internal(e.to_string())
+        match e {
+            super::password::PasswordError::Busy => SignInError::Busy,
+            other => SignInError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -121,36 +126,39 @@ impl Authenticator {
             None
         };
         let usable = record.filter(|r| !r.disabled);
-        let throttled = usable.as_ref().is_some_and(|r| r.locked_until > now);
+        // Each attempt on a real account is counted (and its back-off started) atomically
+        // *before* the password is checked, so that parallel guesses cannot all slip in before
+        // the first failure is recorded. An account in back-off reserves nothing.
+        let reserved = match &usable {
+            Some(r) => self.store.reserve_signin_attempt(r.id, now).await?,
+            None => false,
+        };
         // Unknown, disabled and throttled accounts are checked against a decoy hash: the same
         // work, the same answer.
         let stored = usable
             .as_ref()
-            .filter(|_| !throttled)
+            .filter(|_| reserved)
             .map(|r| r.password_hash.clone());
+        let for_rehash = password.clone();
         let verified = self.hasher.verify(password, stored).await?;
-        let subject: String = username.chars().take(64).collect();
         let Some(record) = usable else {
+            // The name is not an account: record that much, not what was typed (it may be a
+            // password typed into the wrong field).
             self.audit(
                 ATTEMPT,
                 "signin.failure",
-                &subject,
+                "(unknown)",
                 "unknown or disabled account",
                 now,
             )
             .await;
             return Err(SignInError::Invalid);
         };
-        if throttled {
-            // Attempts during back-off count too: a guesser gets no free tries.
-            let failures = record.failed_attempts + 1;
-            self.store
-                .record_signin_failure(record.id, failures, now + backoff_seconds(failures))
-                .await?;
+        if !reserved {
             self.audit(
                 ATTEMPT,
                 "signin.failure",
-                &subject,
+                &record.username,
                 "account in back-off",
                 now,
             )
@@ -175,21 +183,18 @@ impl Authenticator {
             None => false,
         };
         if !accepted {
-            let failures = record.failed_attempts + 1;
-            self.store
-                .record_signin_failure(record.id, failures, now + backoff_seconds(failures))
-                .await?;
             let why = if matches!(verified, Verified::No) {
                 "wrong password"
             } else {
                 "wrong or reused code"
             };
-            self.audit(ATTEMPT, "signin.failure", &subject, why, now)
+            self.audit(ATTEMPT, "signin.failure", &record.username, why, now)
                 .await;
             return Err(SignInError::Invalid);
         }
+        // Only now, with both factors right, may a weak hash be upgraded.
         let new_hash = match verified {
-            Verified::YesRehashed { new_hash } => Some(new_hash),
+            Verified::YesWeak => Some(self.hasher.hash(for_rehash).await?),
             _ => None,
         };
         self.store
@@ -241,12 +246,16 @@ impl Authenticator {
     pub async fn session(
         &self,
         token: &str,
+        kind: &str,
         now: i64,
     ) -> Result<Option<(Analyst, Vec<u8>, i64)>, StoreError> {
         let hash = token_hash(token);
         let Some(found) = self.store.find_session(&hash).await? else {
             return Ok(None);
         };
+        if found.kind != kind {
+            return Ok(None);
+        }
         if found.disabled
             || found.expires_at <= now
             || found.last_seen_at + self.policy.idle_seconds <= now
@@ -264,6 +273,18 @@ impl Authenticator {
             found.csrf_hash,
             found.expires_at,
         )))
+    }
+
+    /// The key of the audit chain (for checking it).
+    pub fn audit_key(&self) -> crate::audit::AuditKey {
+        crate::audit::AuditKey::new(&self.secret)
+    }
+
+    /// Deletes sessions that have ended, so the database keeps no record of old sign-ins.
+    pub async fn sweep_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        self.store
+            .delete_ended_sessions(now, self.policy.idle_seconds)
+            .await
     }
 
     /// The CSRF token of a session: derived from the session token with a server subkey, so

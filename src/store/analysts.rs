@@ -136,15 +136,30 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub async fn record_signin_failure(
-        &self,
-        analyst_id: i64,
-        failures: i64,
-        locked_until: i64,
-    ) -> Result<()> {
-        const Q: &str = "UPDATE analysts SET failed_attempts = $2, locked_until = $3 WHERE id = $1";
-        on_pool!(self, p => sqlx::query(Q).bind(analyst_id).bind(failures).bind(locked_until).execute(p).await?.rows_affected());
-        Ok(())
+    /// Counts a sign-in attempt as a failure up front and starts the back-off it earns (see
+    /// `auth::signin::backoff_seconds`); false, changing nothing, while the account is in
+    /// back-off. A successful sign-in clears both (`record_signin_success`).
+    pub async fn reserve_signin_attempt(&self, analyst_id: i64, now: i64) -> Result<bool> {
+        const Q: &str = "UPDATE analysts SET failed_attempts = failed_attempts + 1, locked_until = $2 + \
+             CASE WHEN failed_attempts + 1 < 3 THEN 0 \
+             WHEN failed_attempts + 1 = 3 THEN 1 WHEN failed_attempts + 1 = 4 THEN 2 \
+             WHEN failed_attempts + 1 = 5 THEN 4 WHEN failed_attempts + 1 = 6 THEN 8 \
+             WHEN failed_attempts + 1 = 7 THEN 16 WHEN failed_attempts + 1 = 8 THEN 32 \
+             WHEN failed_attempts + 1 = 9 THEN 64 WHEN failed_attempts + 1 = 10 THEN 128 \
+             WHEN failed_attempts + 1 = 11 THEN 256 WHEN failed_attempts + 1 = 12 THEN 512 \
+             ELSE 900 END \
+             WHERE id = $1 AND locked_until <= $2";
+        let n = on_pool!(self, p => sqlx::query(Q).bind(analyst_id).bind(now).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Ends an account's back-off (after an admin has checked who was locked out, and why).
+    pub async fn clear_backoff(&self, username: &str) -> Result<bool> {
+        const Q: &str =
+            "UPDATE analysts SET failed_attempts = 0, locked_until = 0 WHERE username = $1";
+        let n =
+            on_pool!(self, p => sqlx::query(Q).bind(username).execute(p).await?.rows_affected());
+        Ok(n == 1)
     }
 
     /// Clears the back-off, and stores an upgraded password hash if there is one.
@@ -208,6 +223,13 @@ impl Store {
         Ok(())
     }
 
+    pub async fn delete_ended_sessions(&self, now: i64, idle_seconds: i64) -> Result<u64> {
+        const Q: &str = "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at + $2 <= $1";
+        Ok(
+            on_pool!(self, p => sqlx::query(Q).bind(now).bind(idle_seconds).execute(p).await?.rows_affected()),
+        )
+    }
+
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
         const Q: &str = "DELETE FROM sessions WHERE token_hash = $1";
         on_pool!(self, p => sqlx::query(Q).bind(token_hash).execute(p).await?.rows_affected());
@@ -227,13 +249,17 @@ impl Store {
         const Q_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
         const Q_INSERT: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let key = self
+            .audit_key
+            .clone()
+            .ok_or_else(|| StoreError::Setup("the audit trail needs the server secret".into()))?;
         let mut last_error = None;
         for attempt in 0..8u64 {
             let result: Result<()> = on_pool!(self, p => async {
                 let mut tx = p.begin().await?;
                 let head: Option<(i64, String)> = sqlx::query_as(Q_HEAD).fetch_optional(&mut *tx).await?;
                 let (seq, prev) = head.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
-                let hash = entry_hash(seq, now, actor, action, subject, detail, &prev);
+                let hash = entry_hash(&key, seq, now, actor, action, subject, detail, &prev);
                 sqlx::query(Q_INSERT)
                     .bind(seq)
                     .bind(now)

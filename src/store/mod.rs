@@ -55,6 +55,8 @@ pub struct Store {
     /// A connection of its own for the group-commit writer, so that acknowledging
     /// submissions never waits behind uploads for a pooled connection.
     commit_pool: Pool,
+    /// Chains the audit trail; set with `with_audit_key` by whoever holds the server secret.
+    audit_key: Option<std::sync::Arc<crate::audit::AuditKey>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -157,6 +159,7 @@ impl Store {
             Ok(Self {
                 pool: Pool::Sqlite(pool),
                 commit_pool: Pool::Sqlite(commit_pool),
+                audit_key: None,
             })
         } else {
             let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
@@ -167,6 +170,7 @@ impl Store {
             let store = Self {
                 pool: Pool::Postgres(pool),
                 commit_pool: Pool::Postgres(commit_pool),
+                audit_key: None,
             };
             store.check_postgres_settings().await?;
             Ok(store)
@@ -209,6 +213,12 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    /// This store, able to append to the audit trail.
+    pub fn with_audit_key(mut self, key: crate::audit::AuditKey) -> Self {
+        self.audit_key = Some(std::sync::Arc::new(key));
+        self
     }
 
     pub fn is_sqlite(&self) -> bool {

@@ -140,18 +140,26 @@ impl Store {
                 q.build_query_as::<(String, String)>().fetch_all(p).await?
             }));
         }
-        let mut items_by_tip: std::collections::HashMap<&str, Vec<ItemSummary>> = std::collections::HashMap::new();
+        let mut items_by_tip: std::collections::HashMap<&str, Vec<ItemSummary>> =
+            std::collections::HashMap::new();
         for (tip, item, kind, size, key_set) in &items {
-            items_by_tip.entry(tip.as_str()).or_default().push(ItemSummary {
-                id: item.clone(),
-                kind: kind.clone(),
-                size: *size,
-                key_set: *key_set,
-            });
+            items_by_tip
+                .entry(tip.as_str())
+                .or_default()
+                .push(ItemSummary {
+                    id: item.clone(),
+                    kind: kind.clone(),
+                    size: *size,
+                    key_set: *key_set,
+                });
         }
-        let mut labels_by_tip: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
+        let mut labels_by_tip: std::collections::HashMap<&str, Vec<String>> =
+            std::collections::HashMap::new();
         for (tip, label) in &labels {
-            labels_by_tip.entry(tip.as_str()).or_default().push(label.clone());
+            labels_by_tip
+                .entry(tip.as_str())
+                .or_default()
+                .push(label.clone());
         }
         Ok(rows
             .into_iter()

@@ -90,6 +90,10 @@ async fn create_session(
             }
         },
         Err(SignInError::Invalid) => api_error(StatusCode::UNAUTHORIZED, "invalid credentials"),
+        Err(SignInError::Busy) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many sign-ins at once; try again shortly",
+        ),
         Err(SignInError::Internal(error)) => {
             tracing::error!(%error, "sign-in failed");
             api_error(StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed")
@@ -111,7 +115,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 async fn api_analyst(app: &AppState, headers: &HeaderMap) -> Result<(Analyst, i64), Response> {
     let unauthorized = || api_error(StatusCode::UNAUTHORIZED, "sign in first");
     let token = bearer(headers).ok_or_else(unauthorized)?;
-    match app.auth.session(token, now()).await {
+    match app.auth.session(token, "api", now()).await {
         Ok(Some((analyst, _, expires_at))) => Ok((analyst, expires_at)),
         Ok(None) => Err(unauthorized()),
         Err(error) => {
@@ -701,7 +705,7 @@ async fn audit_trail(State(app): State<AppState>, ApiAnalyst(analyst): ApiAnalys
         Ok(entries) => entries,
         Err(error) => return internal(error),
     };
-    let status = match crate::audit::verify(&entries) {
+    let status = match crate::audit::verify(&app.auth.audit_key(), &entries) {
         crate::audit::ChainStatus::Intact { .. } => serde_json::json!({ "intact": true }),
         crate::audit::ChainStatus::Broken { seq, why } => {
             serde_json::json!({ "intact": false, "broken_at": seq, "why": why })

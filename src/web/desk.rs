@@ -60,7 +60,7 @@ impl WebSession {
 
 async fn web_session(app: &AppState, headers: &HeaderMap) -> Option<WebSession> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    match app.auth.session(token, now()).await {
+    match app.auth.session(token, "web", now()).await {
         Ok(Some((analyst, csrf_hash, _))) => Some(WebSession {
             analyst,
             token: Zeroizing::new(token.to_owned()),
@@ -156,6 +156,10 @@ pub async fn submit_login(
                 )
             }
         },
+        Err(SignInError::Busy) => login_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("Too many sign-ins at once. Please try again in a moment."),
+        ),
         Err(SignInError::Invalid) => login_page(
             StatusCode::UNAUTHORIZED,
             Some("Wrong user name, password or code. (Each code works once: wait for the next.)"),
