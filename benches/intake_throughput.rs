@@ -45,14 +45,7 @@ use std::time::{Duration, Instant};
 
 use common::{Backend, Deployment};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-/// A request that takes longer than this is counted as timed out and its connection dropped.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// A hard cap on requests per connection and run, on top of the time bound.
-const MAX_REQUESTS_PER_CONNECTION: u64 = 1_000_000;
-const RECEIPT_MARKER: &[u8] = b"id=\"receipt\"";
 /// What a good answer holds in `BENCH_MODE=form`: the message field of the form.
 const FORM_MARKER: &[u8] = b"name=\"message\"";
 
@@ -184,11 +177,7 @@ impl Report {
     }
 
     fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * (self.latencies_us.len() - 1) as f64).round() as usize;
-        self.latencies_us[rank] as f64 / 1000.0
+        percentile_ms(&self.latencies_us, p)
     }
 
     fn other_text(&self) -> String {
@@ -213,12 +202,15 @@ impl Report {
 
     /// Cores kept busy by everything but the server, PostgreSQL and this client.
     fn other_load(&self) -> f64 {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1) as f64;
-        (self.machine_busy * cores
-            - (self.server_cpu + self.postgres_cpu + self.client_cpu) / self.seconds)
-            .max(0.0)
+        Usage {
+            server_cpu: self.server_cpu,
+            server_faults: 0,
+            postgres_cpu: self.postgres_cpu,
+            client_cpu: self.client_cpu,
+            machine_busy: self.machine_busy,
+            seconds: self.seconds,
+        }
+        .other_load()
     }
 
     fn line(&self) -> String {
@@ -295,12 +287,12 @@ fn run(backend: Backend, concurrency: usize, settings: &Settings) -> Report {
     }
     let server = RunningServer::start(&deployment, &settings.log);
     let addr = server.public_addr();
-    let request = Arc::new(if settings.form_only {
+    let request = if settings.form_only {
         format!("GET /submit?lang=en HTTP/1.1\r\nHost: {addr}\r\nAccept-Language: en\r\n\r\n")
             .into_bytes()
     } else {
-        build_request(addr, settings.message_bytes)
-    });
+        build_submit_request(addr, settings.message_bytes)
+    };
     let marker: &'static [u8] = if settings.form_only {
         FORM_MARKER
     } else {
@@ -330,84 +322,9 @@ fn run(backend: Backend, concurrency: usize, settings: &Settings) -> Report {
     report
 }
 
-/// The whole HTTP request: headers and a multipart body as Tor Browser would send the form.
-fn build_request(addr: SocketAddr, message_bytes: usize) -> Vec<u8> {
-    let mut suffix = [0u8; 12];
-    getrandom::fill(&mut suffix).unwrap();
-    let boundary = format!("----tipboxbench{}", hex::encode(suffix));
-    let mut message = String::with_capacity(message_bytes + 64);
-    let sentence = "They came to my parents' home in Fujian and said I must stop speaking out. \
-                    我的家人在国内被警察威胁，要求我回国。";
-    while message.len() < message_bytes {
-        message.push_str(sentence);
-        message.push(' ');
-    }
-    let mut cut = message_bytes.min(message.len());
-    while !message.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    message.truncate(cut);
-    while message.len() < message_bytes {
-        message.push('.');
-    }
-    let mut body = Vec::new();
-    for (name, value) in [
-        ("message", message.as_str()),
-        ("incident_type", "threats_to_family"),
-        ("country", "Netherlands"),
-        ("city", "Rotterdam"),
-        ("when", "March 2026"),
-    ] {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    // An empty file input: browsers send a nameless, empty part.
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n\r\n--{boundary}--\r\n"
-        )
-        .as_bytes(),
-    );
-    let mut request = format!(
-        "POST /submit?lang=en HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: multipart/form-data; boundary={boundary}\r\n\
-         Content-Length: {}\r\nAccept-Language: en\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&body);
-    request
-}
-
-#[derive(Default)]
-struct ConnStats {
-    connections_opened: u64,
-    receipts_in_window: u64,
-    answered_total: u64,
-    latencies_us: Vec<u32>,
-    other: BTreeMap<String, u64>,
-}
-
-impl ConnStats {
-    fn other(&mut self, what: String) {
-        *self.other.entry(what).or_default() += 1;
-    }
-}
-
-struct Answer {
-    status: u16,
-    receipt: bool,
-    close: bool,
-}
-
 async fn drive(
     addr: SocketAddr,
-    request: Arc<Vec<u8>>,
+    request: Vec<u8>,
     marker: &'static [u8],
     concurrency: usize,
     settings: &Settings,
@@ -417,19 +334,9 @@ async fn drive(
     // One submission first: a setup problem shows here with the server's page, not as a
     // run of errors.
     {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .expect("connect to the server");
-        let mut buf = Vec::new();
-        let answer = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            exchange(&mut stream, &request, marker, &mut buf),
-        )
-        .await
-        .expect("first request timed out")
-        .expect("first request failed");
+        let (answer, buf, _) = one_request(addr, &request, marker).await;
         assert!(
-            answer.status == 200 && answer.receipt,
+            answer.status == 200 && answer.marker,
             "first request answered {}: {}",
             answer.status,
             String::from_utf8_lossy(&buf[..buf.len().min(2000)])
@@ -440,217 +347,36 @@ async fn drive(
     let until = measure_from + Duration::from_secs(settings.seconds);
     let with_postgres = backend == Backend::Postgres;
     let sampler = tokio::spawn(async move {
-        let sample = || {
-            (
-                process_cpu_seconds(server_pid),
-                if with_postgres {
-                    cpu_seconds_of_all("postgres")
-                } else {
-                    0.0
-                },
-                process_cpu_seconds(std::process::id()),
-                machine_cpu(),
-            )
-        };
         tokio::time::sleep_until(measure_from.into()).await;
-        let before = sample();
-        let measured_from = Instant::now();
+        let before = UsageSample::now(server_pid, with_postgres);
         tokio::time::sleep_until(until.into()).await;
-        let after = sample();
-        let measured = measured_from.elapsed().as_secs_f64();
-        (
-            after.0 - before.0,
-            after.1 - before.1,
-            after.2 - before.2,
-            machine_busy(before.3, after.3),
-            measured,
-        )
+        before.until(&UsageSample::now(server_pid, with_postgres))
     });
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            tokio::spawn(connection(
-                addr,
-                Arc::clone(&request),
-                marker,
-                measure_from,
-                until,
-            ))
-        })
-        .collect();
-    let mut total = ConnStats::default();
-    for task in tasks {
-        let stats = task.await.expect("client task");
-        total.connections_opened += stats.connections_opened;
-        total.receipts_in_window += stats.receipts_in_window;
-        total.answered_total += stats.answered_total;
-        total.latencies_us.extend(stats.latencies_us);
-        for (k, v) in stats.other {
-            *total.other.entry(k).or_default() += v;
-        }
-    }
-    let (server_cpu, postgres_cpu, client_cpu, busy, _measured) = sampler.await.unwrap();
-    total.latencies_us.sort_unstable();
+    let load = Arc::new(Load {
+        addr,
+        requests: vec![request],
+        good_status: 200,
+        marker,
+        measure_from,
+        until,
+        give_up_at: None,
+    });
+    let total = run_connections(load, concurrency).await;
+    let usage = sampler.await.unwrap();
     Report {
         concurrency,
         seconds: settings.seconds as f64,
-        receipts: total.receipts_in_window,
+        receipts: total.good_in_window,
         latencies_us: total.latencies_us,
         other: total.other,
-        server_cpu,
-        postgres_cpu,
-        client_cpu,
-        machine_busy: busy,
+        server_cpu: usage.server_cpu,
+        postgres_cpu: usage.postgres_cpu,
+        client_cpu: usage.client_cpu,
+        machine_busy: usage.machine_busy,
         // +1: the first submission above.
-        answered_total: total.answered_total + 1,
+        answered_total: total.good_total + 1,
         tips_in_database: 0,
         connections_opened: total.connections_opened,
         form_only: false,
     }
-}
-
-/// One keep-alive connection posting the form back to back until `until`.
-async fn connection(
-    addr: SocketAddr,
-    request: Arc<Vec<u8>>,
-    marker: &'static [u8],
-    measure_from: Instant,
-    until: Instant,
-) -> ConnStats {
-    let mut stats = ConnStats::default();
-    let mut stream: Option<TcpStream> = None;
-    let mut buf = Vec::with_capacity(16 * 1024);
-    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
-        if Instant::now() >= until {
-            break;
-        }
-        let conn = match stream.as_mut() {
-            Some(conn) => conn,
-            None => {
-                match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-                    Ok(Ok(conn)) => {
-                        stats.connections_opened += 1;
-                        let _ = conn.set_nodelay(true);
-                        stream.insert(conn)
-                    }
-                    _ => {
-                        stats.other("connect error".to_owned());
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                }
-            }
-        };
-        let sent = Instant::now();
-        let outcome =
-            tokio::time::timeout(REQUEST_TIMEOUT, exchange(conn, &request, marker, &mut buf)).await;
-        let done = Instant::now();
-        let in_window = done >= measure_from && done <= until;
-        match outcome {
-            Ok(Ok(answer)) => {
-                if answer.status == 200 && answer.receipt {
-                    stats.answered_total += 1;
-                    if in_window {
-                        stats.receipts_in_window += 1;
-                        let us = (done - sent).as_micros().min(u32::MAX as u128) as u32;
-                        stats.latencies_us.push(us);
-                    }
-                } else if in_window {
-                    stats.other(format!("HTTP {}", answer.status));
-                }
-                if answer.close {
-                    stream = None;
-                }
-            }
-            Ok(Err(error)) => {
-                if in_window {
-                    stats.other(format!("io error ({})", error.kind()));
-                }
-                stream = None;
-            }
-            Err(_) => {
-                if in_window {
-                    stats.other("timeout".to_owned());
-                }
-                stream = None;
-            }
-        }
-    }
-    stats
-}
-
-/// Writes the request and reads one answer into `buf`.
-async fn exchange(
-    stream: &mut TcpStream,
-    request: &[u8],
-    marker: &[u8],
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Answer> {
-    use std::io::{Error, ErrorKind};
-    stream.write_all(request).await?;
-    buf.clear();
-    let head_end = loop {
-        if let Some(at) = find(buf, b"\r\n\r\n") {
-            break at + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return Err(Error::new(ErrorKind::InvalidData, "response head too long"));
-        }
-        if stream.read_buf(buf).await? == 0 {
-            return Err(Error::new(
-                ErrorKind::UnexpectedEof,
-                "closed before the answer",
-            ));
-        }
-    };
-    let head = std::str::from_utf8(&buf[..head_end])
-        .map_err(|_| Error::new(ErrorKind::InvalidData, "response head not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Error::new(ErrorKind::InvalidData, "no status"))?;
-    let mut length = None;
-    let mut chunked = false;
-    let mut close = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse::<usize>().ok();
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.eq_ignore_ascii_case("chunked");
-        } else if name.eq_ignore_ascii_case("connection") {
-            close = value.eq_ignore_ascii_case("close");
-        }
-    }
-    if let Some(length) = length {
-        while buf.len() < head_end + length {
-            if stream.read_buf(buf).await? == 0 {
-                return Err(Error::new(ErrorKind::UnexpectedEof, "closed in the body"));
-            }
-        }
-    } else if chunked {
-        while !buf[head_end..].ends_with(b"0\r\n\r\n") {
-            if stream.read_buf(buf).await? == 0 {
-                return Err(Error::new(ErrorKind::UnexpectedEof, "closed in the body"));
-            }
-        }
-    } else {
-        // Read to the end of the connection.
-        while stream.read_buf(buf).await? > 0 {}
-        close = true;
-    }
-    let receipt = find(&buf[head_end..], marker).is_some();
-    Ok(Answer {
-        status,
-        receipt,
-        close,
-    })
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }

@@ -75,15 +75,25 @@ async fn run(backend: Backend, tips: usize) {
     deployment.tipbox_ok(&["analyst", "add", "ana", "--json"]);
     let store = Store::connect(&deployment.database_url, 10).await.unwrap();
     store.migrate().await.unwrap();
-    let (key_set, _, _) = store.active_key_set(tipbox::intake::now()).await.unwrap().unwrap();
+    let (key_set, _, _) = store
+        .active_key_set(tipbox::intake::now())
+        .await
+        .unwrap()
+        .unwrap();
     let filled = fill(&store, key_set, tips).await;
-    println!("{backend:?}: wrote {tips} tips in {:.1} s", filled.as_secs_f64());
+    println!(
+        "{backend:?}: wrote {tips} tips in {:.1} s",
+        filled.as_secs_f64()
+    );
 
     // Some triage, so the filters have something to find: every 50th tip verified with a
     // label and an assignee.
     let ana = store.analyst_id("ana").await.unwrap().unwrap();
     let sample = store
-        .list_tips(&QueueFilter { limit: tips as i64, ..Default::default() })
+        .list_tips(&QueueFilter {
+            limit: tips as i64,
+            ..Default::default()
+        })
         .await
         .unwrap();
     for tip in sample.iter().step_by(50) {
@@ -95,40 +105,100 @@ async fn run(backend: Backend, tips: usize) {
         store.update_tip(&tip.id, &update).await.unwrap();
     }
 
-    let page = |filter: QueueFilter| QueueFilter { limit: 50, ..filter };
-    let first = store.list_tips(&page(QueueFilter::default())).await.unwrap();
+    let page = |filter: QueueFilter| QueueFilter {
+        limit: 50,
+        ..filter
+    };
+    let first = store
+        .list_tips(&page(QueueFilter::default()))
+        .await
+        .unwrap();
     let mut deep_cursor = None;
     let mut cursor = first.last().map(|t| (t.received_at, t.id.clone()));
     for _ in 0..200 {
         let next = store
-            .list_tips(&page(QueueFilter { before: cursor.clone(), ..Default::default() }))
+            .list_tips(&page(QueueFilter {
+                before: cursor.clone(),
+                ..Default::default()
+            }))
             .await
             .unwrap();
         cursor = next.last().map(|t| (t.received_at, t.id.clone()));
         deep_cursor = cursor.clone();
     }
     let cases: Vec<(&str, QueueFilter)> = vec![
-        ("first page (50, newest first)", page(QueueFilter::default())),
-        ("page 200 (keyset cursor)", page(QueueFilter { before: deep_cursor, ..Default::default() })),
-        ("status = verified", page(QueueFilter { status: Some("verified".into()), ..Default::default() })),
-        ("status = new", page(QueueFilter { status: Some("new".into()), ..Default::default() })),
-        ("label = police-station", page(QueueFilter { label: Some("police-station".into()), ..Default::default() })),
-        ("assignee = ana", page(QueueFilter { assignee: Some("ana".into()), ..Default::default() })),
-        ("unassigned", page(QueueFilter { assignee: Some(String::new()), ..Default::default() })),
-        ("not yet pulled by ana", page(QueueFilter { unpulled_by: Some(ana), ..Default::default() })),
+        (
+            "first page (50, newest first)",
+            page(QueueFilter::default()),
+        ),
+        (
+            "page 200 (keyset cursor)",
+            page(QueueFilter {
+                before: deep_cursor,
+                ..Default::default()
+            }),
+        ),
+        (
+            "status = verified",
+            page(QueueFilter {
+                status: Some("verified".into()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "status = new",
+            page(QueueFilter {
+                status: Some("new".into()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "label = police-station",
+            page(QueueFilter {
+                label: Some("police-station".into()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "assignee = ana",
+            page(QueueFilter {
+                assignee: Some("ana".into()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "unassigned",
+            page(QueueFilter {
+                assignee: Some(String::new()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "not yet pulled by ana",
+            page(QueueFilter {
+                unpulled_by: Some(ana),
+                ..Default::default()
+            }),
+        ),
     ];
     println!("| backend | query | tips returned | median ms (21 runs) |");
     println!("|---|---|---|---|");
     for (name, filter) in cases {
         let (median, found) = time_it(&store, &filter, 21).await;
-        println!("| {backend:?} | {name} | {found} | {:.2} |", median.as_secs_f64() * 1000.0);
+        println!(
+            "| {backend:?} | {name} | {found} | {:.2} |",
+            median.as_secs_f64() * 1000.0
+        );
     }
     store.close().await;
 }
 
 fn main() {
     let tips: usize = env_or("BENCH_TIPS", "100000").parse().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for backend in env_or("BENCH_BACKENDS", "sqlite,postgres").split(',') {
         let backend = match backend.trim() {
             "sqlite" => Backend::Sqlite,
