@@ -67,7 +67,9 @@ impl Default for AnalystConfig {
             argon2_memory_kib: hash.memory_kib,
             argon2_iterations: hash.iterations,
             argon2_parallelism: hash.parallelism,
-            max_concurrent_hashes: 2,
+            // One: on a small machine each hash takes a core; two let a sign-in flood take
+            // both and starve intake (benches/README.md, signin_flood).
+            max_concurrent_hashes: 1,
             session_idle_minutes: 30,
             session_max_hours: 12,
         }
