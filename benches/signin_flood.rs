@@ -106,7 +106,7 @@ fn main() {
         settings.message_bytes,
         settings.log,
         if settings.extra_toml.is_empty() {
-            "; default [analyst] settings (max_concurrent_hashes = 2)".to_owned()
+            "; default [analyst] settings".to_owned()
         } else {
             format!("; extra config {:?}", settings.extra_toml)
         }
