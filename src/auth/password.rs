@@ -81,12 +81,7 @@ impl PasswordHasherPool {
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PasswordError> {
         let permit = self.slot().await?;
         let params = self.params;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            hash_blocking(params, &password)
-        })
-        .await
-        .map_err(|e| PasswordError::Hash(e.to_string()))?
+        on_hash_thread(permit, move || hash_blocking(params, &password)).await
     }
 
     /// Checks `password` against `stored` (or, for an unknown user, against the decoy, so that
@@ -100,8 +95,7 @@ impl PasswordHasherPool {
         let params = self.params;
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.decoy.as_ref().clone());
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        on_hash_thread(permit, move || {
             let parsed =
                 PasswordHash::new(&stored).map_err(|e| PasswordError::Hash(e.to_string()))?;
             let argon = argon(params)?;
@@ -115,9 +109,53 @@ impl PasswordHasherPool {
             })
         })
         .await
-        .map_err(|e| PasswordError::Hash(e.to_string()))?
     }
 }
+
+/// Runs one hash on a thread of its own at the lowest CPU priority (nice 19), holding the
+/// hashing slot until the hash is done.
+///
+/// Why not `spawn_blocking`: a blocking-pool thread runs at the same priority as the threads
+/// that seal and commit submissions, so on a small machine a sign-in flood would take half the
+/// CPU from sources. At nice 19 the kernel gives the hash only what the public side leaves
+/// idle; a sign-in gets slower under load, a submission does not (benches/README.md,
+/// signin_flood). The priority is set per thread (Linux: `setpriority` on a thread id), so the
+/// rest of the process is untouched. A thread per hash costs tens of microseconds against a
+/// hash of ~100 ms, and the slot count bounds how many exist at once.
+async fn on_hash_thread<T: Send + 'static>(
+    permit: tokio::sync::OwnedSemaphorePermit,
+    work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+) -> Result<T, PasswordError> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("tipbox-argon2".into())
+        .spawn(move || {
+            let _permit = permit;
+            lower_priority();
+            // The receiver is gone only if the sign-in was abandoned; the hash still ran to
+            // the end with its slot held, which is the point.
+            let _ = done.send(work());
+        })
+        .map_err(|e| PasswordError::Hash(format!("cannot start a hashing thread: {e}")))?;
+    result
+        .await
+        .map_err(|_| PasswordError::Hash("hashing thread ended without an answer".into()))?
+}
+
+/// Lowers this thread's scheduling priority to nice 19. Failure is harmless (the hash still
+/// runs, at normal priority) and is logged once per thread at debug level.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASH_NICENESS)
+    {
+        log::debug!("could not lower the hashing thread's priority: {e}");
+    }
+}
+
+/// The niceness of hashing threads: the lowest priority there is.
+#[cfg(target_os = "linux")]
+const HASH_NICENESS: i32 = 19;
 
 fn argon(params: HashParams) -> Result<Argon2<'static>, PasswordError> {
     let p = Params::new(
@@ -201,5 +239,24 @@ mod tests {
             .await
             .unwrap();
         assert!(upgraded.contains("t=2"));
+    }
+
+    /// The hash runs at the lowest priority, on a thread other than the caller's, and the
+    /// caller's own priority is untouched.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_at_lowest_priority() {
+        use rustix::{process::getpriority_process, thread::gettid};
+        let caller = gettid();
+        let before = getpriority_process(Some(caller)).unwrap();
+        let (tid, nice) = on_hash_thread(
+            Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap(),
+            || Ok((gettid(), getpriority_process(Some(gettid())).unwrap())),
+        )
+        .await
+        .unwrap();
+        assert_ne!(tid, caller);
+        assert_eq!(nice, HASH_NICENESS);
+        assert_eq!(getpriority_process(Some(caller)).unwrap(), before);
     }
 }
