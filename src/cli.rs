@@ -356,6 +356,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let state =
         crate::web::AppState::new(Arc::clone(&intake), Arc::clone(&auth), Arc::clone(&config));
+    // Expired source sessions are dropped (and their reply keys zeroized) within a minute even
+    // if nobody comes back to them.
+    let source_sweeper = state.sources.spawn_sweeper(Duration::from_secs(30));
 
     let public = tokio::net::TcpListener::bind(config.public.listen)
         .await
@@ -389,6 +392,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     analyst_result.context("analyst listener")?;
     maintenance.abort();
     session_sweeper.abort();
+    source_sweeper.abort();
     let _ = maintenance.await;
     // Dropping the last handle lets the commit writer finish what is queued, then stop.
     drop(intake);

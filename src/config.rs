@@ -26,6 +26,35 @@ pub struct Config {
     pub limits: Limits,
     pub privacy: PrivacyConfig,
     pub keys: KeysConfig,
+    pub followup: FollowupConfig,
+}
+
+/// Sources coming back with their receipt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FollowupConfig {
+    /// A source's session unused for this long ends (and its key is forgotten).
+    pub session_idle_seconds: u64,
+    /// A source's session ends this long after sign-in, used or not.
+    pub session_max_seconds: u64,
+    /// Source sessions held at once on this node; beyond it, sign-ins are answered "busy".
+    pub max_sessions: usize,
+    /// Receipt sign-ins this node looks up per second, on average, over all clients.
+    pub signins_per_second: u32,
+    /// Receipt sign-ins allowed in a burst above that rate.
+    pub signin_burst: u32,
+}
+
+impl Default for FollowupConfig {
+    fn default() -> Self {
+        Self {
+            session_idle_seconds: 15 * 60,
+            session_max_seconds: 2 * 3600,
+            max_sessions: 10_000,
+            signins_per_second: 20,
+            signin_burst: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,6 +330,25 @@ impl Config {
         }
         if !(1..=24 * 7).contains(&a.session_max_hours) {
             return bad("analyst.session_max_hours", "must be from 1 to 168");
+        }
+        let f = &self.followup;
+        if !(5..=24 * 3600).contains(&f.session_idle_seconds) {
+            return bad("followup.session_idle_seconds", "must be from 5 to 86400");
+        }
+        if !(f.session_idle_seconds..=7 * 24 * 3600).contains(&f.session_max_seconds) {
+            return bad(
+                "followup.session_max_seconds",
+                "must be at least followup.session_idle_seconds and at most 604800 (a week)",
+            );
+        }
+        if !(1..=1_000_000).contains(&f.max_sessions) {
+            return bad("followup.max_sessions", "must be from 1 to 1000000");
+        }
+        if !(1..=100_000).contains(&f.signins_per_second) {
+            return bad("followup.signins_per_second", "must be from 1 to 100000");
+        }
+        if f.signin_burst == 0 || f.signin_burst > 1_000_000 {
+            return bad("followup.signin_burst", "must be from 1 to 1000000");
         }
         if self.keys.refresh_seconds == 0 {
             return bad("keys.refresh_seconds", "must be at least 1");

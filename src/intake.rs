@@ -16,9 +16,9 @@ use zeroize::Zeroizing;
 use crate::i18n::Lang;
 use crate::keyring::{ActiveKeySet, KeyError};
 use crate::receipt::{LOOKUP_KEY_PURPOSE, REPLY_SALT_PURPOSE, ReceiptCode};
-use crate::seal::{ItemSealer, SealError, seal_bytes};
+use crate::seal::{ItemSealer, SealError, seal_bytes, seal_to_source};
 use crate::secrets::ServerSecret;
-use crate::store::{CommitQueue, NewItem, NewTip, SealedBody, Store, StoreError};
+use crate::store::{CommitQueue, NewItem, NewTip, SealedBody, SourceTip, Store, StoreError};
 
 /// Ciphertext is written to the database in pieces of this size; an attachment that fits in
 /// one piece is written only at commit.
@@ -289,6 +289,94 @@ impl Intake {
             .then_some(item_id))
     }
 
+    /// Seals an analyst's reply twice — the reviewers' copy to the active key set (with its
+    /// author), the source's copy to the tip's reply recipient only — and stores both in one
+    /// transaction. Returns the reply's id, or `None` if there is no such tip.
+    pub async fn add_reply(
+        &self,
+        tip_id: &str,
+        author: &str,
+        text: Zeroizing<String>,
+    ) -> Result<Option<String>, IntakeError> {
+        let KeyState::Ready(keys) = self.keys.current() else {
+            return Err(IntakeError::Paused);
+        };
+        let Some(recipient) = self.store.reply_recipient(tip_id).await? else {
+            return Ok(None);
+        };
+        let recipient: age::x25519::Recipient = recipient
+            .parse()
+            .map_err(|e: &str| IntakeError::Task(format!("stored reply recipient: {e}")))?;
+        let written_at =
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let for_reviewers = Zeroizing::new(
+            serde_json::to_vec_pretty(&serde_json::json!({
+                "format": "tipbox-reply/1",
+                "author": author,
+                "written_at": written_at,
+                "text": text.as_str(),
+            }))
+            .expect("a reply serializes"),
+        );
+        let for_source = Zeroizing::new(
+            serde_json::to_vec(&serde_json::json!({
+                "format": "tipbox-reply/1",
+                "text": text.as_str(),
+            }))
+            .expect("a reply serializes"),
+        );
+        drop(text);
+        let key_set_id = keys.id;
+        let (for_reviewers, for_source) =
+            tokio::task::spawn_blocking(move || -> Result<_, IntakeError> {
+                Ok((
+                    seal_bytes(&keys, &for_reviewers)?,
+                    seal_to_source(&recipient, &for_source)?,
+                ))
+            })
+            .await
+            .map_err(|e| IntakeError::Task(e.to_string()))??;
+        let reply_id = random_id();
+        let created_at = coarsen(now(), self.time_granularity);
+        Ok(self
+            .store
+            .add_reply(
+                tip_id,
+                &reply_id,
+                key_set_id,
+                &for_reviewers,
+                &for_source,
+                created_at,
+            )
+            .await?
+            .then_some(reply_id))
+    }
+
+    /// Looks up the tip of a receipt typed back by a source (every reading of its words: the
+    /// Chinese word lists overlap). Every reading is looked up whether or not an earlier one
+    /// matched, so the work done depends on the words only, not on what is stored. On a match,
+    /// the reply identity is derived here, in memory; the caller keeps it only for the
+    /// source's session.
+    pub async fn open_case(
+        &self,
+        readings: Vec<ReceiptCode>,
+    ) -> Result<Option<(SourceTip, age::x25519::Identity)>, IntakeError> {
+        let mut found = None;
+        for receipt in readings {
+            let hash = receipt.lookup_hash(&self.lookup_key);
+            if let Some(tip) = self.store.tip_by_receipt(&hash).await?
+                && found.is_none()
+            {
+                found = Some((tip, receipt.reply_identity(&self.reply_salt)));
+            }
+        }
+        Ok(found)
+    }
+
+    pub fn time_granularity(&self) -> u64 {
+        self.time_granularity
+    }
+
     /// Periodically checkpoints the SQLite WAL (every second), re-reads the keyring and
     /// deletes expired staged items.
     pub fn spawn_maintenance(self: &Arc<Self>, refresh: Duration) -> tokio::task::JoinHandle<()> {
@@ -481,6 +569,85 @@ impl Submission {
     /// Refuses the submission: deletes whatever was staged before returning.
     pub async fn abandon(mut self) {
         self.staged.discard().await;
+    }
+
+    /// Seals a source's follow-up (an optional message and the attachments already received)
+    /// and adds it to the source's tip in one durable transaction. Only after this returns
+    /// `Ok(true)` may the source be told it was stored. `Ok(false)`: the tip no longer exists,
+    /// and nothing was stored.
+    pub async fn commit_followup(
+        mut self,
+        tip_id: &str,
+        message: Option<Zeroizing<String>>,
+        lang: Lang,
+    ) -> Result<bool, IntakeError> {
+        let keys = Arc::clone(&self.keys);
+        let attachments = std::mem::take(&mut self.attachments);
+        let sealed = tokio::task::spawn_blocking(move || -> Result<_, IntakeError> {
+            let message = message
+                .map(|m| seal_bytes(&keys, m.as_bytes()))
+                .transpose()?;
+            // The attachments' original names, sealed like those of the first submission.
+            let facts = if attachments.is_empty() {
+                None
+            } else {
+                let mut json = Zeroizing::new(Vec::with_capacity(64 * 1024));
+                serde_json::to_writer_pretty(
+                    &mut *json,
+                    &SealedFacts {
+                        format: "tipbox-followup/1",
+                        form_language: lang.tag(),
+                        facts: &Facts::default(),
+                        attachments: &attachments,
+                    },
+                )
+                .expect("facts serialize");
+                Some(seal_bytes(&keys, &json)?)
+            };
+            Ok((message, facts))
+        })
+        .await
+        .map_err(|e| IntakeError::Task(e.to_string()));
+        let (message, facts) = match sealed {
+            Ok(Ok(sealed)) => sealed,
+            Ok(Err(e)) | Err(e) => {
+                self.staged.discard().await;
+                return Err(e);
+            }
+        };
+        let key_set_id = self.keys.id;
+        let inline = |kind: &'static str, data: Vec<u8>| NewItem {
+            id: random_id(),
+            position: 0, // numbered by the store, after the tip's other items
+            kind,
+            size: data.len() as i64,
+            key_set_id,
+            body: SealedBody::Inline(data),
+        };
+        let mut items = Vec::new();
+        items.extend(message.map(|m| inline("message", m)));
+        items.extend(facts.map(|f| inline("facts", f)));
+        items.extend(std::mem::take(&mut self.items));
+        let added_at = coarsen(now(), self.intake.time_granularity);
+        match self
+            .intake
+            .store
+            .commit_followup(tip_id, &items, added_at)
+            .await
+        {
+            Ok(true) => {
+                self.staged.ids.clear();
+                Ok(true)
+            }
+            Ok(false) => {
+                self.staged.discard().await;
+                Ok(false)
+            }
+            Err(e) => {
+                self.staged.discard().await;
+                Err(e.into())
+            }
+        }
     }
 
     /// Seals the message and facts, and commits the whole submission durably. Only after this

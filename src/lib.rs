@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod followup;
 pub mod i18n;
 pub mod intake;
 pub mod keyring;

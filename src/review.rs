@@ -215,7 +215,9 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// Fetches and decrypts into `out/<tip id>/`: `message.txt`, `facts.json`,
-/// `attachments/<original name>` and `notes/<note id>.json`.
+/// `attachments/<original name>`, the source's later additions under `followups/`, and
+/// `notes/<id>.json` and `replies/<id>.json`. Items already pulled into `out` (listed in
+/// `out/<tip id>/.pulled`) are not fetched again.
 pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow::Result<()> {
     let mut stdin_guard = age::cli_common::StdinGuard::new(false);
     let identities = age::cli_common::read_identities(identity_files, None, &mut stdin_guard)
@@ -263,6 +265,14 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
         let dir = out.join(tip_id);
         crate::secrets::create_private_dir(&dir.join("attachments"))?;
         let items = tip["items"].as_array().cloned().unwrap_or_default();
+        // Items pulled into this directory before (a tip comes back when the source adds to
+        // it, or an analyst replies): their ids, one per line.
+        let manifest = dir.join(".pulled");
+        let mut pulled: std::collections::HashSet<String> = std::fs::read_to_string(&manifest)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
         // Facts first: they carry the attachments' original names.
         let mut ordered = items.clone();
         ordered.sort_by_key(|i| i["kind"] != "facts");
@@ -272,15 +282,25 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             if !valid_id(id) {
                 bail!("the server sent a malformed item id");
             }
+            if pulled.contains(id) {
+                progress.inc(1);
+                continue;
+            }
             let kind = item["kind"].as_str().unwrap_or_default();
+            // Added after the first submission: a source's follow-up, a note or a reply.
+            let later = !item["added_at"].is_null();
             progress.set_message(format!("{}…/{kind}", &tip_id[..8]));
+            let in_subdir = |sub: &str, name: String| -> anyhow::Result<PathBuf> {
+                crate::secrets::create_private_dir(&dir.join(sub))?;
+                Ok(safe_file_name(&dir.join(sub), &name))
+            };
             let target = match kind {
+                "message" if later => in_subdir("followups", format!("{id}.txt"))?,
+                "facts" if later => in_subdir("followups", format!("{id}.facts.json"))?,
                 "message" => safe_file_name(&dir, "message.txt"),
                 "facts" => safe_file_name(&dir, "facts.json"),
-                "note" => {
-                    crate::secrets::create_private_dir(&dir.join("notes"))?;
-                    safe_file_name(&dir.join("notes"), &format!("{id}.json"))
-                }
+                "note" => in_subdir("notes", format!("{id}.json"))?,
+                "reply" => in_subdir("replies", format!("{id}.json"))?,
                 _ => {
                     let wanted: &str = names.get(id).map(String::as_str).unwrap_or(id);
                     safe_file_name(&dir.join("attachments"), wanted)
@@ -297,6 +317,17 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
                     }
                 }
             }
+            {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o600)
+                    .open(&manifest)?;
+                writeln!(file, "{id}")?;
+            }
+            pulled.insert(id.to_owned());
             progress.inc(1);
         }
         done_tips += 1;

@@ -99,3 +99,39 @@ pub fn seal_bytes(keys: &ActiveKeySet, plaintext: &[u8]) -> Result<Vec<u8>, Seal
     out.extend(sealer.finish()?);
     Ok(out)
 }
+
+/// Seals a small plaintext to one source's reply recipient only (the source's copy of a reply).
+pub fn seal_to_source(
+    recipient: &age::x25519::Recipient,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))?;
+    let mut out = Vec::with_capacity(plaintext.len() + 256);
+    let mut writer = encryptor.wrap_output(&mut out)?;
+    writer.write_all(plaintext)?;
+    writer.finish()?;
+    Ok(out)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not open a reply sealed to this receipt: {0}")]
+pub struct OpenError(String);
+
+/// Opens the source's copy of a reply with the identity derived from the receipt. The
+/// plaintext is returned in memory that is cleared when dropped.
+pub fn open_for_source(
+    identity: &age::x25519::Identity,
+    sealed: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, OpenError> {
+    use std::io::Read;
+    let decryptor = age::Decryptor::new(sealed).map_err(|e| OpenError(e.to_string()))?;
+    let mut reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|e| OpenError(e.to_string()))?;
+    let mut plaintext = zeroize::Zeroizing::new(Vec::with_capacity(sealed.len()));
+    reader
+        .read_to_end(&mut plaintext)
+        .map_err(|e| OpenError(e.to_string()))?;
+    Ok(plaintext)
+}

@@ -81,8 +81,10 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 mod analysts;
+mod followup;
 mod queue;
 pub use analysts::{AnalystRecord, SessionRecord};
+pub use followup::{ReplyStatus, SealedReply, SourceTip};
 pub use queue::{ItemSummary, QueueFilter, STATUSES, TipSummary, TriageUpdate};
 
 /// The outcome of comparing the server secret with the one the database was set up with.

@@ -27,6 +27,8 @@ pub struct ItemSummary {
     pub kind: String,
     pub size: i64,
     pub key_set: i64,
+    /// When it was added after the tip itself (a source's follow-up, a note, a reply).
+    pub added_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -39,6 +41,17 @@ pub struct TipSummary {
     pub items: Vec<ItemSummary>,
     /// The key set of the tip's message (every item of a new tip shares it).
     pub key_set: Option<i64>,
+}
+
+impl TipSummary {
+    /// When the source last added something after the first submission, if ever.
+    pub fn source_activity_at(&self) -> Option<i64> {
+        self.items
+            .iter()
+            .filter(|i| matches!(i.kind.as_str(), "message" | "facts" | "attachment"))
+            .filter_map(|i| i.added_at)
+            .max()
+    }
 }
 
 /// A triage change; `None` leaves a field as it is.
@@ -118,17 +131,18 @@ impl Store {
         }
         let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         // IN lists in pieces, far below SQLite's bind limit, whatever page size a caller asks.
-        let mut items: Vec<(String, String, String, i64, i64)> = Vec::new();
+        type ItemRow = (String, String, String, i64, i64, Option<i64>);
+        let mut items: Vec<ItemRow> = Vec::new();
         let mut labels: Vec<(String, String)> = Vec::new();
         for piece in ids.chunks(500) {
             items.extend(super::on_pool!(self, p => {
-                let mut q = QueryBuilder::new("SELECT tip_id, id, kind, size, key_set_id FROM items WHERE tip_id IN (");
+                let mut q = QueryBuilder::new("SELECT tip_id, id, kind, size, key_set_id, added_at FROM items WHERE tip_id IN (");
                 let mut list = q.separated(", ");
                 for id in piece {
                     list.push_bind(id.clone());
                 }
                 q.push(") ORDER BY tip_id, position");
-                q.build_query_as::<(String, String, String, i64, i64)>().fetch_all(p).await?
+                q.build_query_as::<ItemRow>().fetch_all(p).await?
             }));
             labels.extend(super::on_pool!(self, p => {
                 let mut q = QueryBuilder::new("SELECT tip_id, label FROM tip_labels WHERE tip_id IN (");
@@ -142,7 +156,7 @@ impl Store {
         }
         let mut items_by_tip: std::collections::HashMap<&str, Vec<ItemSummary>> =
             std::collections::HashMap::new();
-        for (tip, item, kind, size, key_set) in &items {
+        for (tip, item, kind, size, key_set, added_at) in &items {
             items_by_tip
                 .entry(tip.as_str())
                 .or_default()
@@ -151,6 +165,7 @@ impl Store {
                     kind: kind.clone(),
                     size: *size,
                     key_set: *key_set,
+                    added_at: *added_at,
                 });
         }
         let mut labels_by_tip: std::collections::HashMap<&str, Vec<String>> =

@@ -16,7 +16,7 @@ use super::{AppState, desk};
 use crate::auth::Role;
 use crate::auth::signin::{Analyst, SignInError};
 use crate::intake::{KeyState, now};
-use crate::store::{QueueFilter, STATUSES, TipSummary, TriageUpdate};
+use crate::store::{QueueFilter, ReplyStatus, STATUSES, TipSummary, TriageUpdate};
 
 pub fn router(state: AppState) -> Router {
     let router = Router::new()
@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tips", get(list_tips))
         .route("/api/v1/tips/{id}", get(get_tip).patch(update_tip))
         .route("/api/v1/tips/{id}/notes", post(add_note))
+        .route("/api/v1/tips/{id}/replies", post(add_reply))
         .route("/api/v1/items/{id}/sealed", get(download_item))
         .route("/api/v1/audit", get(audit_trail))
         .route("/", get(desk::home))
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tips/{id}", get(desk::tip))
         .route("/tips/{id}/triage", post(desk::triage))
         .route("/tips/{id}/notes", post(desk::add_note))
+        .route("/tips/{id}/replies", post(desk::add_reply))
         .route("/tips/{id}/archive", get(desk::download_archive))
         .route("/items/{id}/sealed", get(desk::download_item))
         .route("/static/style.css", get(super::public::stylesheet))
@@ -211,9 +213,26 @@ fn tip_json(tip: &TipSummary) -> serde_json::Value {
         "assignee": tip.assignee,
         "items": tip.items.iter().map(|i| serde_json::json!({
             "id": i.id, "kind": i.kind, "size": i.size, "key_set": i.key_set,
+            "added_at": i.added_at.map(rfc3339),
         })).collect::<Vec<_>>(),
         "key_set": tip.key_set,
+        "source_activity_at": tip.source_activity_at().map(rfc3339),
     })
+}
+
+/// The replies of a tip as analysts see them: when each was sent, read and deleted.
+pub(super) fn replies_json(replies: &[ReplyStatus]) -> serde_json::Value {
+    replies
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "created_at": rfc3339(r.created_at),
+                "read_at": r.read_at.map(rfc3339),
+                "deleted_by_source_at": r.deleted_at.map(rfc3339),
+            })
+        })
+        .collect()
 }
 
 /// Writes an audit entry for an analyst's action; a failure is logged, not shown.
@@ -322,8 +341,14 @@ async fn get_tip(
     }
     match app.intake.store.tip(&id).await {
         Ok(Some(tip)) => {
+            let replies = match app.intake.store.reply_statuses(&id).await {
+                Ok(replies) => replies,
+                Err(error) => return internal(error),
+            };
             audit(&app, &analyst, "tip.view", &id, serde_json::json!({})).await;
-            Json(tip_json(&tip)).into_response()
+            let mut json = tip_json(&tip);
+            json["replies"] = replies_json(&replies);
+            Json(json).into_response()
         }
         Ok(None) => api_error(StatusCode::NOT_FOUND, "no such tip"),
         Err(error) => internal(error),
@@ -484,6 +509,68 @@ async fn add_note(
         Ok(item) => (
             StatusCode::CREATED,
             Json(serde_json::json!({ "id": item, "kind": "note" })),
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// The longest reply to a source, in bytes.
+pub(super) const MAX_REPLY_BYTES: usize = 32 * 1024;
+
+/// Seals a reply to the tip's source (and to the reviewer keys) and records it in the audit
+/// trail; answers with the reply's id, or an error response.
+pub(super) async fn seal_reply(
+    app: &AppState,
+    analyst: &Analyst,
+    tip_id: &str,
+    text: Zeroizing<String>,
+) -> Result<String, Response> {
+    if !valid_id(tip_id) {
+        return Err(api_error(StatusCode::NOT_FOUND, "no such tip"));
+    }
+    if text.trim().is_empty() || text.len() > MAX_REPLY_BYTES {
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            "a reply is 1 byte to 32 KiB of text",
+        ));
+    }
+    match app.intake.add_reply(tip_id, &analyst.username, text).await {
+        Ok(Some(reply)) => {
+            audit(
+                app,
+                analyst,
+                "reply.add",
+                tip_id,
+                serde_json::json!({ "reply": reply }),
+            )
+            .await;
+            Ok(reply)
+        }
+        Ok(None) => Err(api_error(StatusCode::NOT_FOUND, "no such tip")),
+        Err(crate::intake::IntakeError::Paused) => Err(api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no usable reviewer key: the reply cannot be sealed",
+        )),
+        Err(error) => Err(internal(error)),
+    }
+}
+
+/// `POST /api/v1/tips/{id}/replies`: `{"text"}` → the new reply, which the source reads when
+/// it signs in with its receipt.
+async fn add_reply(
+    State(app): State<AppState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    Path(id): Path<String>,
+    body: Result<Json<NoteRequest>, JsonRejection>,
+) -> Response {
+    let Ok(Json(request)) = body else {
+        return api_error(StatusCode::BAD_REQUEST, "expected JSON {\"text\"}");
+    };
+    match seal_reply(&app, &analyst, &id, request.text).await {
+        Ok(reply) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "id": reply, "kind": "reply" })),
         )
             .into_response(),
         Err(response) => response,

@@ -23,7 +23,7 @@ use crate::store::{QueueFilter, STATUSES, TriageUpdate};
 const SESSION_COOKIE: &str = "__Host-tipbox_session";
 const LOGIN_COOKIE: &str = "__Host-tipbox_login";
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -34,7 +34,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn set_cookie(name: &str, value: &str, max_age: i64) -> HeaderValue {
+pub(super) fn set_cookie(name: &str, value: &str, max_age: i64) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}"
     ))
@@ -352,7 +352,16 @@ struct TipPage {
     labels: String,
     assignee: String,
     key_set: String,
+    source_activity: String,
     items: Vec<ItemRow>,
+    replies: Vec<ReplyRow>,
+}
+
+struct ReplyRow {
+    id: String,
+    sent: String,
+    read: String,
+    deleted: String,
 }
 
 pub async fn tip(
@@ -371,6 +380,13 @@ pub async fn tip(
         Ok(None) => return (StatusCode::NOT_FOUND, "no such tip").into_response(),
         Err(error) => {
             tracing::error!(%error, "could not read a tip");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "could not read the tip").into_response();
+        }
+    };
+    let replies = match app.intake.store.reply_statuses(&id).await {
+        Ok(replies) => replies,
+        Err(error) => {
+            tracing::error!(%error, "could not read a tip's replies");
             return (StatusCode::INTERNAL_SERVER_ERROR, "could not read the tip").into_response();
         }
     };
@@ -394,6 +410,16 @@ pub async fn tip(
             labels: tip.labels.join(", "),
             assignee: tip.assignee.clone().unwrap_or_default(),
             key_set: tip.key_set.map(|k| k.to_string()).unwrap_or_default(),
+            source_activity: tip.source_activity_at().map(time).unwrap_or_default(),
+            replies: replies
+                .into_iter()
+                .map(|r| ReplyRow {
+                    sent: time(r.created_at),
+                    read: r.read_at.map(time).unwrap_or_else(|| "not yet".into()),
+                    deleted: r.deleted_at.map(time).unwrap_or_default(),
+                    id: r.id,
+                })
+                .collect(),
             items: tip
                 .items
                 .iter()
@@ -527,6 +553,24 @@ pub async fn add_note(
         return forbidden("bad CSRF token");
     }
     match super::analyst::seal_note(&app, &session.analyst, &id, form.text).await {
+        Ok(_) => Redirect::to(&format!("/tips/{id}")).into_response(),
+        Err(response) => response,
+    }
+}
+
+pub async fn add_reply(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Response {
+    let Some(session) = web_session(&app, &headers).await else {
+        return forbidden("not signed in");
+    };
+    if !session.check_csrf(&form.csrf) {
+        return forbidden("bad CSRF token");
+    }
+    match super::analyst::seal_reply(&app, &session.analyst, &id, form.text).await {
         Ok(_) => Redirect::to(&format!("/tips/{id}")).into_response(),
         Err(response) => response,
     }

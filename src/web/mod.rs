@@ -10,6 +10,7 @@ mod body;
 mod desk;
 mod pages;
 pub mod public;
+mod source;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Bounds the submissions being received at once (and so the memory they hold).
     pub submissions: Arc<Semaphore>,
+    /// Sources signed in with their receipt (held in memory only).
+    pub sources: Arc<crate::followup::SourceSessions>,
 }
 
 impl AppState {
@@ -40,8 +43,9 @@ impl AppState {
         Self {
             intake,
             auth,
-            config,
             submissions: Arc::new(Semaphore::new(permits)),
+            sources: Arc::new(crate::followup::SourceSessions::new(&config.followup)),
+            config,
         }
     }
 }

@@ -25,6 +25,11 @@ impl Chrome {
         self.lang.t(key)
     }
 
+    /// A message with a `$date` in it.
+    pub fn t_date(&self, key: &str, date: &str) -> String {
+        self.lang.t_args(key, &[("date", date.to_owned())])
+    }
+
     pub fn lang_links(&self) -> Vec<LangLink> {
         Lang::ALL
             .into_iter()
@@ -89,7 +94,8 @@ pub struct MessagePage {
     pub chrome: Chrome,
     pub title: String,
     pub lines: Vec<String>,
-    pub show_back: bool,
+    /// A link back: its address and its text.
+    pub back: Option<(String, String)>,
 }
 
 /// Renders a page with a status. A template that fails to render is a bug; answer 500 without

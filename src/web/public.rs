@@ -38,6 +38,20 @@ pub fn router(state: AppState) -> Router {
                 // Our own limits apply, field by field, with a page that says which.
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route(
+            "/followup",
+            get(super::source::show_signin).post(super::source::signin),
+        )
+        .route("/followup/case", get(super::source::case))
+        .route(
+            "/followup/case/add",
+            axum::routing::post(super::source::add).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/followup/case/delete-reply",
+            axum::routing::post(super::source::delete_reply),
+        )
+        .route("/followup/signout", axum::routing::post(super::source::signout))
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .with_state(state);
@@ -102,28 +116,45 @@ async fn not_found(PageLang(lang): PageLang) -> Response {
     )
 }
 
-fn message_page(
+pub(super) fn message_page(
     status: StatusCode,
     lang: Lang,
     title_key: &str,
     lines: Vec<String>,
     show_back: bool,
 ) -> Response {
+    message_page_back(
+        status,
+        lang,
+        title_key,
+        lines,
+        show_back.then_some(("/submit", "error-back")),
+    )
+}
+
+/// A page that says one thing, with an optional link back (path and its text's key).
+pub(super) fn message_page_back(
+    status: StatusCode,
+    lang: Lang,
+    title_key: &str,
+    lines: Vec<String>,
+    back: Option<(&'static str, &'static str)>,
+) -> Response {
     render(
         status,
         &MessagePage {
             chrome: Chrome {
                 lang,
-                path: "/submit",
+                path: back.map_or("/submit", |(path, _)| path),
             },
             title: lang.t(title_key),
             lines,
-            show_back,
+            back: back.map(|(path, text)| (format!("{path}?lang={}", lang.tag()), lang.t(text))),
         },
     )
 }
 
-fn paused(lang: Lang) -> Response {
+pub(super) fn paused(lang: Lang) -> Response {
     let mut response = message_page(
         StatusCode::SERVICE_UNAVAILABLE,
         lang,
@@ -140,7 +171,7 @@ fn paused(lang: Lang) -> Response {
 
 /// Why a submission was refused. Each maps to a status and a localized explanation.
 #[derive(Debug)]
-enum Refusal {
+pub(super) enum Refusal {
     Malformed,
     MessageMissing,
     InvalidUtf8,
@@ -155,10 +186,20 @@ enum Refusal {
     Busy,
     TooSlow,
     Internal,
+    /// A follow-up without a live session or with a wrong form token.
+    SessionEnded,
+    /// A follow-up with neither text nor a file.
+    NothingToAdd,
 }
 
 impl Refusal {
-    fn respond(self, lang: Lang, limits: &crate::config::Limits) -> Response {
+    /// The page for this refusal, whose link back (when there is one) goes to `back`.
+    pub(super) fn respond_with_back(
+        self,
+        lang: Lang,
+        limits: &crate::config::Limits,
+        back: (&'static str, &'static str),
+    ) -> Response {
         use Refusal::*;
         let nothing = lang.t("error-nothing-stored");
         let (status, title, text) = match self {
@@ -240,6 +281,16 @@ impl Refusal {
                 "error-title",
                 lang.t("error-internal"),
             ),
+            SessionEnded => (
+                StatusCode::FORBIDDEN,
+                "error-title",
+                lang.t("followup-session-ended"),
+            ),
+            NothingToAdd => (
+                StatusCode::BAD_REQUEST,
+                "error-title",
+                lang.t("followup-nothing-to-add"),
+            ),
         };
         let show_back = !matches!(
             status,
@@ -250,7 +301,7 @@ impl Refusal {
         } else {
             vec![text, nothing]
         };
-        message_page(status, lang, title, lines, show_back)
+        message_page_back(status, lang, title, lines, show_back.then_some(back))
     }
 }
 
@@ -269,8 +320,9 @@ fn refusal_for(error: &multer::Error) -> Refusal {
 
 /// The form's text fields, held until the end of the upload (cleared from memory on drop).
 #[derive(Default)]
-struct FormText {
-    message: Option<Zeroizing<String>>,
+pub(super) struct FormText {
+    pub csrf: Option<Zeroizing<String>>,
+    pub message: Option<Zeroizing<String>>,
     incident_type: Option<Zeroizing<String>>,
     country: Option<Zeroizing<String>>,
     city: Option<Zeroizing<String>>,
@@ -295,31 +347,52 @@ async fn submit(
     match receive_submission(&app, lang, &parts, &body).await {
         Ok(response) => response,
         Err(refusal) => {
-            // The submission slot is free again; now let the client finish sending (bounded)
-            // so that it reads our page rather than a reset connection. A client that asked
-            // for `100 Continue` and was refused before sending anything just gets the page.
-            let expects_continue = parts
-                .headers
-                .get(header::EXPECT)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-            if !(expects_continue && body.received() == 0) {
-                body.drain(limits.max_total_bytes.max(64 << 20)).await;
-            }
-            refusal.respond(lang, &limits)
+            refused(&parts, &body, refusal, lang, &limits, ("/submit", "error-back")).await
         }
     }
 }
 
-/// Receives, validates, seals and commits one submission while holding a submission slot.
-async fn receive_submission(
-    app: &AppState,
-    lang: Lang,
+/// Answers a refused upload. The submission slot is free again; now let the client finish
+/// sending (bounded) so that it reads our page rather than a reset connection. A client that
+/// asked for `100 Continue` and was refused before sending anything just gets the page.
+pub(super) async fn refused(
     parts: &Parts,
     body: &SharedBody,
-) -> Result<Response, Refusal> {
+    refusal: Refusal,
+    lang: Lang,
+    limits: &crate::config::Limits,
+    back: (&'static str, &'static str),
+) -> Response {
+    let expects_continue = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !(expects_continue && body.received() == 0) {
+        body.drain(limits.max_total_bytes.max(64 << 20)).await;
+    }
+    refusal.respond_with_back(lang, limits, back)
+}
+
+/// An upload in progress: its submission slot, the multipart reader and the submission that
+/// seals what arrives. Dropping it frees the slot.
+pub(super) struct Upload {
+    pub(super) _slot: tokio::sync::OwnedSemaphorePermit,
+    pub multipart: multer::Multipart<'static>,
+    pub submission: Submission,
+}
+
+/// Takes a submission slot (waiting at most `QUEUE_WAIT`), checks that sealing is possible
+/// and that the declared size fits, and starts reading the multipart body with `fields`.
+pub(super) async fn start_upload(
+    app: &AppState,
+    parts: &Parts,
+    body: &SharedBody,
+    fields: &[&str],
+) -> Result<Upload, Refusal> {
     let limits = &app.config.limits;
     let whole_limit = limits.max_total_bytes.saturating_add(MULTIPART_OVERHEAD);
-    let Ok(Ok(_permit)) = tokio::time::timeout(QUEUE_WAIT, app.submissions.acquire()).await else {
+    let slot = std::sync::Arc::clone(&app.submissions).acquire_owned();
+    let Ok(Ok(slot)) = tokio::time::timeout(QUEUE_WAIT, slot).await else {
         return Err(Refusal::Busy);
     };
     let keys = match app.intake.keys.current() {
@@ -340,16 +413,8 @@ async fn receive_submission(
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| multer::parse_boundary(ct).ok())
         .ok_or(Refusal::Malformed)?;
-
     let constraints = multer::Constraints::new()
-        .allowed_fields(vec![
-            "message",
-            "incident_type",
-            "country",
-            "city",
-            "when",
-            "attachment",
-        ])
+        .allowed_fields(fields.to_vec())
         .size_limit(
             multer::SizeLimit::new()
                 .whole_stream(whole_limit)
@@ -357,10 +422,40 @@ async fn receive_submission(
                 .for_field("message", limits.max_message_bytes)
                 .for_field("attachment", limits.max_attachment_bytes),
         );
-    let mut multipart = multer::Multipart::with_constraints(body.clone(), boundary, constraints);
-    let mut submission = app.intake.begin(keys);
-    let mut form = FormText::default();
+    Ok(Upload {
+        _slot: slot,
+        multipart: multer::Multipart::with_constraints(body.clone(), boundary, constraints),
+        submission: app.intake.begin(keys),
+    })
+}
 
+/// Receives, validates, seals and commits one submission while holding a submission slot.
+async fn receive_submission(
+    app: &AppState,
+    lang: Lang,
+    parts: &Parts,
+    body: &SharedBody,
+) -> Result<Response, Refusal> {
+    let limits = &app.config.limits;
+    let Upload {
+        _slot,
+        mut multipart,
+        mut submission,
+    } = start_upload(
+        app,
+        parts,
+        body,
+        &[
+            "message",
+            "incident_type",
+            "country",
+            "city",
+            "when",
+            "attachment",
+        ],
+    )
+    .await?;
+    let mut form = FormText::default();
     let received = receive(&mut multipart, body, &mut submission, &mut form, limits).await;
     drop(multipart);
     let (message, facts) = match received.and_then(|()| validate(form)) {
@@ -392,7 +487,7 @@ async fn receive_submission(
 }
 
 /// Reads the whole form: text fields into memory (bounded), attachments sealed as they stream.
-async fn receive(
+pub(super) async fn receive(
     multipart: &mut multer::Multipart<'static>,
     body: &SharedBody,
     submission: &mut Submission,
@@ -461,6 +556,7 @@ async fn receive(
                 String::from_utf8(std::mem::take(&mut *bytes)).expect("checked to be UTF-8 above"),
             );
             let slot = match name.as_str() {
+                "csrf" => &mut form.csrf,
                 "message" => &mut form.message,
                 "incident_type" => &mut form.incident_type,
                 "country" => &mut form.country,

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use tipbox::store::{Counts, Store};
 
+pub mod analyst;
+pub mod web;
+
 pub const TIPBOX: &str = env!("CARGO_BIN_EXE_tipbox");
 
 /// The PostgreSQL the tests use; CI and every developer machine of this project run one.
@@ -187,6 +190,32 @@ impl Deployment {
                 pool.close().await;
             }
         }
+    }
+
+    /// Every row of every table of this deployment's PostgreSQL schema, as text (`bytea` values
+    /// appear hex-encoded, `\x…`): to look for what must not be stored.
+    pub async fn postgres_rows_as_text(&self) -> String {
+        let schema = self.pg_schema.clone().expect("a PostgreSQL deployment");
+        let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+        )
+        .bind(&schema)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let mut all = String::new();
+        for table in tables {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT t::text FROM {schema}.{table} t"
+            )))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            all.extend(rows.into_iter().map(|r| r + "\n"));
+        }
+        pool.close().await;
+        all
     }
 
     /// Exports into a new directory and returns it with the parsed manifest.
