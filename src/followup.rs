@@ -224,7 +224,7 @@ mod tests {
         );
         let session = sessions.get(&a).unwrap();
         assert_eq!(session.tip_id, "a");
-        assert!(session.check_csrf(&session.csrf().to_owned()));
+        assert!(session.check_csrf(session.csrf()));
         assert!(!session.check_csrf("0"));
         assert!(sessions.get("not a token").is_none());
         sessions.end(&a);

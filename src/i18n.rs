@@ -118,7 +118,7 @@ impl Lang {
     /// Whether `key` is translated in this very language (no fallback).
     pub fn has(self, key: &str) -> bool {
         // Placeholder arguments, so that messages with variables resolve too.
-        let args: HashMap<&str, FluentValue<'_>> = ["count", "size", "total"]
+        let args: HashMap<&str, FluentValue<'_>> = ["count", "size", "total", "minutes", "date"]
             .into_iter()
             .map(|k| (k, FluentValue::from("1")))
             .collect();

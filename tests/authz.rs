@@ -20,6 +20,7 @@ fn routes() -> Vec<(&'static str, String, &'static str)> {
         ("GET", format!("/api/v1/tips/{TIP}"), "api"),
         ("PATCH", format!("/api/v1/tips/{TIP}"), "api"),
         ("POST", format!("/api/v1/tips/{TIP}/notes"), "api"),
+        ("POST", format!("/api/v1/tips/{TIP}/replies"), "api"),
         ("GET", format!("/api/v1/items/{TIP}/sealed"), "api"),
         ("GET", "/api/v1/audit".into(), "api-admin"),
         ("GET", "/".into(), "page"),
@@ -30,6 +31,7 @@ fn routes() -> Vec<(&'static str, String, &'static str)> {
         ("POST", "/logout".into(), "form"),
         ("POST", format!("/tips/{TIP}/triage"), "form"),
         ("POST", format!("/tips/{TIP}/notes"), "form"),
+        ("POST", format!("/tips/{TIP}/replies"), "form"),
     ]
 }
 

@@ -64,7 +64,11 @@ async fn sign_in(server: &Server, receipt: &str) -> String {
 }
 
 async fn case(server: &Server, cookie: &str) -> (StatusCode, String) {
-    let response = get(&format!("{}/followup/case?lang=en", server.public), Some(cookie)).await;
+    let response = get(
+        &format!("{}/followup/case?lang=en", server.public),
+        Some(cookie),
+    )
+    .await;
     (response.status(), response.text().await.unwrap())
 }
 
@@ -86,7 +90,10 @@ async fn add(
         .text("csrf", csrf.to_owned())
         .text("message", message.to_owned());
     for (name, bytes) in files {
-        form = form.part("attachment", Part::bytes(bytes.to_vec()).file_name(name.to_string()));
+        form = form.part(
+            "attachment",
+            Part::bytes(bytes.to_vec()).file_name(name.to_string()),
+        );
     }
     client()
         .post(format!("{}/followup/case/add?lang=en", server.public))
@@ -164,10 +171,7 @@ async fn conversation(backend: Backend) {
         .unwrap();
     assert_eq!(item["id"], reply_id.as_str());
     let sealed = client()
-        .get(format!(
-            "{}/api/v1/items/{reply_id}/sealed",
-            server.analyst
-        ))
+        .get(format!("{}/api/v1/items/{reply_id}/sealed", server.analyst))
         .bearer_auth(&token)
         .send()
         .await
@@ -182,7 +186,10 @@ async fn conversation(backend: Backend) {
     // The source reads it (escaped, not interpreted), and it is marked read.
     let (_, page) = case(&server, &cookie).await;
     assert!(page.contains(&reply_marker), "{page}");
-    assert!(page.contains("&#60;b&#62;When&#60;/b&#62;?"), "HTML in a reply is shown as text");
+    assert!(
+        page.contains("&#60;b&#62;When&#60;/b&#62;?"),
+        "HTML in a reply is shown as text"
+    );
     assert!(page.contains(&format!("id=\"reply-{reply_id}\"")));
     let tip = tip_json(&server, &token, &tip_id).await;
     assert!(tip["replies"][0]["read_at"].is_string());
@@ -199,11 +206,7 @@ async fn conversation(backend: Backend) {
     )
     .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let (_, page) = case(
-        &server,
-        &cookie,
-    )
-    .await;
+    let (_, page) = case(&server, &cookie).await;
     assert!(!page.contains("id=\"added\""), "only right after adding");
     let response = get(
         &format!("{}/followup/case?lang=en&added=1", server.public),
@@ -223,7 +226,14 @@ async fn conversation(backend: Backend) {
         .collect();
     assert_eq!(
         kinds,
-        ["message", "facts", "reply", "message", "facts", "attachment"]
+        [
+            "message",
+            "facts",
+            "reply",
+            "message",
+            "facts",
+            "attachment"
+        ]
     );
 
     // Deleting the reply erases the source's copy; the analysts see it was read and deleted.
@@ -247,7 +257,11 @@ async fn conversation(backend: Backend) {
         &["login", "--server", &server.analyst, "--user", "ana"],
         &format!("{}\n{}\n", ana.password, code(&ana, 1)),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pulled = deployment.path().join("pulled");
     let identity = deployment.identity_file("alice");
     let out = review(
@@ -261,7 +275,11 @@ async fn conversation(backend: Backend) {
         ],
         "",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = pulled.join(&tip_id);
     assert_eq!(
         std::fs::read_to_string(dir.join("message.txt")).unwrap(),
@@ -282,8 +300,8 @@ async fn conversation(backend: Backend) {
         std::fs::read(dir.join("attachments").join("map.png")).unwrap(),
         file_marker.as_bytes()
     );
-    let reply_file = std::fs::read_to_string(dir.join("replies").join(format!("{reply_id}.json")))
-        .unwrap();
+    let reply_file =
+        std::fs::read_to_string(dir.join("replies").join(format!("{reply_id}.json"))).unwrap();
     assert!(reply_file.contains(&reply_marker));
     // A second pull fetches nothing again: no duplicates appear.
     let out = review(
@@ -298,9 +316,16 @@ async fn conversation(backend: Backend) {
         ],
         "",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!dir.join("message (2).txt").exists());
-    assert_eq!(std::fs::read_dir(dir.join("attachments")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.join("attachments")).unwrap().count(),
+        1
+    );
 
     // Sign-out ends the session on the server and clears the browser.
     let response = form(
@@ -358,7 +383,10 @@ async fn conversation(backend: Backend) {
         for needle in needles {
             let text = String::from_utf8_lossy(needle);
             assert!(!rows.contains(text.as_ref()), "the database holds {text}");
-            assert!(!rows.contains(&hex::encode(needle)), "the database holds {text}");
+            assert!(
+                !rows.contains(&hex::encode(needle)),
+                "the database holds {text}"
+            );
         }
     }
 }
@@ -382,7 +410,13 @@ async fn typo_wrong_and_unknown_receipts() {
     unknown[4] = "tipboxx";
     let response = post_receipt(&server, &unknown.join(" "), "en").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(response.text().await.unwrap().contains("not a receipt word"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("not a receipt word")
+    );
 
     // Swap the last word for other list words until the checksum no longer matches.
     let list = bip39::Language::English.word_list();
@@ -402,7 +436,13 @@ async fn typo_wrong_and_unknown_receipts() {
     // In Chinese too, typed without spaces.
     let response = post_receipt(&server, "的的的", "zh-Hans").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(response.text().await.unwrap().contains("回执正好有 12 个词"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("回执正好有 12 个词")
+    );
 
     // Wrong (well-formed, never issued) and unknown (its report deleted): the same answer.
     let wrong = tipbox::receipt::ReceiptCode::generate().words(tipbox::i18n::Lang::En);

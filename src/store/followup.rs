@@ -73,8 +73,7 @@ impl Store {
         items: &[NewItem],
         added_at: i64,
     ) -> Result<bool> {
-        const Q_NEXT: &str =
-            "SELECT COALESCE(MAX(position), -1) + 1 FROM items WHERE tip_id = $1";
+        const Q_NEXT: &str = "SELECT COALESCE(MAX(position), -1) + 1 FROM items WHERE tip_id = $1";
         const Q_EXISTS: &str = "SELECT COUNT(*) FROM tips WHERE id = $1";
         const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at, added_at) \
              VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)";
@@ -193,7 +192,8 @@ impl Store {
 
     /// Records that the source has read these replies of its tip (the first time only).
     pub async fn mark_replies_read(&self, tip_id: &str, ids: &[String], at: i64) -> Result<()> {
-        const Q: &str = "UPDATE replies SET read_at = $3 WHERE tip_id = $1 AND id = $2 AND read_at IS NULL";
+        const Q: &str =
+            "UPDATE replies SET read_at = $3 WHERE tip_id = $1 AND id = $2 AND read_at IS NULL";
         for id in ids {
             super::on_pool!(self, p => sqlx::query(Q).bind(tip_id).bind(id).bind(at).execute(p).await?.rows_affected());
         }

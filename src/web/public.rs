@@ -51,7 +51,10 @@ pub fn router(state: AppState) -> Router {
             "/followup/case/delete-reply",
             axum::routing::post(super::source::delete_reply),
         )
-        .route("/followup/signout", axum::routing::post(super::source::signout))
+        .route(
+            "/followup/signout",
+            axum::routing::post(super::source::signout),
+        )
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .with_state(state);
@@ -347,7 +350,15 @@ async fn submit(
     match receive_submission(&app, lang, &parts, &body).await {
         Ok(response) => response,
         Err(refusal) => {
-            refused(&parts, &body, refusal, lang, &limits, ("/submit", "error-back")).await
+            refused(
+                &parts,
+                &body,
+                refusal,
+                lang,
+                &limits,
+                ("/submit", "error-back"),
+            )
+            .await
         }
     }
 }

@@ -128,7 +128,8 @@ pub async fn signin(
     Form(form): Form<SigninForm>,
 ) -> Response {
     let paired = cookie(&headers, SIGNIN_COOKIE).is_some_and(|expected| {
-        expected.len() == form.csrf.len() && bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes()))
+        expected.len() == form.csrf.len()
+            && bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes()))
     });
     if !paired {
         return signin_page(
@@ -418,9 +419,9 @@ async fn receive_followup(
         .commit_followup(&session.tip_id, message, lang)
         .await
     {
-        Ok(true) => {
-            Ok(Redirect::to(&format!("/followup/case?lang={}&added=1", lang.tag())).into_response())
-        }
+        Ok(true) => Ok(
+            Redirect::to(&format!("/followup/case?lang={}&added=1", lang.tag())).into_response(),
+        ),
         Ok(false) => Err(Refusal::SessionEnded),
         Err(error) => {
             tracing::error!(%error, "a follow-up could not be stored");

@@ -87,4 +87,3 @@ pub fn review(review_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::
         .unwrap();
     child.wait_with_output().unwrap()
 }
-

@@ -52,4 +52,3 @@ pub async fn get(url: &str, cookie: Option<&str>) -> reqwest::Response {
     }
     request.send().await.unwrap()
 }
-
