@@ -2,7 +2,8 @@
 //! level: headless Chromium driven over the W3C WebDriver HTTP API (chromedriver), with plain
 //! reqwest + serde_json. A source opens the landing page, switches to 简体中文, follows the link
 //! to the form, fills it in, attaches two files, submits, and reads the receipt; the export then
-//! decrypts to exactly what was typed and attached.
+//! decrypts to exactly what was typed and attached. Another source comes back with its receipt
+//! in Traditional Chinese, reads a reply, adds a message, deletes the reply and signs out.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (CI installs them). Without them this test
 //! fails; it does not skip. For a meaningful screenshot (`target/browser-receipt.png`) the
@@ -692,4 +693,154 @@ async fn source_submits_in_chinese_with_javascript_off() {
     let elapsed = started.elapsed();
     eprintln!("browser test took {elapsed:?}");
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+}
+
+/// Waits until an element matching `css` is on the page; panics with the page after 20 s.
+async fn wait_for(browser: &Browser, css: &str) -> Element {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = browser
+            .cmd(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        if let Ok(value) = found {
+            return Element(value[ELEMENT_KEY].as_str().unwrap().to_owned());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {css}; page:\n{}",
+            browser.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A source comes back in Traditional Chinese with JavaScript off: types the receipt (without
+/// spaces), reads the analyst's reply, adds a message, deletes the reply and signs out — all
+/// plain forms, the session in a `__Host-` cookie.
+#[tokio::test(flavor = "multi_thread")]
+async fn source_returns_with_javascript_off() {
+    use common::analyst::*;
+    let deployment = Deployment::new(Backend::Sqlite, "");
+    let alice = deployment.add_reviewer("alice");
+    let ana = add_analyst(&deployment, "ana", "analyst");
+    let server = deployment.start();
+    let public = server.public.clone();
+
+    let response = client()
+        .post(format!("{public}/submit?lang=zh-Hant"))
+        .multipart(reqwest::multipart::Form::new().text("message", "他們來找過我的父母"))
+        .send()
+        .await
+        .unwrap();
+    let receipt = receipt_from(&response.text().await.unwrap());
+    let token = token(&server, "ana", &ana, 0).await;
+    let (_, tips) = api(
+        reqwest::Method::GET,
+        format!("{}/api/v1/tips", server.analyst),
+        Some(&token),
+        None,
+    )
+    .await;
+    let tip_id = tips["tips"][0]["id"].as_str().unwrap().to_owned();
+    let reply = format!("請問他們是什麼時候來的？ reply-{}", std::process::id());
+    let (status, _) = api(
+        reqwest::Method::POST,
+        format!("{}/api/v1/tips/{tip_id}/replies", server.analyst),
+        Some(&token),
+        Some(json!({ "text": reply })),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+
+    let mut driver = Chromedriver::start(deployment.path());
+    let browser = driver.new_session().await;
+    browser
+        .goto(&format!("{public}/followup?lang=zh-Hant"))
+        .await;
+    let field = browser.find("textarea#receipt").await;
+    browser.type_into(&field, &receipt.replace(' ', "")).await;
+    let button = browser.find("main form button[type=\"submit\"]").await;
+    let form_url = browser.current_url().await;
+    browser.click_and_wait(&button, &form_url).await;
+    assert_eq!(
+        browser.current_url().await,
+        format!("{public}/followup/case?lang=zh-Hant")
+    );
+    let status = browser.find("#status").await;
+    assert_eq!(
+        browser.text(&status).await,
+        tipbox::i18n::Lang::ZhHant.t("case-status-received")
+    );
+    let text = browser.find(".reply-text").await;
+    assert_eq!(browser.text(&text).await, reply);
+
+    // Add a message.
+    let addition = "補充：他們開一輛白色的車。";
+    let message = browser.find("textarea#message").await;
+    browser.type_into(&message, addition).await;
+    let send = browser
+        .find("form[action^=\"/followup/case/add\"] button")
+        .await;
+    browser.click(&send).await;
+    wait_for(&browser, "#added").await;
+
+    // Delete the reply, then sign out.
+    let delete = browser
+        .find("form[action^=\"/followup/case/delete-reply\"] button")
+        .await;
+    browser.click(&delete).await;
+    wait_for(&browser, "#no-replies").await;
+    let signout = browser.find("#signout").await;
+    let case_url = browser.current_url().await;
+    browser.click_and_wait(&signout, &case_url).await;
+    let page = browser.source().await;
+    assert!(page.contains(&tipbox::i18n::Lang::ZhHant.t("signedout-title")));
+    // Back to the case page: signed out for good.
+    browser
+        .goto(&format!("{public}/followup/case?lang=zh-Hant"))
+        .await;
+    wait_for(&browser, "#problem").await;
+    drop(browser);
+    drop(driver);
+
+    // The analysts see the addition on the same tip, and that the reply was read and deleted.
+    let (_, tip) = api(
+        reqwest::Method::GET,
+        format!("{}/api/v1/tips/{tip_id}", server.analyst),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert!(tip["replies"][0]["read_at"].is_string(), "{tip}");
+    assert!(
+        tip["replies"][0]["deleted_by_source_at"].is_string(),
+        "{tip}"
+    );
+    let added = tip["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "message" && i["added_at"].is_string())
+        .unwrap_or_else(|| panic!("a follow-up message: {tip}"));
+    let sealed = client()
+        .get(format!(
+            "{}/api/v1/items/{}/sealed",
+            server.analyst,
+            added["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(decrypt(&alice, &sealed)).unwrap(),
+        addition
+    );
 }

@@ -24,7 +24,7 @@ async fn pages_speak_three_languages() {
     let deployment = Deployment::new(Backend::Sqlite, "");
     deployment.add_reviewer("alice");
     let server = deployment.start();
-    for path in ["/", "/submit"] {
+    for path in ["/", "/submit", "/followup"] {
         for (query, accept, expected) in [
             ("", None, "en"),
             ("", Some("zh-CN,zh;q=0.9"), "zh-Hans"),
@@ -54,6 +54,10 @@ async fn pages_speak_three_languages() {
             if path == "/submit" {
                 assert!(page.contains(&format!("action=\"/submit?lang={expected}\"")));
                 assert!(page.contains("enctype=\"multipart/form-data\""));
+            }
+            if path == "/followup" {
+                assert!(page.contains(&format!("action=\"/followup?lang={expected}\"")));
+                assert!(page.contains(&html_escape(&lang.t("followup-receipt-label"))));
             }
         }
     }
@@ -146,9 +150,42 @@ async fn pages_have_no_script_and_nothing_from_elsewhere() {
         .text()
         .await
         .unwrap();
+    // The case page of a source signed in with that receipt.
+    let receipt = receipt_from(&receipt_page);
+    let form_page = get(&format!("{}/followup", server.public), None).await;
+    let pairing = form_page
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-tipbox_signin="))
+        .unwrap();
+    let token = pairing.split_once('=').unwrap().1.to_owned();
+    let signed_in = common::web::form(
+        &format!("{}/followup", server.public),
+        Some(&pairing),
+        &[("csrf", &token), ("receipt", &receipt)],
+    )
+    .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let session = signed_in
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-tipbox_case="))
+        .unwrap();
     let mut pages = vec![receipt_page];
     for lang in ["en", "zh-Hans", "zh-Hant"] {
-        for path in ["/", "/submit", "/nowhere"] {
+        let case = client()
+            .get(format!("{}/followup/case?lang={lang}", server.public))
+            .header(reqwest::header::COOKIE, &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(case.status(), StatusCode::OK);
+        pages.push(case.text().await.unwrap());
+        for path in ["/", "/submit", "/followup", "/nowhere"] {
             pages.push(
                 get(&format!("{}{path}?lang={lang}", server.public), None)
                     .await
