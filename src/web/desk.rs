@@ -222,6 +222,8 @@ struct QueueRow {
     labels: String,
     assignee: String,
     items: usize,
+    /// When the source last added something, if it has.
+    source_activity: String,
 }
 
 #[derive(Template)]
@@ -310,6 +312,7 @@ pub async fn queue(
         .map(|t| QueueRow {
             id: t.id.clone(),
             short_id: t.id[..8].to_owned(),
+            source_activity: t.source_activity_at().map(time).unwrap_or_default(),
             received: time(t.received_at),
             status: t.status.clone(),
             labels: t.labels.join(", "),

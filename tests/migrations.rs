@@ -1,0 +1,134 @@
+//! Upgrading a database that already holds tips: every schema change keeps what was stored.
+//! The SQLite step of 0004 rebuilds the `items` table (SQLite cannot change a CHECK constraint in
+//! place); done wrong, dropping the old table would cascade to every sealed chunk.
+
+mod common;
+
+use common::*;
+
+/// The statements that fill a database at schema version 3 (both backends accept them). The
+/// first row of each table gets id 1 on both.
+const FILL: [&str; 8] = [
+    "INSERT INTO reviewer_keys (fingerprint, recipient, kind, label, active, added_at) \
+     VALUES ('fp', 'age1qqqq', 'x25519', 'alice', TRUE, 0)",
+    "INSERT INTO key_sets (fingerprint, created_at) VALUES ('set', 0)",
+    "INSERT INTO key_set_members (key_set_id, key_id) VALUES (1, 1)",
+    "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, status) \
+     VALUES ('t1', 3600, x'01', 'age1reply', 'in_review')",
+    "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) VALUES \
+     ('i1', 't1', 0, 'message', 5, 1, NULL), ('i2', 't1', 1, 'facts', 3, 1, NULL), \
+     ('i3', 't1', 2, 'note', 2, 1, NULL), ('s1', NULL, 0, 'attachment', 4, 1, 7200)",
+    "INSERT INTO item_chunks (item_id, seq, data) VALUES ('i1', 0, x'0102030405'), \
+     ('i2', 0, x'060708'), ('i3', 0, x'090a'), ('s1', 0, x'0b0c0d0e')",
+    "INSERT INTO analysts (username, role, password_hash, totp_secret, created_at) \
+     VALUES ('ana', 'analyst', 'hash', x'00', 0)",
+    "INSERT INTO item_pulls (analyst_id, item_id) VALUES (1, 'i1')",
+];
+
+async fn upgrade(backend: Backend) {
+    let deployment = Deployment::new(backend, "");
+    // Schema version 3, from a copy of the first three migrations.
+    let old = deployment.path().join("migrations-0003");
+    std::fs::create_dir(&old).unwrap();
+    let source = format!(
+        "migrations/{}",
+        match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    );
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0004" {
+            std::fs::copy(&path, old.join(name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+    assert_eq!(migrator.iter().count(), 3);
+    match backend {
+        Backend::Sqlite => {
+            use std::str::FromStr;
+            std::fs::create_dir_all(deployment.data_dir()).unwrap();
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&deployment.database_url)
+                .unwrap()
+                .create_if_missing(true)
+                .foreign_keys(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            for sql in FILL {
+                let sql = sql.replace("x'", "X'");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&deployment.database_url)
+                .await
+                .unwrap();
+            migrator.run(&pool).await.unwrap();
+            for sql in FILL {
+                // PostgreSQL spells a bytea literal '\x…'.
+                let sql = sql.replace("x'", "'\\x");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            pool.close().await;
+        }
+    }
+
+    // The upgrade, as an operator runs it.
+    deployment.tipbox_ok(&["migrate"]);
+
+    let store = deployment.store().await;
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.tips, counts.items, counts.chunks), (1, 4, 4));
+    assert_eq!(
+        store.item_chunk("i1", 0).await.unwrap().unwrap(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        store.item_chunk("s1", 0).await.unwrap().unwrap(),
+        [11, 12, 13, 14]
+    );
+    let tip = store.tip("t1").await.unwrap().unwrap();
+    assert_eq!(tip.status, "in_review");
+    let kinds: Vec<&str> = tip.items.iter().map(|i| i.kind.as_str()).collect();
+    assert_eq!(kinds, ["message", "facts", "note"]);
+    assert!(tip.items.iter().all(|i| i.added_at.is_none()));
+    store.close().await;
+
+    // The new kind is accepted, an unknown one still refused, and the foreign keys still
+    // cascade: deleting the tip takes its items, their chunks and the pulls with it (the
+    // staged item stays).
+    deployment
+        .execute_sql(
+            "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, added_at) \
+             VALUES ('r1', 't1', 3, 'reply', 1, 1, 7200)",
+        )
+        .await;
+    let refused = std::panic::AssertUnwindSafe(deployment.execute_sql(
+        "INSERT INTO items (id, tip_id, position, kind, size, key_set_id) \
+         VALUES ('b1', 't1', 4, 'bogus', 1, 1)",
+    ));
+    assert!(
+        futures_util::FutureExt::catch_unwind(refused)
+            .await
+            .is_err(),
+        "the kind CHECK still holds"
+    );
+    deployment
+        .execute_sql("DELETE FROM tips WHERE id = 't1'")
+        .await;
+    let counts = deployment.counts().await;
+    assert_eq!((counts.tips, counts.items, counts.chunks), (0, 1, 1));
+    let store = deployment.store().await;
+    assert!(store.item_chunk("i1", 0).await.unwrap().is_none());
+    store.close().await;
+}
+on_both_backends!(an_upgrade_keeps_every_stored_item, upgrade);
