@@ -69,6 +69,16 @@ enum ReviewCommand {
         #[arg(long)]
         proxy: Option<String>,
     },
+    /// Re-seal every item sealed to a retired or revoked key to the current keys: a new header
+    /// for retired keys, a fresh encryption for revoked ones. Needs an identity that opens them.
+    Rekey {
+        /// Your age identity: a plain, passphrase-protected or plugin identity file, or an SSH key
+        #[arg(long, required = true)]
+        identity: Vec<String>,
+        /// Do not ask before re-sealing to the keys the server names (check them first)
+        #[arg(long)]
+        yes: bool,
+    },
     /// Fetch what you have not pulled yet and decrypt it into DIR/<tip id>/.
     Pull {
         /// Your age identity: a plain, passphrase-protected or plugin identity file, or an SSH key
@@ -201,6 +211,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Review(ReviewCommand::Pull { identity, out, all }) => {
             return crate::review::pull(identity, &out, all).await;
+        }
+        Command::Review(ReviewCommand::Rekey { identity, yes }) => {
+            return crate::review::rekey(identity, yes).await;
         }
         _ => {}
     }

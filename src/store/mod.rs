@@ -114,12 +114,14 @@ impl StoreError {
 mod analysts;
 mod keys;
 mod queue;
+mod rekey;
 pub use analysts::{AnalystRecord, SessionRecord};
 pub use keys::{
     Exposure, KeyChange, KeyChangeError, KeySetStatus, KeyringSnapshot, KeyringStatus,
     KeyringVersion, NeedsRekey, RevokedKeyExposure,
 };
 pub use queue::{ItemSummary, QueueFilter, STATUSES, TipSummary, TriageUpdate};
+pub use rekey::{ItemToRekey, RekeyMode, RekeyRefusal, RekeyTarget, Rekeyed};
 
 /// The outcome of comparing the server secret with the one the database was set up with.
 #[derive(Debug, PartialEq, Eq)]
