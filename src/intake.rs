@@ -149,18 +149,19 @@ impl KeyringCache {
     /// version in the database and reloads the set if it changed.
     pub async fn for_submission(&self, store: &Store) -> Result<KeyState, StoreError> {
         let latest = store.keyring_version().await?.version;
-        if self.read().0 >= latest {
+        if self.read().0 == latest {
             return Ok(self.current());
         }
         self.refresh(store).await?;
         Ok(self.current())
     }
 
-    /// Re-reads the keyring if its version is newer than the one held.
+    /// Re-reads the keyring if its version is not the one held (versions only grow, unless
+    /// the database was restored from a backup: any difference means "read it again").
     pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
         let _one_at_a_time = self.reload.lock().await;
         let latest = store.keyring_version().await?.version;
-        if self.read().0 >= latest {
+        if self.read().0 == latest {
             return Ok(());
         }
         let snapshot = store.keyring_snapshot().await?;
@@ -172,11 +173,10 @@ impl KeyringCache {
                 Err(e) => KeyState::Unusable(e.to_string()),
             },
         };
+        // Reloads are one at a time, so this snapshot is the newest any of them read.
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        if state.0 < snapshot.version {
-            log_transition(&state.1, &next);
-            *state = (snapshot.version, next);
-        }
+        log_transition(&state.1, &next);
+        *state = (snapshot.version, next);
         Ok(())
     }
 }

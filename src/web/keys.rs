@@ -386,6 +386,12 @@ pub(super) async fn replace_sealed(
     if target.key_set_id != query.from_key_set {
         return rekey_refusal(RekeyRefusal::Changed);
     }
+    // Checked again in the swap's transaction; here so that a stale client uploads nothing.
+    match store.keyring_version().await {
+        Ok(keyring) if keyring.key_set_id == Some(query.to_key_set) => {}
+        Ok(keyring) => return rekey_refusal(RekeyRefusal::KeyringChanged(keyring.key_set_id)),
+        Err(error) => return internal(error),
+    }
     let limit = target.size as u64 + MAX_HEADER_BYTES as u64;
     let staged_id = random_id();
     let staged = stage_upload(&app, &staged_id, query.to_key_set, body, limit).await;
