@@ -659,10 +659,10 @@ async fn keys_status(store: &Store, json: bool) -> anyhow::Result<()> {
             .collect();
         println!(
             "{:<4} {:<9} {:>8} {:>6}  {}",
-            set["id"],
+            set["id"].as_i64().unwrap_or_default(),
             state,
-            set["items"],
-            set["tips"],
+            set["items"].as_i64().unwrap_or_default(),
+            set["tips"].as_i64().unwrap_or_default(),
             members.join(", ")
         );
     }

@@ -211,18 +211,25 @@ macro_rules! sync_keyring_in {
         } else {
             let fingerprints: Vec<String> = active.iter().map(|(_, f)| f.clone()).collect();
             let fingerprint = key_set_fingerprint(&fingerprints);
-            sqlx::query(
-                "INSERT INTO key_sets (fingerprint, created_at) VALUES ($1, $2) \
-                 ON CONFLICT (fingerprint) DO NOTHING",
-            )
-            .bind(&fingerprint)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
-            let id: i64 = sqlx::query_scalar("SELECT id FROM key_sets WHERE fingerprint = $1")
-                .bind(&fingerprint)
-                .fetch_one(&mut *$tx)
-                .await?;
+            // Looked up first (the keyring lock is held), so that set numbers are not used up
+            // by inserts that find the set already there.
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM key_sets WHERE fingerprint = $1")
+                    .bind(&fingerprint)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            let id: i64 = match found {
+                Some(id) => id,
+                None => {
+                    sqlx::query_scalar(
+                        "INSERT INTO key_sets (fingerprint, created_at) VALUES ($1, $2) RETURNING id",
+                    )
+                    .bind(&fingerprint)
+                    .bind($now)
+                    .fetch_one(&mut *$tx)
+                    .await?
+                }
+            };
             for (key_id, _) in &active {
                 sqlx::query(
                     "INSERT INTO key_set_members (key_set_id, key_id) VALUES ($1, $2) \
