@@ -75,11 +75,7 @@ async fn run(backend: Backend, tips: usize) {
     deployment.tipbox_ok(&["analyst", "add", "ana", "--json"]);
     let store = Store::connect(&deployment.database_url, 10).await.unwrap();
     store.migrate().await.unwrap();
-    let (key_set, _, _) = store
-        .active_key_set(tipbox::intake::now())
-        .await
-        .unwrap()
-        .unwrap();
+    let key_set = store.keyring_version().await.unwrap().key_set_id.unwrap();
     let filled = fill(&store, key_set, tips).await;
     println!(
         "{backend:?}: wrote {tips} tips in {:.1} s",

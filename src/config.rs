@@ -210,11 +210,16 @@ impl Default for PrivacyConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct KeysConfig {
     pub refresh_seconds: u64,
+    /// `keys retire` refuses to leave fewer active reviewer keys than this (and never none).
+    pub min_active: u32,
 }
 
 impl Default for KeysConfig {
     fn default() -> Self {
-        Self { refresh_seconds: 5 }
+        Self {
+            refresh_seconds: 5,
+            min_active: 1,
+        }
     }
 }
 
@@ -352,6 +357,12 @@ impl Config {
         }
         if self.keys.refresh_seconds == 0 {
             return bad("keys.refresh_seconds", "must be at least 1");
+        }
+        if !(1..=32).contains(&self.keys.min_active) {
+            return bad(
+                "keys.min_active",
+                "must be from 1 to 32 (the last active key can never be retired)",
+            );
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");

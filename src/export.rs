@@ -62,8 +62,16 @@ pub async fn export(store: &Store, out: &Path) -> anyhow::Result<ExportSummary> 
     let partial = out.with_file_name(partial_name);
     crate::secrets::create_private_dir(&partial)?;
 
-    let key_sets = store.list_key_sets().await?;
     let items = store.list_items().await?;
+    // The sets these items are sealed to (a key change records a set even before anything
+    // is sealed to it).
+    let used: std::collections::HashSet<i64> = items.iter().map(|i| i.key_set_id).collect();
+    let key_sets: Vec<KeySetListing> = store
+        .list_key_sets()
+        .await?
+        .into_iter()
+        .filter(|s| used.contains(&s.id))
+        .collect();
     let mut manifest_items = Vec::with_capacity(items.len());
     let mut tips = std::collections::HashSet::new();
     for item in &items {

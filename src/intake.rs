@@ -109,46 +109,74 @@ pub enum KeyState {
     Unusable(String),
 }
 
-/// The active key set, re-read from the database periodically so that `tipbox keys add` on
-/// any node takes effect everywhere without a restart.
+/// The key set new items are sealed to, as this node knows it.
+///
+/// "The very next submission" after a key change, on every node sharing the database, is
+/// sealed to the new set: each submission starts with `for_submission`, one primary-key read of
+/// the keyring's version, and reloads the set only when that changed. A submission that was
+/// already being received when the keys changed is committed sealed to the set it started with
+/// (its attachments were sealed as they arrived and cannot be sealed again) — those items are
+/// then listed for re-keying — unless a key of that set was revoked: then the commit refuses it
+/// (see `store::commit`), and the source is asked to send it again.
 pub struct KeyringCache {
-    state: RwLock<KeyState>,
+    state: RwLock<(i64, KeyState)>,
+    /// One reload at a time; submissions that find the version changed wait for it.
+    reload: tokio::sync::Mutex<()>,
 }
 
 impl KeyringCache {
     pub async fn load(store: &Store) -> Result<Self, StoreError> {
         let cache = Self {
-            state: RwLock::new(KeyState::NoKeys),
+            state: RwLock::new((-1, KeyState::NoKeys)),
+            reload: tokio::sync::Mutex::new(()),
         };
         cache.refresh(store).await?;
         Ok(cache)
     }
 
+    /// The set as last read, without asking the database (health reports, logs).
     pub fn current(&self) -> KeyState {
+        self.read().1.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, (i64, KeyState)> {
         self.state
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
     }
 
+    /// The set a submission (or a note) starting now must be sealed to: checks the keyring's
+    /// version in the database and reloads the set if it changed.
+    pub async fn for_submission(&self, store: &Store) -> Result<KeyState, StoreError> {
+        let latest = store.keyring_version().await?.version;
+        if self.read().0 == latest {
+            return Ok(self.current());
+        }
+        self.refresh(store).await?;
+        Ok(self.current())
+    }
+
+    /// Re-reads the keyring if its version is not the one held (versions only grow, unless
+    /// the database was restored from a backup: any difference means "read it again").
     pub async fn refresh(&self, store: &Store) -> Result<(), StoreError> {
-        let next = match store.active_key_set(now()).await? {
+        let _one_at_a_time = self.reload.lock().await;
+        let latest = store.keyring_version().await?.version;
+        if self.read().0 == latest {
+            return Ok(());
+        }
+        let snapshot = store.keyring_snapshot().await?;
+        let next = match snapshot.key_set {
             None => KeyState::NoKeys,
-            Some((id, fingerprint, keys)) => {
-                let unchanged = matches!(&self.current(), KeyState::Ready(set) if set.id == id);
-                if unchanged {
-                    return Ok(());
-                }
-                // Building the set checks plugins and may spawn nothing; cheap enough here.
-                match ActiveKeySet::new(id, fingerprint, keys) {
-                    Ok(set) => KeyState::Ready(Arc::new(set)),
-                    Err(e) => KeyState::Unusable(e.to_string()),
-                }
-            }
+            // Building the set checks that plugins are installed; cheap enough here.
+            Some((id, fingerprint, keys)) => match ActiveKeySet::new(id, fingerprint, keys) {
+                Ok(set) => KeyState::Ready(Arc::new(set)),
+                Err(e) => KeyState::Unusable(e.to_string()),
+            },
         };
+        // Reloads are one at a time, so this snapshot is the newest any of them read.
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        log_transition(&state, &next);
-        *state = next;
+        log_transition(&state.1, &next);
+        *state = (snapshot.version, next);
         Ok(())
     }
 }
@@ -161,7 +189,13 @@ fn log_transition(old: &KeyState, new: &KeyState) {
                 key_set = set.id,
                 keys = set.keys.len(),
                 "sealing new submissions to key set"
-            )
+            );
+            if set.keys.len() == 1 {
+                tracing::warn!(
+                    "only one reviewer key is active: if it is lost, so is every tip sealed to it \
+                     (add a second, e.g. an offline backup key)"
+                );
+            }
         }
         (KeyState::NoKeys, KeyState::NoKeys) => {}
         (_, KeyState::NoKeys) => tracing::warn!(
@@ -206,6 +240,13 @@ pub enum IntakeError {
     Task(String),
     #[error("no usable reviewer key: nothing can be sealed")]
     Paused,
+}
+
+impl IntakeError {
+    /// A key of the set this was sealed to was revoked while it was being received.
+    pub fn keys_revoked(&self) -> bool {
+        matches!(self, IntakeError::Store(StoreError::KeySetRevoked))
+    }
 }
 
 /// Everything intake needs, shared by all requests.
@@ -264,7 +305,7 @@ impl Intake {
         author: &str,
         text: Zeroizing<String>,
     ) -> Result<Option<String>, IntakeError> {
-        let KeyState::Ready(keys) = self.keys.current() else {
+        let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
             return Err(IntakeError::Paused);
         };
         let note = Zeroizing::new(
@@ -298,7 +339,7 @@ impl Intake {
         author: &str,
         text: Zeroizing<String>,
     ) -> Result<Option<String>, IntakeError> {
-        let KeyState::Ready(keys) = self.keys.current() else {
+        let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
             return Err(IntakeError::Paused);
         };
         let Some(recipient) = self.store.reply_recipient(tip_id).await? else {
@@ -377,8 +418,9 @@ impl Intake {
         self.time_granularity
     }
 
-    /// Periodically checkpoints the SQLite WAL (every second), re-reads the keyring and
-    /// deletes expired staged items.
+    /// Periodically checkpoints the SQLite WAL (every second), re-reads the keyring (so that
+    /// health reports and logs follow key changes even when no one submits; submissions check
+    /// it themselves) and deletes expired staged items.
     pub fn spawn_maintenance(self: &Arc<Self>, refresh: Duration) -> tokio::task::JoinHandle<()> {
         let intake = Arc::clone(self);
         tokio::spawn(async move {

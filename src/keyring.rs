@@ -201,15 +201,130 @@ impl KeyFile {
     }
 }
 
-/// A reviewer key as stored.
+/// A reviewer key as stored, with its history.
 #[derive(Debug, Clone)]
 pub struct ReviewerKey {
     pub id: i64,
     pub label: String,
+    /// Who holds the key, if the operator said.
+    pub owner: Option<String>,
     pub recipient: Recipient,
     pub fingerprint: String,
     pub active: bool,
     pub added_at: i64,
+    pub retired_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Where a key is in its life. Keys only move forward: active → retired → revoked, or
+/// active → revoked; a key that left the active set never comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    /// Every new item is sealed to it.
+    Active,
+    /// No longer sealed to; items sealed to it should be re-keyed (a new header suffices).
+    Retired,
+    /// Assumed compromised: out of the active set, and items sealed to it need a fresh
+    /// encryption, because its holder may keep copies of their old headers.
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Retired => "retired",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl ReviewerKey {
+    pub fn status(&self) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.active {
+            KeyStatus::Active
+        } else {
+            KeyStatus::Retired
+        }
+    }
+
+    /// The key as `keys list --json` and the admin API show it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "label": self.label,
+            "owner": self.owner,
+            "kind": self.recipient.kind.as_db(),
+            "recipient": self.recipient.text,
+            "state": self.status(),
+            "added_at": self.added_at,
+            "retired_at": self.retired_at,
+            "revoked_at": self.revoked_at,
+        })
+    }
+
+    /// The first 16 hex digits of the fingerprint, as `keys list` shows it.
+    pub fn short_fingerprint(&self) -> &str {
+        &self.fingerprint[..16.min(self.fingerprint.len())]
+    }
+}
+
+/// What the key policy warns about, given how many keys are active.
+pub fn policy_warnings(active: usize) -> Vec<&'static str> {
+    match active {
+        0 => vec!["no reviewer key is active: submissions are paused (`tipbox keys add`)"],
+        1 => vec![
+            "only one reviewer key is active: if it is lost, so is every tip sealed to it; add a \
+             second (an offline backup key is the recommended one)",
+        ],
+        _ => vec![],
+    }
+}
+
+/// Why `KEY` (an id, a fingerprint or a label) names no single key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyLookupError {
+    #[error("no reviewer key matches `{0}` (see `tipbox keys list`)")]
+    NotFound(String),
+    #[error("`{0}` matches several keys ({1}); give the key's id or more of its fingerprint")]
+    Ambiguous(String, String),
+}
+
+/// Finds the one key that `wanted` names: its id, its fingerprint (all 64 hex digits, or a
+/// prefix of at least 8), or its exact label. Anything matching more than one key is refused
+/// rather than guessed.
+pub fn find_key<'a>(
+    keys: &'a [ReviewerKey],
+    wanted: &str,
+) -> Result<&'a ReviewerKey, KeyLookupError> {
+    let wanted = wanted.trim();
+    let lower = wanted.to_ascii_lowercase();
+    let by_fingerprint =
+        lower.len() >= 8 && lower.len() <= 64 && lower.bytes().all(|b| b.is_ascii_hexdigit());
+    let matching: Vec<&ReviewerKey> = keys
+        .iter()
+        .filter(|k| {
+            wanted.parse::<i64>().is_ok_and(|id| id == k.id)
+                || (by_fingerprint && k.fingerprint.starts_with(&lower))
+                || k.label == wanted
+        })
+        .collect();
+    match matching.as_slice() {
+        [key] => Ok(key),
+        [] => Err(KeyLookupError::NotFound(wanted.to_owned())),
+        several => Err(KeyLookupError::Ambiguous(
+            wanted.to_owned(),
+            several
+                .iter()
+                .map(|k| format!("id {} {}", k.id, k.label))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+    }
 }
 
 /// The keys every new submission is sealed to, and the key set row that records them.
@@ -306,6 +421,57 @@ mod tests {
             Recipient::parse("hello"),
             Err(KeyError::Unrecognised(_))
         ));
+    }
+
+    fn stored(id: i64, label: &str) -> ReviewerKey {
+        let recipient =
+            Recipient::parse(&age::x25519::Identity::generate().to_public().to_string()).unwrap();
+        ReviewerKey {
+            id,
+            label: label.into(),
+            owner: None,
+            fingerprint: recipient.fingerprint(),
+            recipient,
+            active: true,
+            added_at: 0,
+            retired_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn keys_are_found_by_id_fingerprint_or_label_and_never_guessed() {
+        let keys = vec![stored(1, "alice"), stored(2, "bob"), stored(3, "1")];
+        assert_eq!(find_key(&keys, "2").unwrap().label, "bob");
+        assert_eq!(find_key(&keys, "alice").unwrap().id, 1);
+        assert_eq!(find_key(&keys, &keys[1].fingerprint).unwrap().id, 2);
+        let prefix = keys[1].fingerprint[..8].to_ascii_uppercase();
+        assert_eq!(find_key(&keys, &prefix).unwrap().id, 2);
+        // Too short a prefix is not a fingerprint.
+        assert!(matches!(
+            find_key(&keys, &keys[1].fingerprint[..7]),
+            Err(KeyLookupError::NotFound(_))
+        ));
+        // "1" is key 1's id and key 3's label.
+        assert!(matches!(
+            find_key(&keys, "1"),
+            Err(KeyLookupError::Ambiguous(..))
+        ));
+        assert!(matches!(
+            find_key(&keys, "carol"),
+            Err(KeyLookupError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn key_status_follows_the_history() {
+        let mut key = stored(1, "alice");
+        assert_eq!(key.status(), KeyStatus::Active);
+        key.active = false;
+        key.retired_at = Some(10);
+        assert_eq!(key.status(), KeyStatus::Retired);
+        key.revoked_at = Some(20);
+        assert_eq!(key.status(), KeyStatus::Revoked);
     }
 
     #[test]

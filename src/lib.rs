@@ -4,7 +4,8 @@
 //!
 //! Module map: `cli` (commands) → `web` (listeners, pages) → `intake` (a submission's life)
 //! → `seal` (age) + `keyring` (reviewer keys) + `receipt` (source receipts) → `store` (SQLite
-//! or PostgreSQL). `config`, `secrets` and `i18n` serve them all.
+//! or PostgreSQL). `config`, `secrets` and `i18n` serve them all. `review` is the analyst's own
+//! client; `rekey` re-seals stored items when reviewer keys are retired or revoked.
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod i18n;
 pub mod intake;
 pub mod keyring;
 pub mod receipt;
+pub mod rekey;
 pub mod review;
 pub mod seal;
 pub mod secrets;

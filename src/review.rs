@@ -1,6 +1,6 @@
 //! `tipbox review`: the analyst's own client. It signs in to the analyst API, fetches sealed
-//! items and decrypts them locally with the analyst's age identity. Plaintext and identity never
-//! travel to the server.
+//! items and decrypts them locally with the analyst's age identity, and re-seals items when
+//! reviewer keys were retired or revoked. Plaintext and identity never travel to the server.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -153,6 +153,19 @@ struct Api {
 }
 
 impl Api {
+    /// Sends a request; an ended session is an error, any other answer is returned as it is.
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let response = request.bearer_auth(&self.session.token).send().await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            bail!("the session has ended; run `tipbox review login` again");
+        }
+        Ok(response)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.session.server)
+    }
+
     async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
         let response = self
             .client
@@ -210,7 +223,7 @@ fn is_invisible_format(c: char) -> bool {
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -423,4 +436,368 @@ mod tests {
             "photo (2).jpg"
         );
     }
+}
+
+/// One page of `GET /api/v1/rekey`.
+#[derive(Deserialize)]
+struct RekeyPage {
+    key_set: Option<ServerKeySet>,
+    remaining: RekeyRemaining,
+    items: Vec<RekeyItem>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ServerKeySet {
+    id: i64,
+    fingerprint: String,
+    keys: Vec<ServerKey>,
+}
+
+#[derive(Deserialize)]
+struct ServerKey {
+    fingerprint: String,
+    label: String,
+    kind: String,
+    recipient: String,
+}
+
+#[derive(Deserialize)]
+struct RekeyRemaining {
+    header: i64,
+    payload: i64,
+}
+
+#[derive(Deserialize)]
+struct RekeyItem {
+    id: String,
+    key_set: i64,
+    mode: String,
+    header: Option<String>,
+}
+
+/// The current key set's recipients, checked here rather than taken on the server's word: each
+/// fingerprint is computed from its recipient, and the set's fingerprint from theirs.
+fn check_key_set(set: &ServerKeySet) -> anyhow::Result<Vec<Box<dyn age::Recipient + Send + Sync>>> {
+    let mut fingerprints = Vec::new();
+    let mut recipients = Vec::new();
+    for key in &set.keys {
+        let recipient = crate::keyring::Recipient::parse(&key.recipient)
+            .with_context(|| format!("the server's key {}", key.label))?;
+        if recipient.fingerprint() != key.fingerprint {
+            bail!(
+                "the server's key {} does not have the fingerprint it claims: refusing to re-seal to it",
+                key.label
+            );
+        }
+        recipient
+            .check_usable()
+            .with_context(|| format!("key {} ({})", key.label, key.kind))?;
+        recipients.push(recipient.to_age()?);
+        fingerprints.push(key.fingerprint.clone());
+    }
+    if set.keys.is_empty() || crate::keyring::key_set_fingerprint(&fingerprints) != set.fingerprint
+    {
+        bail!(
+            "the server's key set {} does not match its keys: refusing to re-seal to it",
+            set.id
+        );
+    }
+    Ok(recipients)
+}
+
+/// Asks before re-sealing anything: every item re-sealed becomes readable by each key listed,
+/// so the analyst compares them with the fingerprints the reviewers gave them.
+fn confirm_key_set(
+    set: &ServerKeySet,
+    remaining: &RekeyRemaining,
+    yes: bool,
+) -> anyhow::Result<()> {
+    println!(
+        "{} item(s) are sealed to a retired key (they get a new header) and {} to a revoked key \
+         (they are encrypted afresh).",
+        remaining.header, remaining.payload
+    );
+    println!("They will be re-sealed to key set {}:", set.id);
+    for key in &set.keys {
+        println!(
+            "  {}  {:<14} {}",
+            &key.fingerprint[..16.min(key.fingerprint.len())],
+            key.kind,
+            key.label
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        );
+    }
+    println!(
+        "Each of these keys will be able to open them. Compare the fingerprints with the ones your \
+         reviewers gave you (keys/README.md)."
+    );
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "not re-sealing without a confirmation: check the keys above, then run again with --yes"
+        );
+    }
+    eprint!("Re-seal to these keys? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("nothing was re-sealed");
+    }
+    Ok(())
+}
+
+/// What happened to one item.
+enum Outcome {
+    Rekeyed,
+    /// None of the identities opens it: someone holding one of its keys must re-key it.
+    NotYours,
+}
+
+/// `tipbox review rekey`: re-seals every item the server lists as sealed to a key set with a
+/// retired or revoked key to the current key set. For a retired key, the item's file key is
+/// opened here with your identity and wrapped to the current keys (a new header; the payload
+/// stays on the server untouched). For a revoked key, the item is downloaded, decrypted and
+/// encrypted afresh here (a new file key), and the new file uploaded. Plaintext never leaves
+/// this process's memory, and only ciphertext is written to disk (in a private directory).
+pub async fn rekey(identity_files: Vec<String>, yes: bool) -> anyhow::Result<()> {
+    let mut stdin_guard = age::cli_common::StdinGuard::new(false);
+    let identities = age::cli_common::read_identities(identity_files, None, &mut stdin_guard)
+        .map_err(|e| anyhow::anyhow!("reading the identity: {e}"))?;
+    let session = load_session()?;
+    let work_dir = session_path()?
+        .parent()
+        .context("no directory for the session file")?
+        .join("rekey-work");
+    crate::secrets::create_private_dir(&work_dir)?;
+    let api = Api {
+        client: http_client(session.proxy.as_deref())?,
+        session,
+    };
+
+    let mut page = rekey_page(&api, "").await?;
+    let Some(set) = page.key_set.take() else {
+        bail!("the server has no active reviewer key: there is nothing to re-seal to");
+    };
+    if page.remaining.header + page.remaining.payload == 0 {
+        println!("nothing needs re-keying");
+        return Ok(());
+    }
+    let recipients = check_key_set(&set)?;
+    confirm_key_set(&set, &page.remaining, yes)?;
+
+    let (mut headers, mut payloads, mut not_yours, mut failed) = (0u64, 0u64, 0u64, 0u64);
+    loop {
+        if let Some(now) = &page.key_set
+            && now.id != set.id
+        {
+            bail!(
+                "the keyring changed while re-keying (now key set {}); run `tipbox review rekey` again",
+                now.id
+            );
+        }
+        for item in &page.items {
+            if !valid_id(&item.id) {
+                bail!("the server sent a malformed item id");
+            }
+            let result = match item.mode.as_str() {
+                "header" => rekey_header(&api, item, set.id, &identities, &recipients).await,
+                "payload" => {
+                    rekey_payload(&api, item, set.id, &work_dir, &identities, &recipients).await
+                }
+                other => Err(anyhow::anyhow!("unknown re-key mode `{other}`")),
+            };
+            match result {
+                Ok(Outcome::Rekeyed) if item.mode == "header" => headers += 1,
+                Ok(Outcome::Rekeyed) => payloads += 1,
+                Ok(Outcome::NotYours) => not_yours += 1,
+                Err(error) => {
+                    failed += 1;
+                    eprintln!("item {}: {error:#}", item.id);
+                }
+            }
+        }
+        let Some(next) = page.next.take() else { break };
+        page = rekey_page(&api, &next).await?;
+    }
+    let _ = std::fs::remove_dir(&work_dir);
+    println!(
+        "re-keyed {} item(s) to key set {}: {headers} with a new header, {payloads} encrypted afresh",
+        headers + payloads,
+        set.id
+    );
+    if not_yours > 0 {
+        println!(
+            "{not_yours} item(s) do not open with your identity: a holder of one of their keys must re-key them"
+        );
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} item(s) could not be re-keyed (see above); run `tipbox review rekey` again"
+        );
+    }
+    Ok(())
+}
+
+async fn rekey_page(api: &Api, after: &str) -> anyhow::Result<RekeyPage> {
+    let path = format!("/api/v1/rekey?limit=100&after={after}");
+    Ok(serde_json::from_str(&api.get(&path).await?.text().await?)?)
+}
+
+/// Refuses with the server's own explanation.
+async fn refused(response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let why = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    anyhow::anyhow!("refused (HTTP {status}): {why}")
+}
+
+async fn rekey_header(
+    api: &Api,
+    item: &RekeyItem,
+    to_key_set: i64,
+    identities: &[Box<dyn age::Identity>],
+    recipients: &[Box<dyn age::Recipient + Send + Sync>],
+) -> anyhow::Result<Outcome> {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let encoded = item
+        .header
+        .as_deref()
+        .context("the server could not read this item's header (it may be damaged)")?;
+    let old = crate::rekey::Header::parse(&engine.decode(encoded)?)?;
+    let new = match crate::rekey::rewrap_header(&old, identities, recipients) {
+        Ok(new) => new,
+        Err(crate::rekey::RekeyError::NotYours) => return Ok(Outcome::NotYours),
+        Err(error) => return Err(error.into()),
+    };
+    let body = serde_json::json!({
+        "from_key_set": item.key_set,
+        "to_key_set": to_key_set,
+        "replaces": old.digest(),
+        "header": engine.encode(&new),
+    });
+    let response = api
+        .send(
+            api.client
+                .put(api.url(&format!("/api/v1/items/{}/header", item.id)))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string()),
+        )
+        .await?;
+    if !response.status().is_success() {
+        return Err(refused(response).await);
+    }
+    Ok(Outcome::Rekeyed)
+}
+
+async fn rekey_payload(
+    api: &Api,
+    item: &RekeyItem,
+    to_key_set: i64,
+    work_dir: &Path,
+    identities: &[Box<dyn age::Identity>],
+    recipients: &[Box<dyn age::Recipient + Send + Sync>],
+) -> anyhow::Result<Outcome> {
+    use futures_util::StreamExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let old_path = work_dir.join(format!("{}.old.age", item.id));
+    let new_path = work_dir.join(format!("{}.new.age", item.id));
+    let result = async {
+        {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&old_path)?;
+            let mut stream = api
+                .get(&format!("/api/v1/items/{}/sealed", item.id))
+                .await?
+                .bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                file.write_all(&chunk?)?;
+            }
+        }
+        let (old, new) = (old_path.clone(), new_path.clone());
+        // Decrypting and encrypting is blocking work (and may ask a plugin or a passphrase).
+        let resealed = tokio::task::block_in_place(|| reseal(&old, &new, identities, recipients))?;
+        if let Outcome::NotYours = resealed {
+            return Ok(Outcome::NotYours);
+        }
+        let length = std::fs::metadata(&new_path)?.len();
+        let file = tokio::fs::File::open(&new_path).await?;
+        let response = api
+            .send(
+                api.client
+                    .put(api.url(&format!(
+                        "/api/v1/items/{}/sealed?from_key_set={}&to_key_set={to_key_set}",
+                        item.id, item.key_set
+                    )))
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .header(reqwest::header::CONTENT_LENGTH, length)
+                    .body(reqwest::Body::from(file)),
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(refused(response).await);
+        }
+        Ok(Outcome::Rekeyed)
+    }
+    .await;
+    let _ = std::fs::remove_file(&old_path);
+    let _ = std::fs::remove_file(&new_path);
+    result
+}
+
+/// Decrypts the age file `old` with `identities` and encrypts its content afresh (a new file
+/// key, a new nonce) to `recipients` into `new`. The plaintext passes through one buffer,
+/// cleared afterwards; it is never written anywhere.
+fn reseal(
+    old: &Path,
+    new: &Path,
+    identities: &[Box<dyn age::Identity>],
+    recipients: &[Box<dyn age::Recipient + Send + Sync>],
+) -> anyhow::Result<Outcome> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let decryptor =
+        age::Decryptor::new_buffered(std::io::BufReader::new(std::fs::File::open(old)?))?;
+    let mut reader =
+        match decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
+            Ok(reader) => reader,
+            Err(age::DecryptError::NoMatchingKeys) => return Ok(Outcome::NotYours),
+            Err(error) => bail!("it does not open: {error}"),
+        };
+    let encryptor = age::Encryptor::with_recipients(
+        recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+    )?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(new)?;
+    let mut writer = encryptor.wrap_output(std::io::BufWriter::new(file))?;
+    let mut buffer = Zeroizing::new(vec![0u8; 64 * 1024]);
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        writer.write_all(&buffer[..n])?;
+    }
+    let file = writer
+        .finish()?
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("writing the new file: {}", e.error()))?;
+    file.sync_all()?;
+    Ok(Outcome::Rekeyed)
 }

@@ -22,7 +22,17 @@ fn routes() -> Vec<(&'static str, String, &'static str)> {
         ("POST", format!("/api/v1/tips/{TIP}/notes"), "api"),
         ("POST", format!("/api/v1/tips/{TIP}/replies"), "api"),
         ("GET", format!("/api/v1/items/{TIP}/sealed"), "api"),
+        ("PUT", format!("/api/v1/items/{TIP}/sealed"), "api"),
+        ("PUT", format!("/api/v1/items/{TIP}/header"), "api"),
+        ("GET", "/api/v1/rekey".into(), "api"),
         ("GET", "/api/v1/audit".into(), "api-admin"),
+        ("GET", "/api/v1/keys".into(), "api-admin"),
+        ("POST", "/api/v1/keys".into(), "api-admin"),
+        ("GET", "/api/v1/keys/status".into(), "api-admin"),
+        // Key 1 is alice's, the only active key: an analyst's attempt must not even reach the
+        // policy that would refuse it.
+        ("POST", "/api/v1/keys/1/retire".into(), "api-admin"),
+        ("POST", "/api/v1/keys/1/revoke".into(), "api-admin"),
         ("GET", "/".into(), "page"),
         ("GET", "/queue".into(), "page"),
         ("GET", format!("/tips/{TIP}"), "page"),
@@ -210,6 +220,12 @@ async fn every_analyst_route_is_guarded() {
             );
         }
     }
+
+    // Nothing an analyst or a stranger sent changed the keyring.
+    let keys: serde_json::Value =
+        serde_json::from_str(&deployment.tipbox_ok(&["keys", "list", "--json"])).unwrap();
+    assert_eq!(keys[0]["state"], "active", "{keys}");
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
 
     // Both credentials still work — then expire them, and everything is refused again.
     assert_eq!(

@@ -70,6 +70,7 @@ error-too-many-attachments = You can attach at most { $count } files to one repo
 error-nothing-stored = Nothing from this attempt was stored.
 error-internal = Something went wrong on our side and your report was not stored. Please try again in a few minutes.
 error-busy = The tip line is very busy right now. Nothing was stored. Please try again in a few minutes.
+error-keys-changed = The reviewers' keys changed while you were sending. Please send your report again.
 error-too-slow = The connection was too slow to receive your report, so it was stopped. If you are on a slow network, try sending fewer or smaller files.
 error-back = Back to the form
 not-found-title = Page not found

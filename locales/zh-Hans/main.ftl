@@ -70,6 +70,7 @@ error-too-many-attachments = 一份报告最多只能附上 { $count } 个文件
 error-nothing-stored = 这次提交的任何内容都没有被保存。
 error-internal = 我们这边出了问题，您的报告没有被保存。请过几分钟再试。
 error-busy = 举报平台目前非常繁忙，任何内容都没有被保存。请过几分钟再试。
+error-keys-changed = 在您发送期间，审阅人员的密钥发生了变更。请重新发送您的报告。
 error-too-slow = 连接太慢，无法接收您的报告，因此已停止接收。如果您的网络较慢，请尝试发送更少或更小的文件。
 error-back = 返回表单
 not-found-title = 找不到页面

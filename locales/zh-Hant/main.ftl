@@ -70,6 +70,7 @@ error-too-many-attachments = 一份報告最多只能附上 { $count } 個檔案
 error-nothing-stored = 這次提交的任何內容都沒有被儲存。
 error-internal = 我們這邊出了問題，您的報告沒有被儲存。請過幾分鐘再試。
 error-busy = 舉報平台目前非常繁忙，任何內容都沒有被儲存。請過幾分鐘再試。
+error-keys-changed = 在您傳送期間，審閱人員的金鑰發生了變更。請重新傳送您的報告。
 error-too-slow = 連線太慢，無法接收您的報告，因此已停止接收。如果您的網路較慢，請嘗試傳送更少或更小的檔案。
 error-back = 返回表單
 not-found-title = 找不到頁面

@@ -3,7 +3,38 @@
 use sqlx::Row;
 
 use super::{Pool, Result, Store, StoreError};
-use crate::audit::{AuditEntry, GENESIS, entry_hash};
+use crate::audit::AuditEntry;
+
+/// Appends an audit entry inside the transaction `$tx`, so that an action and its entry are
+/// committed together or not at all. Two transactions appending at once race for the next
+/// sequence number: the loser fails on the primary key and is retried by its caller.
+macro_rules! append_audit_in {
+    ($tx:ident, $key:expr, $actor:expr, $action:expr, $subject:expr, $detail:expr, $now:expr) => {{
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *$tx)
+                .await?;
+        let (seq, prev) = head.map_or((1, $crate::audit::GENESIS.to_owned()), |(s, h)| (s + 1, h));
+        let hash =
+            $crate::audit::entry_hash($key, seq, $now, $actor, $action, $subject, $detail, &prev);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(seq)
+        .bind($now)
+        .bind($actor)
+        .bind($action)
+        .bind($subject)
+        .bind($detail)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+pub(super) use append_audit_in;
 
 /// An analyst account as stored.
 #[derive(Debug, Clone)]
@@ -236,6 +267,13 @@ impl Store {
         Ok(())
     }
 
+    /// The key that chains the audit trail, or an error for a store opened without it.
+    pub(super) fn audit_key(&self) -> Result<std::sync::Arc<crate::audit::AuditKey>> {
+        self.audit_key
+            .clone()
+            .ok_or_else(|| StoreError::Setup("the audit trail needs the server secret".into()))
+    }
+
     /// Appends an entry to the audit trail, chained to the one before it. Concurrent appends
     /// (several nodes) race for the next sequence number; the loser retries.
     pub async fn append_audit(
@@ -246,31 +284,12 @@ impl Store {
         detail: &str,
         now: i64,
     ) -> Result<()> {
-        const Q_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
-        const Q_INSERT: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        let key = self
-            .audit_key
-            .clone()
-            .ok_or_else(|| StoreError::Setup("the audit trail needs the server secret".into()))?;
+        let key = self.audit_key()?;
         let mut last_error = None;
         for attempt in 0..8u64 {
             let result: Result<()> = on_pool!(self, p => async {
                 let mut tx = p.begin().await?;
-                let head: Option<(i64, String)> = sqlx::query_as(Q_HEAD).fetch_optional(&mut *tx).await?;
-                let (seq, prev) = head.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
-                let hash = entry_hash(&key, seq, now, actor, action, subject, detail, &prev);
-                sqlx::query(Q_INSERT)
-                    .bind(seq)
-                    .bind(now)
-                    .bind(actor)
-                    .bind(action)
-                    .bind(subject)
-                    .bind(detail)
-                    .bind(&prev)
-                    .bind(&hash)
-                    .execute(&mut *tx)
-                    .await?;
+                append_audit_in!(tx, &key, actor, action, subject, detail, now);
                 tx.commit().await?;
                 Ok(())
             }.await);

@@ -105,6 +105,45 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Job>) {
     }
 }
 
+/// The key sets, among those the items of `$tips` are sealed to, that have a revoked key (a
+/// `HashSet<i64>`), read inside the commit transaction `$tx`.
+///
+/// This is what makes revocation strict: nothing is committed sealed to a set with a revoked
+/// key. SQLite commits hold the write lock, so a revocation is entirely before or after them.
+/// On PostgreSQL (`$lock` = `FOR SHARE`) the sets' rows stay locked until the commit: a
+/// revocation, which updates them, either committed first and is seen here, or waits until
+/// this commit is done — and then lists these tips among those to re-key.
+macro_rules! revoked_key_sets {
+    ($tx:ident, $tips:expr, $share_lock:expr) => {{
+        let mut ids: Vec<i64> = $tips
+            .iter()
+            .flat_map(|tip| tip.items.iter().map(|item| item.key_set_id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut revoked = std::collections::HashSet::new();
+        for piece in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                sqlx::QueryBuilder::new("SELECT id, revoked_at FROM key_sets WHERE id IN (");
+            let mut list = q.separated(", ");
+            for id in piece {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            if $share_lock {
+                q.push(" FOR SHARE");
+            }
+            let rows: Vec<(i64, Option<i64>)> = q.build_query_as().fetch_all(&mut *$tx).await?;
+            revoked.extend(
+                rows.into_iter()
+                    .filter(|(_, at)| at.is_some())
+                    .map(|(id, _)| id),
+            );
+        }
+        revoked
+    }};
+}
+
 /// Rows per multi-row INSERT: keeps every statement far below both backends' bind limits
 /// (SQLite 32766, PostgreSQL 65535).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -125,6 +164,11 @@ impl Store {
             .collect();
         macro_rules! write_rows {
             ($tx:ident) => {{
+                // A tip sealed to a revoked set: this whole batch is refused, and replayed tip
+                // by tip (`commit_batch`), which refuses only that one.
+                if !revoked_key_sets!($tx, tips, false).is_empty() {
+                    return Err(StoreError::KeySetRevoked);
+                }
                 for chunk in tips.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::new(
                         "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, status) ",
@@ -193,9 +237,18 @@ impl Store {
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM item_chunks WHERE item_id = $1";
 
         macro_rules! write_batch {
-            ($tx:ident) => {{
+            ($tx:ident, $share_lock:expr) => {{
+                let revoked = revoked_key_sets!($tx, tips, $share_lock);
                 let mut results = Vec::with_capacity(tips.len());
                 for tip in tips {
+                    if tip
+                        .items
+                        .iter()
+                        .any(|item| revoked.contains(&item.key_set_id))
+                    {
+                        results.push(Err(StoreError::KeySetRevoked));
+                        continue;
+                    }
                     sqlx::query("SAVEPOINT submission")
                         .execute(&mut *$tx)
                         .await?;
@@ -272,7 +325,7 @@ impl Store {
             // failing when a reader would have to upgrade.
             Pool::Sqlite(p) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                write_batch!(tx)
+                write_batch!(tx, false)
             }
             Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;
@@ -280,7 +333,7 @@ impl Store {
                 sqlx::query("SET LOCAL synchronous_commit = on")
                     .execute(&mut *tx)
                     .await?;
-                write_batch!(tx)
+                write_batch!(tx, true)
             }
         }
     }

@@ -50,6 +50,27 @@ macro_rules! write_tx {
     };
 }
 
+/// Refuses, inside a write transaction, anything sealed to a key set with a revoked key (as
+/// the first submission's commit does, store/commit.rs): on SQLite the transaction already
+/// holds the write lock, on PostgreSQL the key set's row is share-locked until the commit, so
+/// a revocation falls wholly before or after it.
+macro_rules! refuse_revoked {
+    ($store:expr, $tx:ident, $key_set_id:expr) => {{
+        let q = if $store.is_sqlite() {
+            "SELECT revoked_at FROM key_sets WHERE id = $1"
+        } else {
+            "SELECT revoked_at FROM key_sets WHERE id = $1 FOR SHARE"
+        };
+        let revoked: Option<i64> = sqlx::query_scalar(q)
+            .bind($key_set_id)
+            .fetch_one(&mut *$tx)
+            .await?;
+        if revoked.is_some() {
+            return Err(StoreError::KeySetRevoked);
+        }
+    }};
+}
+
 impl Store {
     /// The tip whose receipt has this lookup hash.
     pub async fn tip_by_receipt(&self, receipt_hash: &[u8]) -> Result<Option<SourceTip>> {
@@ -86,6 +107,12 @@ impl Store {
             let exists: i64 = sqlx::query_scalar(Q_EXISTS).bind(tip_id).fetch_one(&mut *tx).await?;
             if exists == 0 {
                 return Ok(false);
+            }
+            let mut key_sets: Vec<i64> = items.iter().map(|i| i.key_set_id).collect();
+            key_sets.sort_unstable();
+            key_sets.dedup();
+            for key_set_id in key_sets {
+                refuse_revoked!(self, tx, key_set_id);
             }
             let first: i64 = sqlx::query_scalar(Q_NEXT).bind(tip_id).fetch_one(&mut *tx).await?;
             for (offset, item) in items.iter().enumerate() {
@@ -160,6 +187,7 @@ impl Store {
             if added != 1 {
                 return Ok(false);
             }
+            refuse_revoked!(self, tx, key_set_id);
             sqlx::query(Q_CHUNK).bind(reply_id).bind(for_reviewers).execute(&mut *tx).await?;
             sqlx::query(Q_REPLY)
                 .bind(reply_id)

@@ -21,18 +21,18 @@ use tracing::instrument;
 
 pub use commit::{CommitQueue, NewItem, NewTip, SealedBody};
 
-use crate::keyring::{Recipient, ReviewerKey, key_set_fingerprint};
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("a reviewer key with this fingerprint is already in the keyring (id {0})")]
-    DuplicateKey(i64),
     #[error("stored reviewer key {0} no longer parses: {1}")]
     CorruptKey(i64, String),
+    #[error(
+        "a reviewer key in the key set this was sealed to has been revoked since; nothing was stored"
+    )]
+    KeySetRevoked,
     #[error("staged item {0} was not found (it may have expired); the submission was not stored")]
     StagedItemMissing(String),
     #[error("the commit queue has shut down")]
@@ -80,12 +80,50 @@ macro_rules! on_pool {
 
 pub(crate) use on_pool;
 
+/// Evaluates `$attempt` (an `async { … }.await` whose `?` and `return` stay inside it) again, a
+/// few times with a growing pause, while its error says it lost a race (`lost_a_race()`): two
+/// transactions appending to the audit trail at once, or a lock conflict.
+macro_rules! with_retries {
+    ($attempt:expr) => {{
+        let mut tries = 0u64;
+        loop {
+            match $attempt {
+                Err(error) if error.lost_a_race() && tries < 8 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * tries)).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+impl StoreError {
+    /// Whether this failure came from losing a race with another transaction (a unique
+    /// sequence number taken first, a serialization failure, a deadlock, SQLite busy), so
+    /// that running the same transaction again may succeed.
+    pub(crate) fn lost_a_race(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        db.is_unique_violation()
+            || matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "517"))
+    }
+}
+
 mod analysts;
 mod followup;
+mod keys;
 mod queue;
+mod rekey;
 pub use analysts::{AnalystRecord, SessionRecord};
 pub use followup::{ReplyStatus, SealedReply, SourceTip};
+pub use keys::{
+    Exposure, KeyChange, KeyChangeError, KeySetStatus, KeyringSnapshot, KeyringStatus,
+    KeyringVersion, NeedsRekey, RevokedKeyExposure,
+};
 pub use queue::{ItemSummary, QueueFilter, STATUSES, TipSummary, TriageUpdate};
+pub use rekey::{ItemToRekey, RekeyMode, RekeyRefusal, RekeyTarget, Rekeyed};
 
 /// The outcome of comparing the server secret with the one the database was set up with.
 #[derive(Debug, PartialEq, Eq)]
@@ -113,6 +151,10 @@ pub struct KeySetListing {
     pub id: i64,
     pub fingerprint: String,
     pub keys: Vec<KeySetMember>,
+    /// When one of its keys was retired or revoked (its items should be re-keyed), if ever.
+    pub retired_at: Option<i64>,
+    /// When one of its keys was revoked (its items need a fresh encryption), if ever.
+    pub revoked_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -234,12 +276,15 @@ impl Store {
         }
     }
 
+    /// Creates or updates the schema, and brings the keyring's current key set up to date
+    /// (a database from before key rotation has none recorded yet).
     #[instrument(skip_all)]
     pub async fn migrate(&self) -> Result<()> {
         match &self.pool {
             Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
             Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
         }
+        self.sync_keyring(crate::intake::now()).await?;
         Ok(())
     }
 
@@ -275,108 +320,6 @@ impl Store {
         const Q: &str = "SELECT COUNT(*) FROM settings WHERE name = 'secret_check'";
         let n: i64 = on_pool!(self, p => sqlx::query_scalar(Q).fetch_one(p).await?);
         Ok(n > 0)
-    }
-
-    #[instrument(skip_all)]
-    pub async fn add_key(
-        &self,
-        recipient: &Recipient,
-        label: &str,
-        now: i64,
-    ) -> Result<ReviewerKey> {
-        const Q_FIND: &str = "SELECT id FROM reviewer_keys WHERE fingerprint = $1";
-        const Q_INSERT: &str = "INSERT INTO reviewer_keys (fingerprint, recipient, kind, label, active, added_at) \
-             VALUES ($1, $2, $3, $4, TRUE, $5) RETURNING id";
-        let fingerprint = recipient.fingerprint();
-        let existing: Option<i64> = on_pool!(self, p => sqlx::query_scalar(Q_FIND).bind(&fingerprint).fetch_optional(p).await?);
-        if let Some(id) = existing {
-            return Err(StoreError::DuplicateKey(id));
-        }
-        let id: i64 = on_pool!(self, p => sqlx::query_scalar(Q_INSERT)
-            .bind(&fingerprint)
-            .bind(&recipient.text)
-            .bind(recipient.kind.as_db())
-            .bind(label)
-            .bind(now)
-            .fetch_one(p)
-            .await?);
-        Ok(ReviewerKey {
-            id,
-            label: label.to_owned(),
-            recipient: recipient.clone(),
-            fingerprint,
-            active: true,
-            added_at: now,
-        })
-    }
-
-    /// Stops sealing new submissions to a key. Items already sealed to it stay as they are.
-    /// Returns false if no active key has that id.
-    #[instrument(skip_all)]
-    pub async fn retire_key(&self, id: i64, now: i64) -> Result<bool> {
-        const Q: &str = "UPDATE reviewer_keys SET active = FALSE, retired_at = $2 WHERE id = $1 AND active = TRUE";
-        let n = on_pool!(self, p => sqlx::query(Q).bind(id).bind(now).execute(p).await?.rows_affected());
-        Ok(n == 1)
-    }
-
-    #[instrument(skip_all)]
-    pub async fn list_keys(&self) -> Result<Vec<ReviewerKey>> {
-        const Q: &str = "SELECT id, fingerprint, recipient, label, active, added_at FROM reviewer_keys ORDER BY id";
-        let rows = on_pool!(self, p => {
-            sqlx::query(Q).fetch_all(p).await?.iter().map(|r| -> Result<ReviewerKey> {
-                let id: i64 = r.try_get("id")?;
-                let text: String = r.try_get("recipient")?;
-                let recipient = Recipient::parse(&text).map_err(|e| StoreError::CorruptKey(id, e.to_string()))?;
-                Ok(ReviewerKey {
-                    id,
-                    label: r.try_get("label")?,
-                    recipient,
-                    fingerprint: r.try_get("fingerprint")?,
-                    active: r.try_get("active")?,
-                    added_at: r.try_get("added_at")?,
-                })
-            }).collect::<Result<Vec<_>>>()?
-        });
-        Ok(rows)
-    }
-
-    /// The active keys and the id of the key set they form (recorded on first use), or `None`
-    /// when no key is active.
-    #[instrument(skip_all)]
-    pub async fn active_key_set(
-        &self,
-        now: i64,
-    ) -> Result<Option<(i64, String, Vec<ReviewerKey>)>> {
-        let keys: Vec<ReviewerKey> = self
-            .list_keys()
-            .await?
-            .into_iter()
-            .filter(|k| k.active)
-            .collect();
-        if keys.is_empty() {
-            return Ok(None);
-        }
-        let fingerprints: Vec<String> = keys.iter().map(|k| k.fingerprint.clone()).collect();
-        let fingerprint = key_set_fingerprint(&fingerprints);
-        const Q_FIND: &str = "SELECT id FROM key_sets WHERE fingerprint = $1";
-        const Q_INSERT: &str = "INSERT INTO key_sets (fingerprint, created_at) VALUES ($1, $2) ON CONFLICT (fingerprint) DO NOTHING";
-        const Q_MEMBER: &str = "INSERT INTO key_set_members (key_set_id, key_id) VALUES ($1, $2) \
-             ON CONFLICT (key_set_id, key_id) DO NOTHING";
-        let found: Option<i64> = on_pool!(self, p => sqlx::query_scalar(Q_FIND).bind(&fingerprint).fetch_optional(p).await?);
-        let id = match found {
-            Some(id) => id,
-            None => on_pool!(self, p => {
-                let mut tx = p.begin().await?;
-                sqlx::query(Q_INSERT).bind(&fingerprint).bind(now).execute(&mut *tx).await?;
-                let id: i64 = sqlx::query_scalar(Q_FIND).bind(&fingerprint).fetch_one(&mut *tx).await?;
-                for key in &keys {
-                    sqlx::query(Q_MEMBER).bind(id).bind(key.id).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                id
-            }),
-        };
-        Ok(Some((id, fingerprint, keys)))
     }
 
     /// Starts a staged item: a large attachment whose ciphertext is written in chunks while it
@@ -440,8 +383,8 @@ impl Store {
 
     #[instrument(skip_all)]
     pub async fn list_key_sets(&self) -> Result<Vec<KeySetListing>> {
-        const Q: &str = "SELECT s.id, s.fingerprint AS set_fingerprint, k.fingerprint, k.label, k.kind \
-             FROM key_sets s JOIN key_set_members m ON m.key_set_id = s.id \
+        const Q: &str = "SELECT s.id, s.fingerprint AS set_fingerprint, s.retired_at, s.revoked_at, \
+             k.fingerprint, k.label, k.kind FROM key_sets s JOIN key_set_members m ON m.key_set_id = s.id \
              JOIN reviewer_keys k ON k.id = m.key_id ORDER BY s.id, k.id";
         let mut sets: Vec<KeySetListing> = Vec::new();
         on_pool!(self, p => {
@@ -458,6 +401,8 @@ impl Store {
                         id,
                         fingerprint: r.try_get("set_fingerprint")?,
                         keys: vec![member],
+                        retired_at: r.try_get("retired_at")?,
+                        revoked_at: r.try_get("revoked_at")?,
                     }),
                 }
             }

@@ -243,6 +243,12 @@ impl Store {
              SELECT $1, t.id, (SELECT COALESCE(MAX(position), -1) + 1 FROM items WHERE tip_id = t.id), \
              'note', $3, $4, NULL FROM tips t WHERE t.id = $2";
         const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
+        // Never sealed to a set with a revoked key, as for submissions (see store/commit.rs).
+        let q_revoked = if self.is_sqlite() {
+            "SELECT revoked_at FROM key_sets WHERE id = $1"
+        } else {
+            "SELECT revoked_at FROM key_sets WHERE id = $1 FOR SHARE"
+        };
         super::on_pool!(self, p => {
             let mut tx = p.begin().await?;
             let added = sqlx::query(Q_ITEM)
@@ -255,6 +261,11 @@ impl Store {
                 .rows_affected();
             if added != 1 {
                 return Ok(false);
+            }
+            // After the insert, which holds SQLite's write lock: the check sees every commit.
+            let revoked: Option<i64> = sqlx::query_scalar(q_revoked).bind(key_set_id).fetch_one(&mut *tx).await?;
+            if revoked.is_some() {
+                return Err(super::StoreError::KeySetRevoked);
             }
             sqlx::query(Q_CHUNK).bind(item_id).bind(sealed).execute(&mut *tx).await?;
             tx.commit().await?;

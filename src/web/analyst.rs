@@ -1,18 +1,19 @@
 //! The analyst listener: a health endpoint and the JSON API under `/api/v1` (sessions, the
-//! review queue, triage, sealed downloads, the audit trail). Never reachable from the public
-//! listener. The API is described in `docs/openapi.yaml`, which a test keeps in step.
+//! review queue, triage, sealed downloads, the audit trail, reviewer keys and re-keying — the
+//! last two in `keys.rs`). Never reachable from the public listener. The API is described in
+//! `docs/openapi.json`, which a test keeps in step.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{AppState, desk};
+use super::{AppState, desk, keys};
 use crate::auth::Role;
 use crate::auth::signin::{Analyst, SignInError};
 use crate::intake::{KeyState, now};
@@ -31,8 +32,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tips/{id}", get(get_tip).patch(update_tip))
         .route("/api/v1/tips/{id}/notes", post(add_note))
         .route("/api/v1/tips/{id}/replies", post(add_reply))
-        .route("/api/v1/items/{id}/sealed", get(download_item))
+        .route(
+            "/api/v1/items/{id}/sealed",
+            get(download_item).put(keys::replace_sealed),
+        )
+        // A header of up to 64 KiB, in base64 inside JSON.
+        .route(
+            "/api/v1/items/{id}/header",
+            put(keys::replace_header).layer(DefaultBodyLimit::max(128 * 1024)),
+        )
         .route("/api/v1/audit", get(audit_trail))
+        .route("/api/v1/keys", get(keys::list_keys).post(keys::add_key))
+        .route("/api/v1/keys/status", get(keys::key_status))
+        .route("/api/v1/keys/{id}/retire", post(keys::retire_key))
+        .route("/api/v1/keys/{id}/revoke", post(keys::revoke_key))
+        .route("/api/v1/rekey", get(keys::items_to_rekey))
         .route("/", get(desk::home))
         .route("/login", get(desk::show_login).post(desk::submit_login))
         .route("/logout", post(desk::logout))
@@ -49,7 +63,7 @@ pub fn router(state: AppState) -> Router {
     super::with_common_layers(router)
 }
 
-fn api_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn api_error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
@@ -259,7 +273,7 @@ pub(super) async fn audit(
     }
 }
 
-fn internal(error: impl std::fmt::Display) -> Response {
+pub(super) fn internal(error: impl std::fmt::Display) -> Response {
     tracing::error!(%error, "analyst API request failed");
     api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
@@ -491,6 +505,10 @@ pub(super) async fn seal_note(
             StatusCode::SERVICE_UNAVAILABLE,
             "no usable reviewer key: the note cannot be sealed",
         )),
+        Err(error) if error.keys_revoked() => Err(api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a reviewer key was revoked while the note was sealed; nothing was stored: send it again",
+        )),
         Err(error) => Err(internal(error)),
     }
 }
@@ -551,6 +569,10 @@ pub(super) async fn seal_reply(
         Err(crate::intake::IntakeError::Paused) => Err(api_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no usable reviewer key: the reply cannot be sealed",
+        )),
+        Err(error) if error.keys_revoked() => Err(api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a reviewer key was revoked while the reply was sealed; nothing was stored: send it again",
         )),
         Err(error) => Err(internal(error)),
     }

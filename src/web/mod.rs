@@ -8,6 +8,7 @@
 pub mod analyst;
 mod body;
 mod desk;
+mod keys;
 mod pages;
 pub mod public;
 mod source;

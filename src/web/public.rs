@@ -95,9 +95,15 @@ async fn landing(PageLang(lang): PageLang) -> Response {
 }
 
 async fn submit_form(State(app): State<AppState>, PageLang(lang): PageLang) -> Response {
-    match app.intake.keys.current() {
-        KeyState::Ready(_) => render(StatusCode::OK, &SubmitPage::new(lang, &app.config.limits)),
-        KeyState::NoKeys | KeyState::Unusable(_) => paused(lang),
+    match app.intake.keys.for_submission(&app.intake.store).await {
+        Ok(KeyState::Ready(_)) => {
+            render(StatusCode::OK, &SubmitPage::new(lang, &app.config.limits))
+        }
+        Ok(KeyState::NoKeys | KeyState::Unusable(_)) => paused(lang),
+        Err(error) => {
+            tracing::error!(%error, "could not read the keyring");
+            Refusal::Internal.respond_with_back(lang, &app.config.limits, ("/submit", "error-back"))
+        }
     }
 }
 
@@ -188,6 +194,8 @@ pub(super) enum Refusal {
     Paused,
     Busy,
     TooSlow,
+    /// A reviewer key was revoked while the submission was being received.
+    KeysChanged,
     Internal,
     /// A follow-up without a live session or with a wrong form token.
     SessionEnded,
@@ -278,6 +286,11 @@ impl Refusal {
                 StatusCode::REQUEST_TIMEOUT,
                 "error-title",
                 lang.t("error-too-slow"),
+            ),
+            KeysChanged => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "error-title",
+                lang.t("error-keys-changed"),
             ),
             Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -406,9 +419,15 @@ pub(super) async fn start_upload(
     let Ok(Ok(slot)) = tokio::time::timeout(QUEUE_WAIT, slot).await else {
         return Err(Refusal::Busy);
     };
-    let keys = match app.intake.keys.current() {
-        KeyState::Ready(keys) => keys,
-        KeyState::NoKeys | KeyState::Unusable(_) => return Err(Refusal::Paused),
+    // The keyring as it is now, on whichever node changed it: the very next submission after
+    // a key change is sealed to the new set.
+    let keys = match app.intake.keys.for_submission(&app.intake.store).await {
+        Ok(KeyState::Ready(keys)) => keys,
+        Ok(KeyState::NoKeys | KeyState::Unusable(_)) => return Err(Refusal::Paused),
+        Err(error) => {
+            tracing::error!(%error, "could not read the keyring");
+            return Err(Refusal::Internal);
+        }
     };
     let declared = parts
         .headers
@@ -489,6 +508,10 @@ async fn receive_submission(
                     receipt: &words,
                 },
             ))
+        }
+        Err(error) if error.keys_revoked() => {
+            tracing::warn!("a submission in flight was sealed to a key revoked meanwhile: refused");
+            Err(Refusal::KeysChanged)
         }
         Err(error) => {
             tracing::error!(%error, "a submission could not be stored");

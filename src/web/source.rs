@@ -423,6 +423,10 @@ async fn receive_followup(
             Redirect::to(&format!("/followup/case?lang={}&added=1", lang.tag())).into_response(),
         ),
         Ok(false) => Err(Refusal::SessionEnded),
+        Err(error) if error.keys_revoked() => {
+            tracing::warn!("a follow-up in flight was sealed to a key revoked meanwhile: refused");
+            Err(Refusal::KeysChanged)
+        }
         Err(error) => {
             tracing::error!(%error, "a follow-up could not be stored");
             Err(Refusal::Internal)
