@@ -57,8 +57,6 @@ struct Entry {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum OpenError {
-    /// The sign-in budget is spent for now.
-    RateLimited,
     /// As many sessions as allowed are open.
     Full,
 }
@@ -102,6 +100,9 @@ impl SourceSessions {
         let token = Zeroizing::new(random_hex());
         let now = Instant::now();
         let mut sessions = self.lock();
+        // One session per tip: signing in again ends the earlier one. Otherwise one receipt,
+        // signed in over and over, could fill every slot and lock all other sources out.
+        sessions.retain(|_, e| e.session.tip_id != tip_id);
         if sessions.len() >= self.capacity {
             sessions.retain(|_, e| !self.expired(e, now));
             if sessions.len() >= self.capacity {
@@ -141,11 +142,6 @@ impl SourceSessions {
     /// still uses it.
     pub fn end(&self, token: &str) {
         self.lock().remove(&key(token));
-    }
-
-    /// Ends every session of a tip (used when a tip is deleted).
-    pub fn end_tip(&self, tip_id: &str) {
-        self.lock().retain(|_, e| e.session.tip_id != tip_id);
     }
 
     /// Ends expired sessions; returns how many are left.
@@ -210,6 +206,10 @@ mod tests {
     #[test]
     fn sessions_open_end_and_are_bounded() {
         let sessions = SourceSessions::new(&config(60, 120, 2));
+        // Signing in again to the same tip replaces the session, it does not take a slot.
+        let first = sessions
+            .open("a".into(), age::x25519::Identity::generate())
+            .unwrap();
         let a = sessions
             .open("a".into(), age::x25519::Identity::generate())
             .unwrap();
@@ -227,6 +227,10 @@ mod tests {
         assert!(session.check_csrf(session.csrf()));
         assert!(!session.check_csrf("0"));
         assert!(sessions.get("not a token").is_none());
+        assert!(
+            sessions.get(&first).is_none(),
+            "the earlier session of tip a ended"
+        );
         sessions.end(&a);
         assert!(sessions.get(&a).is_none());
         assert_eq!(sessions.get(&b).unwrap().tip_id, "b");

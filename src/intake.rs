@@ -325,7 +325,13 @@ impl Intake {
         let item_id = random_id();
         Ok(self
             .store
-            .add_note(tip_id, &item_id, key_set_id, &sealed)
+            .add_note(
+                tip_id,
+                &item_id,
+                key_set_id,
+                &sealed,
+                coarsen(now(), self.time_granularity),
+            )
             .await?
             .then_some(item_id))
     }

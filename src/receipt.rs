@@ -70,24 +70,22 @@ impl ReceiptCode {
     /// overlap between the two Chinese scripts, so every language in which the words form a
     /// valid receipt is returned (the caller looks each up), preferred language first.
     pub fn parse(text: &str, preferred: Lang) -> Result<Vec<ReceiptCode>, ReceiptError> {
-        let normalized: String = text
-            .split(|c: char| c.is_whitespace() || matches!(c, ',' | '，' | '、' | '-' | '.' | '。'))
+        // Every intermediate copy of the words is cleared when dropped.
+        let words: Zeroizing<Vec<String>> = Zeroizing::new(
+            text.split(|c: char| {
+                c.is_whitespace() || matches!(c, ',' | '，' | '、' | '-' | '.' | '。')
+            })
             .filter(|w| !w.is_empty())
             .map(str::to_lowercase)
-            .collect::<Vec<_>>()
-            .join(" ");
+            .collect(),
+        );
+        let mut normalized = Zeroizing::new(words.join(" "));
         // Chinese receipts are often typed without spaces: one character per word.
-        let spaced: String =
-            if normalized.split(' ').count() == 1 && normalized.chars().count() == 12 {
-                normalized
-                    .chars()
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            } else {
-                normalized
-            };
-        let normalized = Zeroizing::new(spaced);
+        if words.len() == 1 && words[0].chars().count() == 12 {
+            let characters: Zeroizing<Vec<String>> =
+                Zeroizing::new(words[0].chars().map(String::from).collect());
+            normalized = Zeroizing::new(characters.join(" "));
+        }
         if normalized.split(' ').count() != 12 {
             return Err(ReceiptError::WordCount);
         }
@@ -134,10 +132,10 @@ impl ReceiptCode {
         hk.expand(b"tipbox v1 reply identity", scalar.as_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         let hrp = bech32::Hrp::parse("age-secret-key-").expect("static HRP is valid");
+        // Upper case directly: no lower-case copy of the secret is left behind unzeroized.
         let encoded = Zeroizing::new(
-            bech32::encode::<bech32::Bech32>(hrp, scalar.as_ref())
-                .expect("32 bytes fit in a Bech32 string")
-                .to_uppercase(),
+            bech32::encode_upper::<bech32::Bech32>(hrp, scalar.as_ref())
+                .expect("32 bytes fit in a Bech32 string"),
         );
         encoded
             .parse()

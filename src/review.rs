@@ -295,13 +295,25 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             if !valid_id(id) {
                 bail!("the server sent a malformed item id");
             }
-            if pulled.contains(id) {
-                progress.inc(1);
-                continue;
-            }
             let kind = item["kind"].as_str().unwrap_or_default();
             // Added after the first submission: a source's follow-up, a note or a reply.
             let later = !item["added_at"].is_null();
+            if pulled.contains(id) {
+                // Facts pulled before still name attachments that may be pulled only now
+                // (after an interrupted pull).
+                if kind == "facts" {
+                    let earlier = if later {
+                        dir.join("followups").join(format!("{id}.facts.json"))
+                    } else {
+                        dir.join("facts.json")
+                    };
+                    if let Ok(bytes) = std::fs::read(&earlier) {
+                        attachment_names(&bytes, &mut names);
+                    }
+                }
+                progress.inc(1);
+                continue;
+            }
             progress.set_message(format!("{}…/{kind}", &tip_id[..8]));
             let in_subdir = |sub: &str, name: String| -> anyhow::Result<PathBuf> {
                 crate::secrets::create_private_dir(&dir.join(sub))?;
@@ -321,14 +333,7 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             };
             fetch_and_decrypt(&api, id, &target, &identities).await?;
             if kind == "facts" {
-                let facts: serde_json::Value = serde_json::from_slice(&std::fs::read(&target)?)?;
-                for a in facts["attachments"].as_array().cloned().unwrap_or_default() {
-                    if let (Some(item), Some(name)) =
-                        (a["item_id"].as_str(), a["file_name"].as_str())
-                    {
-                        names.insert(item.to_owned(), name.to_owned());
-                    }
-                }
+                attachment_names(&std::fs::read(&target)?, &mut names);
             }
             {
                 use std::io::Write;
@@ -351,6 +356,18 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
         out.display()
     );
     Ok(())
+}
+
+/// Adds the attachments' original names (by item id) from a decrypted facts file.
+fn attachment_names(facts: &[u8], names: &mut std::collections::HashMap<String, String>) {
+    let Ok(facts) = serde_json::from_slice::<serde_json::Value>(facts) else {
+        return;
+    };
+    for a in facts["attachments"].as_array().cloned().unwrap_or_default() {
+        if let (Some(item), Some(name)) = (a["item_id"].as_str(), a["file_name"].as_str()) {
+            names.insert(item.to_owned(), name.to_owned());
+        }
+    }
 }
 
 /// Downloads one sealed item next to its target and decrypts it into the target (created new,

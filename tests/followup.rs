@@ -489,12 +489,42 @@ async fn sessions_expire_and_signins_are_budgeted() {
     let before = deployment.counts().await;
     let response = add(&server, &cookie, "x", "late", &[]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("You are no longer signed in"),
+        "the page says why"
+    );
     assert_eq!(deployment.counts().await, before);
 
+    // One session per tip: signing in again ends the earlier session.
+    let first = sign_in(&server, &receipt).await;
+    let second = sign_in(&server, &receipt).await;
+    assert_eq!(case(&server, &first).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(case(&server, &second).await.0, StatusCode::OK);
+    // Signing out from a stale tab (an older form token) still signs out.
+    let response = form(
+        &format!("{}/followup/signout?lang=en", server.public),
+        Some(&second),
+        &[("csrf", "stale")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(case(&server, &second).await.0, StatusCode::UNAUTHORIZED);
+
     // The budget: 3 at once (one was used above, one refills per second).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        statuses.push(post_receipt(&server, &receipt, "en").await.status());
+        let response = post_receipt(&server, &receipt, "en").await;
+        let status = response.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(response.headers().contains_key("retry-after"));
+            assert!(response.text().await.unwrap().contains("wait a minute"));
+        }
+        statuses.push(status);
     }
     assert!(
         statuses.contains(&StatusCode::SERVICE_UNAVAILABLE),

@@ -116,3 +116,4 @@ case-signout = Sign out
 case-signout-help = When you are done, sign out, especially on a shared device. You are also signed out after { $minutes } minutes without activity.
 signedout-title = Signed out
 signedout-body = You are signed out. To come back, you need your receipt.
+followup-upload-session-ended = You are no longer signed in (after a while without activity, or after signing out), so this could not be added. Please enter your receipt again and send it once more.

@@ -116,3 +116,4 @@ case-signout = 登出
 case-signout-help = 完成後請登出，尤其是在與他人共用的裝置上。超過 { $minutes } 分鐘沒有操作也會自動登出。
 signedout-title = 已登出
 signedout-body = 您已登出。要再次返回，需要您的回執。
+followup-upload-session-ended = 您已不在登入狀態（一段時間沒有操作，或者您已登出），所以這些內容無法新增。請重新輸入您的回執，然後再發送一次。

@@ -71,6 +71,21 @@ macro_rules! refuse_revoked {
     }};
 }
 
+/// On PostgreSQL, locks a tip's row for the rest of the transaction, so that items added to
+/// one tip at the same moment get distinct positions (SQLite's `BEGIN IMMEDIATE` already
+/// serializes writers).
+macro_rules! lock_tip {
+    ($store:expr, $tx:ident, $tip_id:expr) => {{
+        if !$store.is_sqlite() {
+            sqlx::query("SELECT id FROM tips WHERE id = $1 FOR UPDATE")
+                .bind($tip_id)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use lock_tip;
+
 impl Store {
     /// The tip whose receipt has this lookup hash.
     pub async fn tip_by_receipt(&self, receipt_hash: &[u8]) -> Result<Option<SourceTip>> {
@@ -95,7 +110,13 @@ impl Store {
         added_at: i64,
     ) -> Result<bool> {
         const Q_NEXT: &str = "SELECT COALESCE(MAX(position), -1) + 1 FROM items WHERE tip_id = $1";
-        const Q_EXISTS: &str = "SELECT COUNT(*) FROM tips WHERE id = $1";
+        // On PostgreSQL the tip's row is locked, so concurrent additions to one tip (a follow-up,
+        // a reply, a note) number their items one after another instead of alike.
+        let q_exists = if self.is_sqlite() {
+            "SELECT COUNT(*) FROM tips WHERE id = $1"
+        } else {
+            "SELECT COUNT(*) FROM (SELECT id FROM tips WHERE id = $1 FOR UPDATE) t"
+        };
         const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at, added_at) \
              VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)";
         const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
@@ -104,7 +125,7 @@ impl Store {
         const Q_CHUNKS: &str =
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM item_chunks WHERE item_id = $1";
         write_tx!(self, tx => {
-            let exists: i64 = sqlx::query_scalar(Q_EXISTS).bind(tip_id).fetch_one(&mut *tx).await?;
+            let exists: i64 = sqlx::query_scalar(q_exists).bind(tip_id).fetch_one(&mut *tx).await?;
             if exists == 0 {
                 return Ok(false);
             }
@@ -175,6 +196,7 @@ impl Store {
         const Q_REPLY: &str =
             "INSERT INTO replies (id, tip_id, created_at, sealed) VALUES ($1, $2, $3, $4)";
         write_tx!(self, tx => {
+            lock_tip!(self, tx, tip_id);
             let added = sqlx::query(Q_ITEM)
                 .bind(reply_id)
                 .bind(tip_id)

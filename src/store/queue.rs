@@ -238,10 +238,11 @@ impl Store {
         item_id: &str,
         key_set_id: i64,
         sealed: &[u8],
+        added_at: i64,
     ) -> Result<bool> {
-        const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) \
+        const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at, added_at) \
              SELECT $1, t.id, (SELECT COALESCE(MAX(position), -1) + 1 FROM items WHERE tip_id = t.id), \
-             'note', $3, $4, NULL FROM tips t WHERE t.id = $2";
+             'note', $3, $4, NULL, $5 FROM tips t WHERE t.id = $2";
         const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
         // Never sealed to a set with a revoked key, as for submissions (see store/commit.rs).
         let q_revoked = if self.is_sqlite() {
@@ -251,11 +252,13 @@ impl Store {
         };
         super::on_pool!(self, p => {
             let mut tx = p.begin().await?;
+            super::followup::lock_tip!(self, tx, tip_id);
             let added = sqlx::query(Q_ITEM)
                 .bind(item_id)
                 .bind(tip_id)
                 .bind(sealed.len() as i64)
                 .bind(key_set_id)
+                .bind(added_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

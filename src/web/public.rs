@@ -300,7 +300,7 @@ impl Refusal {
             SessionEnded => (
                 StatusCode::FORBIDDEN,
                 "error-title",
-                lang.t("followup-session-ended"),
+                lang.t("followup-upload-session-ended"),
             ),
             NothingToAdd => (
                 StatusCode::BAD_REQUEST,
@@ -317,7 +317,14 @@ impl Refusal {
         } else {
             vec![text, nothing]
         };
-        message_page_back(status, lang, title, lines, show_back.then_some(back))
+        let mut page = message_page_back(status, lang, title, lines, show_back.then_some(back));
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && !page.headers().contains_key(header::RETRY_AFTER)
+        {
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        }
+        page
     }
 }
 

@@ -31,6 +31,8 @@ use crate::receipt::{ReceiptCode, ReceiptError};
 
 /// Pairs the receipt form with the browser that loaded it.
 const SIGNIN_COOKIE: &str = "__Host-tipbox_signin";
+/// The longest receipt field read (12 words, however spaced, are far shorter).
+const MAX_RECEIPT_BYTES: usize = 1024;
 /// How long a loaded receipt form stays usable.
 const SIGNIN_FORM_SECONDS: i64 = 3600;
 
@@ -139,8 +141,13 @@ pub async fn signin(
         );
     }
     // A mistyped receipt is told apart from a wrong one: the words and their checksum say so
-    // without looking anything up.
-    let readings = match ReceiptCode::parse(&form.receipt, lang) {
+    // without looking anything up. Twelve words take far less than this.
+    let parsed = if form.receipt.len() <= MAX_RECEIPT_BYTES {
+        ReceiptCode::parse(&form.receipt, lang)
+    } else {
+        Err(ReceiptError::WordCount)
+    };
+    let readings = match parsed {
         Ok(readings) => readings,
         Err(error) => {
             let key = match error {
@@ -152,6 +159,10 @@ pub async fn signin(
         }
     };
     drop(form);
+    // A session this browser already had ends here, whichever tip it was for.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
+        app.sources.end(old);
+    }
     if !app.sources.allow_signin() {
         return busy(lang);
     }
@@ -176,7 +187,7 @@ pub async fn signin(
     };
     let token = match app.sources.open(tip.id, identity) {
         Ok(token) => token,
-        Err(OpenError::Full | OpenError::RateLimited) => return busy(lang),
+        Err(OpenError::Full) => return busy(lang),
     };
     let mut response = Redirect::to(&format!("/followup/case?lang={}", lang.tag())).into_response();
     let headers = response.headers_mut();
@@ -348,7 +359,7 @@ pub async fn add(
         Duration::from_secs(limits.upload_rate_grace_seconds),
     );
     let back = ("/followup/case", "followup-back-case");
-    let Some((session, _)) = source_session(&app, &parts.headers) else {
+    let Some((session, token)) = source_session(&app, &parts.headers) else {
         return refused(
             &parts,
             &body,
@@ -360,7 +371,12 @@ pub async fn add(
         .await;
     };
     match receive_followup(&app, lang, &parts, &body, &session).await {
-        Ok(response) => response,
+        Ok(response) => {
+            // An upload can outlast the idle time: it was activity, so the session lives on
+            // and the confirmation page can be shown.
+            let _ = app.sources.get(&token);
+            response
+        }
         Err(Refusal::SessionEnded) => {
             refused(
                 &parts,
@@ -484,11 +500,12 @@ pub async fn signout(
     headers: HeaderMap,
     Form(form): Form<SignoutForm>,
 ) -> Response {
-    if let Some((session, token)) = source_session(&app, &headers) {
-        if !session.check_csrf(&form.csrf) {
-            return session_ended(&app, lang);
-        }
-        app.sources.end(&token);
+    // Always ends the session the cookie names and clears the browser, token or not: a
+    // sign-out must never leave replies readable (an older tab carries an older token), and a
+    // cross-site sign-out cannot happen (the cookie is SameSite=Strict) and would harm no one.
+    let _ = form.csrf;
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        app.sources.end(token);
     }
     let mut response = super::public::message_page_back(
         StatusCode::OK,
