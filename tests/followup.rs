@@ -216,6 +216,14 @@ async fn conversation(backend: Backend) {
     assert!(response.text().await.unwrap().contains("id=\"added\""));
     // It shows up on the same tip as new activity.
     assert_eq!(only_tip(&server, &token).await, tip_id);
+    let (_, followed_up) = api(
+        reqwest::Method::GET,
+        format!("{}/api/v1/tips?followed_up=true", server.analyst),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(followed_up["tips"][0]["id"], tip_id.as_str());
     let tip = tip_json(&server, &token, &tip_id).await;
     assert!(tip["source_activity_at"].is_string());
     let kinds: Vec<&str> = tip["items"]
@@ -625,8 +633,26 @@ async fn sources_are_walled_off_from_each_other() {
     // An empty addition is refused with a message; B's real addition lands on tip B only.
     let response = add(&server, &cookie_b, &csrf_b, "   ", &[]).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let (_, followed_up) = api(
+        reqwest::Method::GET,
+        format!("{}/api/v1/tips?followed_up=true", server.analyst),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(followed_up["tips"].as_array().unwrap().len(), 0);
     let response = add(&server, &cookie_b, &csrf_b, "more for B", &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, followed_up) = api(
+        reqwest::Method::GET,
+        format!("{}/api/v1/tips?followed_up=true", server.analyst),
+        Some(&token),
+        None,
+    )
+    .await;
+    let listed = followed_up["tips"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_ne!(listed[0]["id"], tip_a.as_str());
     let tip = tip_json(&server, &token, &tip_a).await;
     assert!(tip["source_activity_at"].is_null());
 }

@@ -16,6 +16,8 @@ pub struct QueueFilter {
     pub assignee: Option<String>,
     /// Only tips with an item this analyst has not pulled yet.
     pub unpulled_by: Option<i64>,
+    /// Only tips the source has added to since the first submission.
+    pub followed_up: bool,
     /// Keyset pagination: tips strictly older than this (received_at, id).
     pub before: Option<(i64, String)>,
     pub limit: i64,
@@ -95,6 +97,12 @@ impl Store {
                 )
                 .push_bind(analyst)
                 .push("))");
+            }
+            if filter.followed_up {
+                q.push(
+                    " AND EXISTS (SELECT 1 FROM items i WHERE i.tip_id = t.id AND i.added_at IS NOT NULL \
+                     AND i.kind IN ('message', 'facts', 'attachment'))",
+                );
             }
             if let Some((received_at, id)) = &filter.before {
                 q.push(" AND (t.received_at < ")

@@ -285,6 +285,8 @@ struct ListQuery {
     assignee: Option<String>,
     #[serde(default)]
     unpulled: bool,
+    #[serde(default)]
+    followed_up: bool,
     before: Option<String>,
     limit: Option<i64>,
 }
@@ -316,6 +318,7 @@ async fn list_tips(
         label: query.label,
         assignee: query.assignee,
         unpulled_by: query.unpulled.then_some(analyst.id),
+        followed_up: query.followed_up,
         before,
         limit,
     };

@@ -235,6 +235,7 @@ struct QueuePage {
     filter_status: String,
     filter_label: String,
     filter_assignee: String,
+    filter_followed_up: bool,
     tips: Vec<QueueRow>,
     next_href: Option<String>,
 }
@@ -244,6 +245,7 @@ pub struct QueueQuery {
     status: Option<String>,
     label: Option<String>,
     assignee: Option<String>,
+    followed_up: Option<String>,
     before: Option<String>,
 }
 
@@ -280,6 +282,7 @@ pub async fn queue(
         label: label.clone(),
         assignee: assignee.clone(),
         unpulled_by: None,
+        followed_up: q.followed_up.is_some(),
         before,
         limit: PAGE_SIZE,
     };
@@ -305,6 +308,9 @@ pub async fn queue(
                 ));
             }
         }
+        if q.followed_up.is_some() {
+            href.push_str("&followed_up=1");
+        }
         href
     });
     let rows = tips
@@ -329,6 +335,7 @@ pub async fn queue(
             filter_status: status.unwrap_or_default(),
             filter_label: label.unwrap_or_default(),
             filter_assignee: assignee.unwrap_or_default(),
+            filter_followed_up: q.followed_up.is_some(),
             tips: rows,
             next_href,
         },
