@@ -408,18 +408,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let public_server = axum::serve(public, crate::web::public::router(state.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let analyst_server = axum::serve(analyst, crate::web::analyst::router(state))
-        .with_graceful_shutdown(stopped(stop_rx));
+    // Slow and idle clients are cut off (web::serve); the peer address reaches handlers only as
+    // connection info for the per-client budget (rate_limits.client_address), and nothing logs
+    // or stores it.
+    let public_server = crate::web::serve::serve(
+        public,
+        crate::web::public::router(state.clone()),
+        &config.limits,
+        stopped(stop_rx.clone()),
+    );
+    let analyst_server = crate::web::serve::serve(
+        analyst,
+        crate::web::analyst::router(state),
+        &config.limits,
+        stopped(stop_rx),
+    );
     let signals = async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);
     };
     let (public_result, analyst_result, ()) = tokio::join!(
-        async { public_server.await },
-        async { analyst_server.await },
+        public_server,
+        analyst_server,
         signals
     );
     public_result.context("public listener")?;

@@ -27,6 +27,56 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub keys: KeysConfig,
     pub followup: FollowupConfig,
+    pub rate_limits: RateLimits,
+}
+
+/// How a client is told apart from another, for per-client request budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAddress {
+    /// Clients cannot be told apart (behind tor every one is 127.0.0.1): global budgets only.
+    None,
+    /// Clients connect directly: the peer address.
+    Peer,
+    /// Behind a reverse proxy listed in `trusted_proxies`: the last `X-Forwarded-For` hop.
+    Forwarded,
+}
+
+/// Request budgets (tokens per second, and a burst on top), kept in memory only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    pub client_address: ClientAddress,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Every request to the public listener, all clients together.
+    pub public_per_second: u32,
+    pub public_burst: u32,
+    /// Submissions, additions and receipt sign-ins (the forms that cost work), all together.
+    pub submissions_per_second: u32,
+    pub submissions_burst: u32,
+    /// Each client's own budget on the public listener (not with `client_address = "none"`).
+    pub per_client_per_second: u32,
+    pub per_client_burst: u32,
+    /// Every request to the analyst listener.
+    pub analyst_per_second: u32,
+    pub analyst_burst: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            client_address: ClientAddress::None,
+            trusted_proxies: Vec::new(),
+            public_per_second: 100,
+            public_burst: 200,
+            submissions_per_second: 5,
+            submissions_burst: 30,
+            per_client_per_second: 2,
+            per_client_burst: 20,
+            analyst_per_second: 20,
+            analyst_burst: 100,
+        }
+    }
 }
 
 /// Sources coming back with their receipt.
@@ -176,6 +226,10 @@ pub struct Limits {
     pub min_upload_bytes_per_second: u64,
     /// How long an upload may run before `min_upload_bytes_per_second` applies.
     pub upload_rate_grace_seconds: u64,
+    /// How long a client may take to send a request's head, or leave a connection idle.
+    pub header_read_timeout_seconds: u64,
+    /// How long a small request body (a form that is not an upload) may take to arrive.
+    pub body_timeout_seconds: u64,
 }
 
 impl Default for Limits {
@@ -188,6 +242,8 @@ impl Default for Limits {
             max_concurrent_submissions: 64,
             min_upload_bytes_per_second: 2048,
             upload_rate_grace_seconds: 60,
+            header_read_timeout_seconds: 20,
+            body_timeout_seconds: 30,
         }
     }
 }
@@ -335,6 +391,41 @@ impl Config {
         }
         if !(1..=24 * 7).contains(&a.session_max_hours) {
             return bad("analyst.session_max_hours", "must be from 1 to 168");
+        }
+        for (key, value) in [
+            (
+                "limits.header_read_timeout_seconds",
+                l.header_read_timeout_seconds,
+            ),
+            ("limits.body_timeout_seconds", l.body_timeout_seconds),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return bad(key, "must be from 1 to 3600");
+            }
+        }
+        let r = &self.rate_limits;
+        for (key, value) in [
+            ("rate_limits.public_per_second", r.public_per_second),
+            ("rate_limits.public_burst", r.public_burst),
+            (
+                "rate_limits.submissions_per_second",
+                r.submissions_per_second,
+            ),
+            ("rate_limits.submissions_burst", r.submissions_burst),
+            ("rate_limits.per_client_per_second", r.per_client_per_second),
+            ("rate_limits.per_client_burst", r.per_client_burst),
+            ("rate_limits.analyst_per_second", r.analyst_per_second),
+            ("rate_limits.analyst_burst", r.analyst_burst),
+        ] {
+            if !(1..=1_000_000).contains(&value) {
+                return bad(key, "must be from 1 to 1000000");
+            }
+        }
+        if r.client_address == ClientAddress::Forwarded && r.trusted_proxies.is_empty() {
+            return bad(
+                "rate_limits.trusted_proxies",
+                "must list the reverse proxy's address when client_address = \"forwarded\"",
+            );
         }
         let f = &self.followup;
         if !(5..=24 * 3600).contains(&f.session_idle_seconds) {

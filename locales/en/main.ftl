@@ -117,3 +117,5 @@ case-signout-help = When you are done, sign out, especially on a shared device. 
 signedout-title = Signed out
 signedout-body = You are signed out. To come back, you need your receipt.
 followup-upload-session-ended = You are no longer signed in (after a while without activity, or after signing out), so this could not be added. Please enter your receipt again and send it once more.
+limited-title = Too many requests
+limited-body = The tip line is receiving too many requests right now. Nothing was stored. Please wait a minute and try again.

@@ -117,3 +117,5 @@ case-signout-help = 完成後請登出，尤其是在與他人共用的裝置上
 signedout-title = 已登出
 signedout-body = 您已登出。要再次返回，需要您的回執。
 followup-upload-session-ended = 您已不在登入狀態（一段時間沒有操作，或者您已登出），所以這些內容無法新增。請重新輸入您的回執，然後再發送一次。
+limited-title = 請求過多
+limited-body = 本舉報平台現在收到的請求太多。沒有儲存任何內容。請等一分鐘後再試。

@@ -20,6 +20,7 @@ use crate::intake::{KeyState, now};
 use crate::store::{QueueFilter, ReplyStatus, STATUSES, TipSummary, TriageUpdate};
 
 pub fn router(state: AppState) -> Router {
+    let limits = state.config.rate_limits.clone();
     let router = Router::new()
         .route("/health", get(health))
         .route(
@@ -60,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/style.css", get(super::public::stylesheet))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state);
-    super::with_common_layers(router)
+    super::with_common_layers(super::limits::analyst(&limits, router))
 }
 
 pub(super) fn api_error(status: StatusCode, message: &str) -> Response {

@@ -9,8 +9,10 @@ pub mod analyst;
 mod body;
 mod desk;
 mod keys;
+mod limits;
 mod pages;
 pub mod public;
+pub mod serve;
 mod source;
 
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use zeroize::Zeroizing;
 
 use super::AppState;
@@ -29,35 +29,33 @@ const QUEUE_WAIT: Duration = Duration::from_secs(30);
 static STYLESHEET: &str = include_str!("../../static/style.css");
 
 pub fn router(state: AppState) -> Router {
-    let router = Router::new()
+    let limits = state.config.rate_limits.clone();
+    let pages = Router::new()
         .route("/", get(landing))
-        .route(
-            "/submit",
-            get(submit_form)
-                .post(submit)
-                // Our own limits apply, field by field, with a page that says which.
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/followup",
-            get(super::source::show_signin).post(super::source::signin),
-        )
+        .route("/submit", get(submit_form))
+        .route("/followup", get(super::source::show_signin))
         .route("/followup/case", get(super::source::case))
         .route(
-            "/followup/case/add",
-            axum::routing::post(super::source::add).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
             "/followup/case/delete-reply",
-            axum::routing::post(super::source::delete_reply),
+            post(super::source::delete_reply),
         )
-        .route(
-            "/followup/signout",
-            axum::routing::post(super::source::signout),
-        )
+        .route("/followup/signout", post(super::source::signout))
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
-        .with_state(state);
+        .layer(super::serve::body_timeout(&state.config.limits));
+    // The forms that cost work: sealing and storing, or a receipt lookup. Our own limits apply
+    // to uploads, field by field, with a page that says which.
+    let forms = Router::new()
+        .route("/submit", post(submit).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/followup",
+            post(super::source::signin).layer(super::serve::body_timeout(&state.config.limits)),
+        )
+        .route(
+            "/followup/case/add",
+            post(super::source::add).layer(DefaultBodyLimit::disable()),
+        );
+    let router = super::limits::public(&limits, pages, forms).with_state(state);
     super::with_common_layers(router)
 }
 

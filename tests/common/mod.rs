@@ -91,6 +91,16 @@ impl Deployment {
             }
         };
         let config_path = dir.path().join("tipbox.toml");
+        // Tests and benchmarks send far more than a real tip line sees: request budgets are
+        // out of the way unless a test sets its own (tests/limits.rs).
+        let budgets = if extra_toml.contains("[rate_limits]") {
+            ""
+        } else {
+            "[rate_limits]\npublic_per_second = 1000000\npublic_burst = 1000000\n\
+             submissions_per_second = 1000000\nsubmissions_burst = 1000000\n\
+             analyst_per_second = 1000000\nanalyst_burst = 1000000\n"
+        };
+        let extra_toml = format!("{extra_toml}\n{budgets}");
         let config = format!(
             "[public]\nlisten = \"127.0.0.1:0\"\n[analyst]\nlisten = \"127.0.0.1:0\"\n\
              [storage]\ndata_dir = \"{}\"\n[database]\nurl = \"{}\"\n[keys]\nrefresh_seconds = 1\n{}",

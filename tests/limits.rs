@@ -1,0 +1,238 @@
+//! Request budgets over a real socket: a burst beyond the budget gets 429 with a localized
+//! page and `Retry-After`, the server stays up, a flood of one kind does not use up the other
+//! kind's budget, and a genuine submission goes through once the budget refills. With
+//! per-client budgets, one client's flood leaves another client alone.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+use reqwest::multipart::Form;
+
+async fn submit(server: &Server, lang: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/submit?lang={lang}", server.public))
+        .multipart(Form::new().text("message", "a genuine tip"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_gets_429_and_the_tip_line_stays_up() {
+    let deployment = Deployment::new(
+        Backend::Sqlite,
+        "[rate_limits]\npublic_per_second = 2\npublic_burst = 10\n\
+         submissions_per_second = 1\nsubmissions_burst = 3\n",
+    );
+    deployment.add_reviewer("alice");
+    let server = deployment.start();
+
+    // A burst of submissions: the first three are taken, the rest refused with a page in the
+    // visitor's language, and nothing of them is stored.
+    let mut accepted = 0;
+    let mut refused = 0;
+    for _ in 0..8 {
+        let response = submit(&server, "zh-Hans").await;
+        match response.status() {
+            StatusCode::OK => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                let wait: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=5).contains(&wait), "{wait}");
+                let page = response.text().await.unwrap();
+                assert!(page.contains("<html lang=\"zh-Hans\""), "{page}");
+                assert!(page.contains("请求过多"), "{page}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(accepted >= 3 && refused >= 4, "{accepted} {refused}");
+    assert_eq!(deployment.counts().await.tips, accepted);
+
+    // Pages have their own budget: the flood of forms did not use it up.
+    let landing = client()
+        .get(format!("{}/?lang=en", server.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(landing.status(), StatusCode::OK);
+
+    // A flood of page loads, in turn, leaves the forms' budget alone.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut pages_refused = 0;
+    for _ in 0..30 {
+        let response = client()
+            .get(format!("{}/submit?lang=en", server.public))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            pages_refused += 1;
+            assert!(response.text().await.unwrap().contains("Too many requests"));
+        }
+    }
+    assert!(pages_refused > 0);
+    let response = submit(&server, "en").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the forms' budget was untouched"
+    );
+    assert!(response.text().await.unwrap().contains("id=\"receipt\""));
+    // The analyst listener has its own budget as well, and answers.
+    let health = client()
+        .get(format!("{}/health", server.analyst))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(health.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The log never names a client.
+    assert!(server_logs_only_listeners(&deployment));
+}
+
+/// The only addresses in the log are the listeners' own.
+fn server_logs_only_listeners(deployment: &Deployment) -> bool {
+    deployment
+        .log()
+        .lines()
+        .filter(|l| l.contains("127.0.0.1:"))
+        .all(|l| l.contains("listener on"))
+}
+
+/// With `client_address = "forwarded"`, each client behind the trusted proxy has its own
+/// budget; a client that is not the proxy cannot pick its key by forging the header.
+#[tokio::test(flavor = "multi_thread")]
+async fn per_client_budgets_behind_a_trusted_proxy() {
+    let deployment = Deployment::new(
+        Backend::Sqlite,
+        "[rate_limits]\nclient_address = \"forwarded\"\ntrusted_proxies = [\"127.0.0.1\"]\n\
+         per_client_per_second = 1\nper_client_burst = 3\n\
+         public_per_second = 1000\npublic_burst = 1000\n\
+         submissions_per_second = 1000\nsubmissions_burst = 1000\n",
+    );
+    let server = deployment.start();
+    let get = |client_ip: &'static str| {
+        let url = format!("{}/?lang=en", server.public);
+        async move {
+            client()
+                .get(url)
+                .header("x-forwarded-for", format!("198.51.100.7, {client_ip}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let mut flood = Vec::new();
+    for _ in 0..8 {
+        flood.push(get("203.0.113.1").await);
+    }
+    assert!(flood.contains(&StatusCode::TOO_MANY_REQUESTS), "{flood:?}");
+    // Another client behind the same proxy is not affected.
+    assert_eq!(get("203.0.113.2").await, StatusCode::OK);
+    assert!(server_logs_only_listeners(&deployment));
+    let log = deployment.log();
+    assert!(
+        !log.contains("203.0.113."),
+        "client addresses are never logged"
+    );
+}
+
+#[test]
+fn a_forwarded_mode_without_a_proxy_is_refused() {
+    let deployment = Deployment::new(
+        Backend::Sqlite,
+        "[rate_limits]\nclient_address = \"forwarded\"\n",
+    );
+    let out = deployment.tipbox(&["keys", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rate_limits.trusted_proxies"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Reads until the server answers or closes; returns what was read, or `None` if the connection
+/// was still open after `within`.
+fn read_until_closed(stream: &mut std::net::TcpStream, within: Duration) -> Option<String> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&seen).into_owned()),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&seen).into_owned());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Slow-header, idle and slow-body clients are cut off, so they cannot hold connections open.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_and_idle_clients_are_cut_off() {
+    use std::io::Write;
+    let deployment = Deployment::new(
+        Backend::Sqlite,
+        "[limits]\nheader_read_timeout_seconds = 2\nbody_timeout_seconds = 2\n",
+    );
+    deployment.add_reviewer("alice");
+    let server = deployment.start();
+    let address = server.public.trim_start_matches("http://").to_owned();
+    tokio::task::spawn_blocking(move || {
+        // Headers that never end.
+        let started = std::time::Instant::now();
+        let mut slow = std::net::TcpStream::connect(&address).unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: tipbox\r\nX-Slow: 1\r\n")
+            .unwrap();
+        assert!(read_until_closed(&mut slow, Duration::from_secs(8)).is_some());
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // A kept-alive connection left idle after its answer.
+        let mut idle = std::net::TcpStream::connect(&address).unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: tipbox\r\n\r\n")
+            .unwrap();
+        let answered = read_until_closed(&mut idle, Duration::from_secs(8))
+            .expect("the idle connection is closed");
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+
+        // A small form whose body stalls.
+        let started = std::time::Instant::now();
+        let mut body = std::net::TcpStream::connect(&address).unwrap();
+        body.write_all(
+            b"POST /followup HTTP/1.1\r\nHost: tipbox\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ncsrf=",
+        )
+        .unwrap();
+        assert!(read_until_closed(&mut body, Duration::from_secs(8)).is_some());
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            started.elapsed()
+        );
+    })
+    .await
+    .unwrap();
+    // And the server still answers.
+    let response = client()
+        .get(format!("{}/", server.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
