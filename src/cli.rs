@@ -428,11 +428,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);
     };
-    let (public_result, analyst_result, ()) = tokio::join!(
-        public_server,
-        analyst_server,
-        signals
-    );
+    let (public_result, analyst_result, ()) = tokio::join!(public_server, analyst_server, signals);
     public_result.context("public listener")?;
     analyst_result.context("analyst listener")?;
     maintenance.abort();

@@ -230,6 +230,9 @@ pub struct Limits {
     pub header_read_timeout_seconds: u64,
     /// How long a small request body (a form that is not an upload) may take to arrive.
     pub body_timeout_seconds: u64,
+    /// Below this much free space in the data directory, new submissions are refused (503)
+    /// before any byte is written, instead of failing half way.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for Limits {
@@ -244,6 +247,7 @@ impl Default for Limits {
             upload_rate_grace_seconds: 60,
             header_read_timeout_seconds: 20,
             body_timeout_seconds: 30,
+            min_free_disk_bytes: 1 << 30,
         }
     }
 }
@@ -363,6 +367,9 @@ impl Config {
             if value > MAX_BYTES {
                 return bad(key, "must be at most 1 TiB (1099511627776)");
             }
+        }
+        if l.min_free_disk_bytes > 1 << 50 {
+            return bad("limits.min_free_disk_bytes", "must be at most 1 PiB");
         }
         if l.min_upload_bytes_per_second > 1 << 30 {
             return bad(

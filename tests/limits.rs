@@ -236,3 +236,33 @@ async fn slow_and_idle_clients_are_cut_off() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// Below the free-space threshold a submission gets a 503 page before anything is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn short_of_disk_space_nothing_is_written() {
+    // No disk here has a pebibyte free: the guard always trips.
+    let deployment = Deployment::new(
+        Backend::Sqlite,
+        "[limits]\nmin_free_disk_bytes = 1125899906842624\n",
+    );
+    deployment.add_reviewer("alice");
+    let server = deployment.start();
+    let before = deployment.counts().await;
+    let response = client()
+        .post(format!("{}/submit?lang=en", server.public))
+        .multipart(Form::new().text("message", "a tip").part(
+            "attachment",
+            reqwest::multipart::Part::bytes(vec![7u8; 3 << 20]).file_name("big.bin"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains("cannot store reports right now"), "{page}");
+    assert!(page.contains("Nothing was stored"));
+    assert_eq!(deployment.counts().await, before);
+    assert_eq!(before.items, 0);
+    assert!(deployment.log().contains("short of space"));
+}

@@ -119,3 +119,4 @@ signedout-body = You are signed out. To come back, you need your receipt.
 followup-upload-session-ended = You are no longer signed in (after a while without activity, or after signing out), so this could not be added. Please enter your receipt again and send it once more.
 limited-title = Too many requests
 limited-body = The tip line is receiving too many requests right now. Nothing was stored. Please wait a minute and try again.
+error-disk-full = The tip line cannot store reports right now. Nothing was stored. Please try again later.

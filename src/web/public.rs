@@ -199,6 +199,8 @@ pub(super) enum Refusal {
     SessionEnded,
     /// A follow-up with neither text nor a file.
     NothingToAdd,
+    /// The data directory is short of space: nothing is accepted until it is freed.
+    DiskFull,
 }
 
 impl Refusal {
@@ -294,6 +296,11 @@ impl Refusal {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "error-title",
                 lang.t("error-internal"),
+            ),
+            DiskFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "error-title",
+                lang.t("error-disk-full"),
             ),
             SessionEnded => (
                 StatusCode::FORBIDDEN,
@@ -402,6 +409,33 @@ pub(super) async fn refused(
     refusal.respond_with_back(lang, limits, back)
 }
 
+/// Whether the data directory has less free space than `limits.min_free_disk_bytes`. A
+/// directory that cannot be examined counts as short (fail closed), and is logged.
+fn disk_is_short(config: &crate::config::Config) -> bool {
+    let wanted = config.limits.min_free_disk_bytes;
+    if wanted == 0 {
+        return false;
+    }
+    match rustix::fs::statvfs(&config.storage.data_dir) {
+        Ok(stat) => {
+            let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+            if free < wanted {
+                tracing::error!(
+                    free_bytes = free,
+                    min_free_disk_bytes = wanted,
+                    "the data directory is short of space: submissions are refused until it is freed"
+                );
+                return true;
+            }
+            false
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot read the data directory's free space: submissions are refused");
+            true
+        }
+    }
+}
+
 /// An upload in progress: its submission slot, the multipart reader and the submission that
 /// seals what arrives. Dropping it frees the slot.
 pub(super) struct Upload {
@@ -426,6 +460,11 @@ pub(super) async fn start_upload(
     };
     // The keyring as it is now, on whichever node changed it: the very next submission after
     // a key change is sealed to the new set.
+    // Before any byte is read or written: a submission that cannot be stored in full is
+    // refused at once, not half way through.
+    if disk_is_short(&app.config) {
+        return Err(Refusal::DiskFull);
+    }
     let keys = match app.intake.keys.for_submission(&app.intake.store).await {
         Ok(KeyState::Ready(keys)) => keys,
         Ok(KeyState::NoKeys | KeyState::Unusable(_)) => return Err(Refusal::Paused),
