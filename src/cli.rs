@@ -48,6 +48,9 @@ enum Command {
     /// Manage analyst accounts.
     #[command(subcommand)]
     Analyst(AnalystCommand),
+    /// Apply the retention policy ([retention] in the configuration).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -116,6 +119,12 @@ enum AnalystCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Delete the tips the policy says are old enough, now (`serve` also does it on a schedule).
+    Run,
 }
 
 #[derive(Subcommand)]
@@ -235,6 +244,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Analyst(command) => analyst_command(&config, command).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(&config).await,
+        Command::Retention(RetentionCommand::Run) => {
+            if !config.retention.enabled() {
+                println!(
+                    "no retention policy is set ([retention] closed_after_days and all_after_days are 0): nothing deleted"
+                );
+                return Ok(());
+            }
+            let store = open_audited_store(&config).await?;
+            let deleted =
+                crate::retention::run(&store, &config.retention, crate::intake::now()).await?;
+            store.close().await;
+            println!("deleted {deleted} tips under the retention policy");
+            Ok(())
+        }
         Command::Keys(command) => keys_command(&config, command).await,
         Command::Export { out } => {
             let store = open_store(&config).await?;
@@ -393,6 +416,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Expired source sessions are dropped (and their reply keys zeroized) within a minute even
     // if nobody comes back to them.
     let source_sweeper = state.sources.spawn_sweeper(Duration::from_secs(30));
+    let retention = crate::retention::spawn(intake.store.clone(), config.retention.clone());
 
     let public = tokio::net::TcpListener::bind(config.public.listen)
         .await
@@ -434,6 +458,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     maintenance.abort();
     session_sweeper.abort();
     source_sweeper.abort();
+    retention.abort();
     let _ = maintenance.await;
     // Dropping the last handle lets the commit writer finish what is queued, then stop.
     drop(intake);

@@ -28,6 +28,37 @@ pub struct Config {
     pub keys: KeysConfig,
     pub followup: FollowupConfig,
     pub rate_limits: RateLimits,
+    pub retention: RetentionConfig,
+}
+
+/// Automatic deletion of old tips. Ages count from a tip's (rounded) received time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Tips marked closed or spam are deleted this many days after they were received
+    /// (0: never).
+    pub closed_after_days: u32,
+    /// Every tip, whatever its status, is deleted this many days after it was received
+    /// (0: never).
+    pub all_after_days: u32,
+    /// How often `serve` applies the policy, in minutes.
+    pub interval_minutes: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            closed_after_days: 0,
+            all_after_days: 0,
+            interval_minutes: 60,
+        }
+    }
+}
+
+impl RetentionConfig {
+    pub fn enabled(&self) -> bool {
+        self.closed_after_days > 0 || self.all_after_days > 0
+    }
 }
 
 /// How a client is told apart from another, for per-client request budgets.
@@ -409,6 +440,24 @@ impl Config {
             if !(1..=3600).contains(&value) {
                 return bad(key, "must be from 1 to 3600");
             }
+        }
+        let k = &self.retention;
+        for (key, value) in [
+            ("retention.closed_after_days", k.closed_after_days),
+            ("retention.all_after_days", k.all_after_days),
+        ] {
+            if value > 36_500 {
+                return bad(
+                    key,
+                    "must be at most 36500 (a hundred years); 0 means never",
+                );
+            }
+        }
+        if !(1..=7 * 24 * 60).contains(&k.interval_minutes) {
+            return bad(
+                "retention.interval_minutes",
+                "must be from 1 to 10080 (a week)",
+            );
         }
         let r = &self.rate_limits;
         for (key, value) in [

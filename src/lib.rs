@@ -20,6 +20,7 @@ pub mod intake;
 pub mod keyring;
 pub mod receipt;
 pub mod rekey;
+pub mod retention;
 pub mod review;
 pub mod seal;
 pub mod secrets;

@@ -116,6 +116,7 @@ mod followup;
 mod keys;
 mod queue;
 mod rekey;
+mod retention;
 pub use analysts::{AnalystRecord, SessionRecord};
 pub use followup::{ReplyStatus, SealedReply, SourceTip};
 pub use keys::{

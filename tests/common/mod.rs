@@ -228,6 +228,28 @@ impl Deployment {
         all
     }
 
+    /// Like `execute_sql`, for a statement built at run time.
+    pub async fn execute_owned_sql(&self, sql: String) {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
     /// Exports into a new directory and returns it with the parsed manifest.
     pub fn export(&self) -> (PathBuf, serde_json::Value) {
         let out = self.path().join(format!("export-{}", random_suffix()));
