@@ -112,6 +112,18 @@ enum AnalystCommand {
     Disable { name: String },
     /// End an account's sign-in back-off (after checking who was locked out, and why).
     Unlock { name: String },
+    /// Make a tor client-authorization key for the analyst onion service: writes the service's
+    /// authorized_clients/NAME.auth and prints the analyst's private .auth_private line once.
+    #[command(name = "onion-key")]
+    OnionKey {
+        name: String,
+        /// tor's HiddenServiceDir of the analyst onion service (default: analyst.onion_service_dir)
+        #[arg(long)]
+        service_dir: Option<PathBuf>,
+        /// Remove NAME's authorization instead (then reload tor)
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Give an account a new TOTP secret (prints it once) and end its sessions.
     #[command(name = "reset-2fa")]
     Reset2fa {
@@ -813,6 +825,54 @@ async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Re
                 .append_audit(OPERATOR, "analyst.disable", &name, "{}", now)
                 .await?;
             println!("disabled {name} and ended their sessions");
+            if let Some(dir) = &config.analyst.onion_service_dir
+                && crate::onion::revoke_client(dir, &name)?
+            {
+                store
+                    .append_audit(OPERATOR, "analyst.onion_key_revoke", &name, "{}", now)
+                    .await?;
+                println!(
+                    "removed {name}'s onion-service authorization; reload tor to apply it (systemctl reload tor)"
+                );
+            }
+        }
+        AnalystCommand::OnionKey {
+            name,
+            service_dir,
+            revoke,
+        } => {
+            let Some(dir) = service_dir.or_else(|| config.analyst.onion_service_dir.clone()) else {
+                bail!(
+                    "which onion service? give --service-dir (tor's HiddenServiceDir of the analyst service) or set analyst.onion_service_dir"
+                );
+            };
+            if revoke {
+                if !crate::onion::revoke_client(&dir, &name)? {
+                    bail!("{name} has no authorization in {}", dir.display());
+                }
+                store
+                    .append_audit(OPERATOR, "analyst.onion_key_revoke", &name, "{}", now)
+                    .await?;
+                println!(
+                    "removed {name}'s authorization; reload tor to apply it (systemctl reload tor)"
+                );
+            } else {
+                if store.analyst_id(&name).await?.is_none() {
+                    bail!("there is no enabled analyst named {name}");
+                }
+                let key = crate::onion::add_client(&dir, &name)?;
+                store
+                    .append_audit(OPERATOR, "analyst.onion_key", &name, "{}", now)
+                    .await?;
+                eprintln!(
+                    "wrote {}; reload tor (systemctl reload tor). Give {name} this line, once, over a safe channel, \
+                     for their tor's ClientOnionAuthDir (file {name}.auth_private) or Tor Browser's onion key prompt:",
+                    dir.join("authorized_clients")
+                        .join(format!("{name}.auth"))
+                        .display()
+                );
+                println!("{}", key.private_line.as_str());
+            }
         }
         AnalystCommand::Unlock { name } => {
             if !store.clear_backoff(&name).await? {

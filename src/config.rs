@@ -167,6 +167,9 @@ pub struct AnalystConfig {
     pub session_idle_minutes: u32,
     /// A session ends this long after sign-in, used or not.
     pub session_max_hours: u32,
+    /// tor's HiddenServiceDir of the analyst onion service, for `tipbox analyst onion-key`
+    /// (and `analyst disable`, which revokes the analyst's key there).
+    pub onion_service_dir: Option<PathBuf>,
 }
 
 impl Default for AnalystConfig {
@@ -182,6 +185,7 @@ impl Default for AnalystConfig {
             max_concurrent_hashes: 1,
             session_idle_minutes: 30,
             session_max_hours: 12,
+            onion_service_dir: None,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod followup;
 pub mod i18n;
 pub mod intake;
 pub mod keyring;
+pub mod onion;
 pub mod receipt;
 pub mod rekey;
 pub mod retention;

@@ -310,3 +310,77 @@ fn a_foreign_server_secret_is_refused() {
         stderr(&out)
     );
 }
+
+/// `analyst onion-key` writes tor's authorized_clients/NAME.auth and prints the analyst's
+/// private line; `--revoke` and `analyst disable` (with analyst.onion_service_dir) remove it.
+#[test]
+fn onion_client_keys_for_analysts() {
+    let deployment = Deployment::new(Backend::Sqlite, "");
+    deployment.tipbox_ok(&["analyst", "add", "ana"]);
+    let service = deployment.path().join("tor-analyst");
+    std::fs::create_dir(&service).unwrap();
+    let dir = service.to_str().unwrap();
+    // Before tor has written the address, a clear refusal.
+    let out = deployment.tipbox(&["analyst", "onion-key", "ana", "--service-dir", dir]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no onion address yet"));
+    let address = "p53lf57qovyuvwsc6xnrppyply3vtqm7l6pcobkmyqsiofyeznfu5uqd";
+    std::fs::write(service.join("hostname"), format!("{address}.onion\n")).unwrap();
+    let out = deployment.tipbox(&["analyst", "onion-key", "nobody", "--service-dir", dir]);
+    assert!(!out.status.success(), "only for existing analysts");
+
+    let printed = deployment.tipbox_ok(&["analyst", "onion-key", "ana", "--service-dir", dir]);
+    let line = printed.trim();
+    let private = line
+        .strip_prefix(&format!("{address}:descriptor:x25519:"))
+        .unwrap_or_else(|| panic!("{line}"));
+    let auth = std::fs::read_to_string(service.join("authorized_clients/ana.auth")).unwrap();
+    let public = auth.trim().strip_prefix("descriptor:x25519:").unwrap();
+    let decode = |s: &str| {
+        <[u8; 32]>::try_from(
+            base32::decode(base32::Alphabet::Rfc4648 { padding: false }, s).unwrap(),
+        )
+        .unwrap()
+    };
+    let secret = x25519_dalek::StaticSecret::from(decode(private));
+    assert_eq!(
+        x25519_dalek::PublicKey::from(&secret).as_bytes(),
+        &decode(public),
+        "the printed private key belongs to the written public key"
+    );
+    // Not twice; revoked on request.
+    assert!(
+        !deployment
+            .tipbox(&["analyst", "onion-key", "ana", "--service-dir", dir])
+            .status
+            .success()
+    );
+    deployment.tipbox_ok(&[
+        "analyst",
+        "onion-key",
+        "ana",
+        "--service-dir",
+        dir,
+        "--revoke",
+    ]);
+    assert!(!service.join("authorized_clients/ana.auth").exists());
+
+    // Disabling the analyst revokes a key made again.
+    deployment.tipbox_ok(&["analyst", "onion-key", "ana", "--service-dir", dir]);
+    let out = Command::new(TIPBOX)
+        .arg("--config")
+        .arg(&deployment.config_path)
+        .args(["analyst", "disable", "ana"])
+        .env("TIPBOX_ANALYST__ONION_SERVICE_DIR", &service)
+        .current_dir(deployment.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!service.join("authorized_clients/ana.auth").exists());
+    // Every step is in the audit trail, and the chain holds.
+    deployment.tipbox_ok(&["audit", "verify"]);
+}
