@@ -1,0 +1,48 @@
+//! The shipped torrc against Debian's real `tor`. Safety rule for every tor a test starts: it
+//! has `DisableNetwork 1` (or private `DirAuthority` lines); none may ever reach the public Tor
+//! network.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+/// `tor --verify-config` accepts `deploy/torrc` as shipped, with its paths pointed at a
+/// temporary directory.
+#[test]
+fn the_shipped_torrc_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    let shipped = std::fs::read_to_string("deploy/torrc").unwrap();
+    assert!(shipped.contains("HiddenServiceDir /var/lib/tor/tipbox-public/"));
+    assert!(shipped.contains("HiddenServiceDir /var/lib/tor/tipbox-analyst/"));
+    assert!(shipped.contains("HiddenServicePoWDefensesEnabled 1"));
+    for service in ["tipbox-public", "tipbox-analyst"] {
+        let path = base.join(service);
+        std::fs::create_dir(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let data = base.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let torrc = format!(
+        "DisableNetwork 1\nSocksPort 0\nDataDirectory {}\nLog notice stderr\n{}",
+        data.display(),
+        shipped.replace("/var/lib/tor/", &format!("{}/", base.display()))
+    );
+    assert!(!torrc.contains("/var/lib/tor/"));
+    let file = base.join("torrc");
+    std::fs::write(&file, &torrc).unwrap();
+    let out = Command::new("tor")
+        .arg("--verify-config")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .expect("Debian's `tor` must be installed (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("Configuration was valid"),
+        "tor refused deploy/torrc:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
