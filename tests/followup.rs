@@ -118,6 +118,24 @@ async fn only_tip(server: &Server, token: &str) -> String {
     tips[0]["id"].as_str().unwrap().to_owned()
 }
 
+/// The ids of the tips the source has added to (`?followed_up=true`).
+async fn followed_up(server: &Server, token: &str) -> Vec<String> {
+    let (status, page) = api(
+        reqwest::Method::GET,
+        format!("{}/api/v1/tips?followed_up=true", server.analyst),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    page["tips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn tip_json(server: &Server, token: &str, id: &str) -> serde_json::Value {
     let (status, tip) = api(
         reqwest::Method::GET,
@@ -216,14 +234,7 @@ async fn conversation(backend: Backend) {
     assert!(response.text().await.unwrap().contains("id=\"added\""));
     // It shows up on the same tip as new activity.
     assert_eq!(only_tip(&server, &token).await, tip_id);
-    let (_, followed_up) = api(
-        reqwest::Method::GET,
-        format!("{}/api/v1/tips?followed_up=true", server.analyst),
-        Some(&token),
-        None,
-    )
-    .await;
-    assert_eq!(followed_up["tips"][0]["id"], tip_id.as_str());
+    assert_eq!(followed_up(&server, &token).await, std::slice::from_ref(&tip_id));
     let tip = tip_json(&server, &token, &tip_id).await;
     assert!(tip["source_activity_at"].is_string());
     let kinds: Vec<&str> = tip["items"]
@@ -633,26 +644,12 @@ async fn sources_are_walled_off_from_each_other() {
     // An empty addition is refused with a message; B's real addition lands on tip B only.
     let response = add(&server, &cookie_b, &csrf_b, "   ", &[]).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let (_, followed_up) = api(
-        reqwest::Method::GET,
-        format!("{}/api/v1/tips?followed_up=true", server.analyst),
-        Some(&token),
-        None,
-    )
-    .await;
-    assert_eq!(followed_up["tips"].as_array().unwrap().len(), 0);
+    assert!(followed_up(&server, &token).await.is_empty());
     let response = add(&server, &cookie_b, &csrf_b, "more for B", &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let (_, followed_up) = api(
-        reqwest::Method::GET,
-        format!("{}/api/v1/tips?followed_up=true", server.analyst),
-        Some(&token),
-        None,
-    )
-    .await;
-    let listed = followed_up["tips"].as_array().unwrap();
+    let listed = followed_up(&server, &token).await;
     assert_eq!(listed.len(), 1);
-    assert_ne!(listed[0]["id"], tip_a.as_str());
+    assert_ne!(listed[0], tip_a);
     let tip = tip_json(&server, &token, &tip_a).await;
     assert!(tip["source_activity_at"].is_null());
 }

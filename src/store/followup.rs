@@ -29,27 +29,6 @@ pub struct ReplyStatus {
     pub deleted_at: Option<i64>,
 }
 
-/// Runs `$body` in a write transaction on the shared pool: `BEGIN IMMEDIATE` on SQLite (the
-/// write lock up front, so the transaction never fails half way on a lock upgrade), and a
-/// durable commit on PostgreSQL whatever the role's default.
-macro_rules! write_tx {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite(p) => {
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                $body
-            }
-            Pool::Postgres(p) => {
-                let mut $tx = p.begin().await?;
-                sqlx::query("SET LOCAL synchronous_commit = on")
-                    .execute(&mut *$tx)
-                    .await?;
-                $body
-            }
-        }
-    };
-}
-
 /// Refuses, inside a write transaction, anything sealed to a key set with a revoked key (as
 /// the first submission's commit does, store/commit.rs): on SQLite the transaction already
 /// holds the write lock, on PostgreSQL the key set's row is share-locked until the commit, so
@@ -124,7 +103,7 @@ impl Store {
              staged_at = NULL, added_at = $7 WHERE id = $5 AND tip_id IS NULL AND key_set_id = $6";
         const Q_CHUNKS: &str =
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM item_chunks WHERE item_id = $1";
-        write_tx!(self, tx => {
+        super::write_tx!(self, "SET LOCAL synchronous_commit = on", tx => {
             let exists: i64 = sqlx::query_scalar(q_exists).bind(tip_id).fetch_one(&mut *tx).await?;
             if exists == 0 {
                 return Ok(false);
@@ -195,7 +174,7 @@ impl Store {
         const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
         const Q_REPLY: &str =
             "INSERT INTO replies (id, tip_id, created_at, sealed) VALUES ($1, $2, $3, $4)";
-        write_tx!(self, tx => {
+        super::write_tx!(self, "SET LOCAL synchronous_commit = on", tx => {
             lock_tip!(self, tx, tip_id);
             let added = sqlx::query(Q_ITEM)
                 .bind(reply_id)

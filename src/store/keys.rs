@@ -158,28 +158,6 @@ fn key_from_row(row: KeyRow) -> Result<ReviewerKey> {
     })
 }
 
-/// Runs a key-change transaction as one unit, with the keyring row locked: `$body` sees the
-/// transaction as `$tx` and must commit it.
-macro_rules! key_change_tx {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite(p) => {
-                // IMMEDIATE: the write lock up front, so no other writer slips in between
-                // reading the keyring and changing it.
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                $body
-            }
-            Pool::Postgres(p) => {
-                let mut $tx = p.begin().await?;
-                sqlx::query("SELECT version FROM keyring WHERE id = 1 FOR UPDATE")
-                    .execute(&mut *$tx)
-                    .await?;
-                $body
-            }
-        }
-    };
-}
-
 /// Reads every key inside the transaction `$tx`.
 macro_rules! keys_in {
     ($tx:ident) => {{
@@ -316,7 +294,7 @@ impl Store {
     pub async fn sync_keyring(&self, now: i64) -> Result<KeyringVersion> {
         let result: Result<KeyringVersion, KeyChangeError> = with_retries!(
             async {
-                key_change_tx!(self, tx => {
+                super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR UPDATE", tx => {
                     let keyring = sync_keyring_in!(tx, now);
                     tx.commit().await?;
                     Ok::<_, KeyChangeError>(keyring)
@@ -351,7 +329,7 @@ impl Store {
         let fingerprint = recipient.fingerprint();
         let kind = recipient.kind.as_db();
         with_retries!(async {
-            key_change_tx!(self, tx => {
+            super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR UPDATE", tx => {
                 let existing: Option<i64> =
                     sqlx::query_scalar("SELECT id FROM reviewer_keys WHERE fingerprint = $1")
                         .bind(&fingerprint)
@@ -399,7 +377,7 @@ impl Store {
     ) -> Result<KeyChange, KeyChangeError> {
         let audit_key = self.audit_key()?;
         with_retries!(async {
-            key_change_tx!(self, tx => {
+            super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR UPDATE", tx => {
                 let keys = keys_in!(tx);
                 let key = find_key(&keys, wanted)?.clone();
                 match key.status() {
@@ -466,7 +444,7 @@ impl Store {
     ) -> Result<KeyChange, KeyChangeError> {
         let audit_key = self.audit_key()?;
         with_retries!(async {
-            key_change_tx!(self, tx => {
+            super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR UPDATE", tx => {
                 let keys = keys_in!(tx);
                 let key = find_key(&keys, wanted)?.clone();
                 if key.status() == KeyStatus::Revoked {

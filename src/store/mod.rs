@@ -80,6 +80,30 @@ macro_rules! on_pool {
 
 pub(crate) use on_pool;
 
+/// Runs `$body` in a write transaction on the shared pool, `$tx` being the transaction (the
+/// body commits it; dropping it rolls back). On SQLite it starts with `BEGIN IMMEDIATE`: the
+/// write lock is taken up front, so no other writer slips in between what the body reads and
+/// what it writes, and the transaction cannot fail half way on a lock upgrade. On PostgreSQL
+/// `$prelude` runs first: the row lock or setting the body relies on (the keyring row
+/// `FOR UPDATE` for a key change, `FOR SHARE` for a re-key swap, or a durable commit).
+macro_rules! write_tx {
+    ($store:expr, $prelude:expr, $tx:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite(p) => {
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                $body
+            }
+            Pool::Postgres(p) => {
+                let mut $tx = p.begin().await?;
+                sqlx::query($prelude).execute(&mut *$tx).await?;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use write_tx;
+
 /// Evaluates `$attempt` (an `async { … }.await` whose `?` and `return` stay inside it) again, a
 /// few times with a growing pause, while its error says it lost a race (`lost_a_race()`): two
 /// transactions appending to the audit trail at once, or a lock conflict.

@@ -126,27 +126,6 @@ pub struct Rekeyed {
 const Q_HEAD: &str =
     "SELECT substr(data, 1, 65552) FROM item_chunks WHERE item_id = $1 AND seq = 0";
 
-/// A swap transaction: SQLite takes the write lock up front; PostgreSQL holds the keyring row
-/// `FOR SHARE`, so that no key change commits between checking the current key set and
-/// recording the item as sealed to it.
-macro_rules! rekey_tx {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite(p) => {
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                $body
-            }
-            Pool::Postgres(p) => {
-                let mut $tx = p.begin().await?;
-                sqlx::query("SELECT version FROM keyring WHERE id = 1 FOR SHARE")
-                    .execute(&mut *$tx)
-                    .await?;
-                $body
-            }
-        }
-    };
-}
-
 /// Inside a swap transaction: refuses unless `$to` is the current key set and the set `$from`
 /// still calls for `$mode`; then moves the item from `$from` to `$to` (refused if it is no
 /// longer sealed to `$from`).
@@ -297,7 +276,7 @@ impl Store {
         .to_string();
         with_retries!(
             async {
-                rekey_tx!(self, tx => {
+                super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR SHARE", tx => {
                     claim_item!(tx, item_id, from_key_set, to_key_set, RekeyMode::Header);
                     let chunk: Vec<u8> = sqlx::query_scalar(
                         "SELECT data FROM item_chunks WHERE item_id = $1 AND seq = 0",
@@ -388,7 +367,7 @@ impl Store {
         .to_string();
         with_retries!(
             async {
-                rekey_tx!(self, tx => {
+                super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR SHARE", tx => {
                     claim_item!(tx, item_id, from_key_set, to_key_set, mode);
                     sqlx::query("UPDATE items SET size = $2 WHERE id = $1")
                         .bind(item_id)

@@ -473,134 +473,115 @@ struct NoteRequest {
     text: Zeroizing<String>,
 }
 
-/// The longest internal note, in bytes.
-pub(super) const MAX_NOTE_BYTES: usize = 32 * 1024;
+/// What an analyst writes on a tip: an internal note, or a reply the source will read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Writing {
+    Note,
+    Reply,
+}
 
-/// Seals a note and answers with the new item, or an error response.
-pub(super) async fn seal_note(
+impl Writing {
+    fn kind(self) -> &'static str {
+        match self {
+            Writing::Note => "note",
+            Writing::Reply => "reply",
+        }
+    }
+}
+
+/// The longest note or reply, in bytes.
+pub(super) const MAX_WRITING_BYTES: usize = 32 * 1024;
+
+/// Seals a note (to the reviewer keys) or a reply (to the tip's source and the reviewer keys),
+/// records it in the audit trail, and answers with its id, or an error response.
+pub(super) async fn seal_writing(
     app: &AppState,
     analyst: &Analyst,
     tip_id: &str,
+    what: Writing,
     text: Zeroizing<String>,
 ) -> Result<String, Response> {
+    let kind = what.kind();
     if !valid_id(tip_id) {
         return Err(api_error(StatusCode::NOT_FOUND, "no such tip"));
     }
-    if text.trim().is_empty() || text.len() > MAX_NOTE_BYTES {
+    if text.trim().is_empty() || text.len() > MAX_WRITING_BYTES {
         return Err(api_error(
             StatusCode::BAD_REQUEST,
-            "a note is 1 byte to 32 KiB of text",
+            &format!("a {kind} is 1 byte to 32 KiB of text"),
         ));
     }
-    match app.intake.add_note(tip_id, &analyst.username, text).await {
-        Ok(Some(item)) => {
+    let sealed = match what {
+        Writing::Note => app.intake.add_note(tip_id, &analyst.username, text).await,
+        Writing::Reply => app.intake.add_reply(tip_id, &analyst.username, text).await,
+    };
+    match sealed {
+        Ok(Some(id)) => {
             audit(
                 app,
                 analyst,
-                "note.add",
+                &format!("{kind}.add"),
                 tip_id,
-                serde_json::json!({ "item": item }),
+                serde_json::json!({ kind: id }),
             )
             .await;
-            Ok(item)
+            Ok(id)
         }
         Ok(None) => Err(api_error(StatusCode::NOT_FOUND, "no such tip")),
         Err(crate::intake::IntakeError::Paused) => Err(api_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no usable reviewer key: the note cannot be sealed",
+            &format!("no usable reviewer key: the {kind} cannot be sealed"),
         )),
         Err(error) if error.keys_revoked() => Err(api_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "a reviewer key was revoked while the note was sealed; nothing was stored: send it again",
+            &format!(
+                "a reviewer key was revoked while the {kind} was sealed; nothing was stored: send it again"
+            ),
         )),
         Err(error) => Err(internal(error)),
     }
 }
 
-/// `POST /api/v1/tips/{id}/notes`: `{"text"}` → the new sealed item.
+/// `POST /api/v1/tips/{id}/notes` and `/replies`: `{"text"}` → the new note or reply.
+async fn add_writing(
+    app: AppState,
+    analyst: Analyst,
+    id: String,
+    what: Writing,
+    body: Result<Json<NoteRequest>, JsonRejection>,
+) -> Response {
+    let Ok(Json(request)) = body else {
+        return api_error(StatusCode::BAD_REQUEST, "expected JSON {\"text\"}");
+    };
+    match seal_writing(&app, &analyst, &id, what, request.text).await {
+        Ok(id) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "id": id, "kind": what.kind() })),
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `POST /api/v1/tips/{id}/notes`: an internal note, sealed to the reviewer keys.
 async fn add_note(
     State(app): State<AppState>,
     ApiAnalyst(analyst): ApiAnalyst,
     Path(id): Path<String>,
     body: Result<Json<NoteRequest>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(request)) = body else {
-        return api_error(StatusCode::BAD_REQUEST, "expected JSON {\"text\"}");
-    };
-    match seal_note(&app, &analyst, &id, request.text).await {
-        Ok(item) => (
-            StatusCode::CREATED,
-            Json(serde_json::json!({ "id": item, "kind": "note" })),
-        )
-            .into_response(),
-        Err(response) => response,
-    }
+    add_writing(app, analyst, id, Writing::Note, body).await
 }
 
-/// The longest reply to a source, in bytes.
-pub(super) const MAX_REPLY_BYTES: usize = 32 * 1024;
-
-/// Seals a reply to the tip's source (and to the reviewer keys) and records it in the audit
-/// trail; answers with the reply's id, or an error response.
-pub(super) async fn seal_reply(
-    app: &AppState,
-    analyst: &Analyst,
-    tip_id: &str,
-    text: Zeroizing<String>,
-) -> Result<String, Response> {
-    if !valid_id(tip_id) {
-        return Err(api_error(StatusCode::NOT_FOUND, "no such tip"));
-    }
-    if text.trim().is_empty() || text.len() > MAX_REPLY_BYTES {
-        return Err(api_error(
-            StatusCode::BAD_REQUEST,
-            "a reply is 1 byte to 32 KiB of text",
-        ));
-    }
-    match app.intake.add_reply(tip_id, &analyst.username, text).await {
-        Ok(Some(reply)) => {
-            audit(
-                app,
-                analyst,
-                "reply.add",
-                tip_id,
-                serde_json::json!({ "reply": reply }),
-            )
-            .await;
-            Ok(reply)
-        }
-        Ok(None) => Err(api_error(StatusCode::NOT_FOUND, "no such tip")),
-        Err(crate::intake::IntakeError::Paused) => Err(api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no usable reviewer key: the reply cannot be sealed",
-        )),
-        Err(error) if error.keys_revoked() => Err(api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "a reviewer key was revoked while the reply was sealed; nothing was stored: send it again",
-        )),
-        Err(error) => Err(internal(error)),
-    }
-}
-
-/// `POST /api/v1/tips/{id}/replies`: `{"text"}` → the new reply, which the source reads when
-/// it signs in with its receipt.
+/// `POST /api/v1/tips/{id}/replies`: a reply the source reads when it signs in with its
+/// receipt.
 async fn add_reply(
     State(app): State<AppState>,
     ApiAnalyst(analyst): ApiAnalyst,
     Path(id): Path<String>,
     body: Result<Json<NoteRequest>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(request)) = body else {
-        return api_error(StatusCode::BAD_REQUEST, "expected JSON {\"text\"}");
-    };
-    match seal_reply(&app, &analyst, &id, request.text).await {
-        Ok(reply) => (
-            StatusCode::CREATED,
-            Json(serde_json::json!({ "id": reply, "kind": "reply" })),
-        )
-            .into_response(),
-        Err(response) => response,
-    }
+    add_writing(app, analyst, id, Writing::Reply, body).await
 }
 
 /// `GET /api/v1/items/{id}/sealed`: the item's age file, streamed chunk by chunk.

@@ -556,16 +556,7 @@ pub async fn add_note(
     Path(id): Path<String>,
     Form(form): Form<NoteForm>,
 ) -> Response {
-    let Some(session) = web_session(&app, &headers).await else {
-        return forbidden("not signed in");
-    };
-    if !session.check_csrf(&form.csrf) {
-        return forbidden("bad CSRF token");
-    }
-    match super::analyst::seal_note(&app, &session.analyst, &id, form.text).await {
-        Ok(_) => Redirect::to(&format!("/tips/{id}")).into_response(),
-        Err(response) => response,
-    }
+    write_on_tip(app, headers, id, super::analyst::Writing::Note, form).await
 }
 
 pub async fn add_reply(
@@ -574,13 +565,24 @@ pub async fn add_reply(
     Path(id): Path<String>,
     Form(form): Form<NoteForm>,
 ) -> Response {
+    write_on_tip(app, headers, id, super::analyst::Writing::Reply, form).await
+}
+
+/// A note or a reply from the tip page's forms; back to the tip page when it is sealed.
+async fn write_on_tip(
+    app: AppState,
+    headers: HeaderMap,
+    id: String,
+    what: super::analyst::Writing,
+    form: NoteForm,
+) -> Response {
     let Some(session) = web_session(&app, &headers).await else {
         return forbidden("not signed in");
     };
     if !session.check_csrf(&form.csrf) {
         return forbidden("bad CSRF token");
     }
-    match super::analyst::seal_reply(&app, &session.analyst, &id, form.text).await {
+    match super::analyst::seal_writing(&app, &session.analyst, &id, what, form.text).await {
         Ok(_) => Redirect::to(&format!("/tips/{id}")).into_response(),
         Err(response) => response,
     }
