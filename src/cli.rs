@@ -374,6 +374,26 @@ fn protect_process_memory() -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     protect_process_memory()?;
+    // TLS certificates and keys load first: one that does not load refuses the start, so a
+    // listener meant for HTTPS never comes up as plain HTTP. SIGHUP reloads them from now on.
+    let public_tls = load_tls(
+        "public",
+        config.public.tls_cert.as_deref(),
+        config.public.tls_key.as_deref(),
+    )?;
+    let analyst_tls = load_tls(
+        "analyst",
+        config.analyst.tls_cert.as_deref(),
+        config.analyst.tls_key.as_deref(),
+    )?;
+    let tls_reloader = crate::web::tls::spawn_reloader(
+        [&public_tls, &analyst_tls]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+    )
+    .context("installing the SIGHUP handler")?;
     let config = Arc::new(config);
     let store = open_store(&config).await?;
     let secret = load_secret(&config, &store).await?;
@@ -436,8 +456,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let analyst = tokio::net::TcpListener::bind(config.analyst.listen)
         .await
         .with_context(|| format!("binding analyst.listen {}", config.analyst.listen))?;
-    tracing::info!("public listener on http://{}", public.local_addr()?);
-    tracing::info!("analyst listener on http://{}", analyst.local_addr()?);
+    let scheme = |tls: &Option<Arc<crate::web::tls::Tls>>| match tls {
+        Some(_) => "https",
+        None => "http",
+    };
+    tracing::info!(
+        "public listener on {}://{}",
+        scheme(&public_tls),
+        public.local_addr()?
+    );
+    tracing::info!(
+        "analyst listener on {}://{}",
+        scheme(&analyst_tls),
+        analyst.local_addr()?
+    );
     tracing::info!(database = store.backend_name(), "tipbox is serving");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -451,12 +483,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         public,
         crate::web::public::router(state.clone()),
         &config.limits,
+        public_tls,
         stopped(stop_rx.clone()),
     );
     let analyst_server = crate::web::serve::serve(
         analyst,
         crate::web::analyst::router(state),
         &config.limits,
+        analyst_tls,
         stopped(stop_rx),
     );
     let signals = async move {
@@ -471,12 +505,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     session_sweeper.abort();
     source_sweeper.abort();
     retention.abort();
+    tls_reloader.abort();
     let _ = maintenance.await;
     // Dropping the last handle lets the commit writer finish what is queued, then stop.
     drop(intake);
     let _ = writer.await;
     store.close().await;
     Ok(())
+}
+
+/// A listener's TLS, if its configuration names a certificate and key.
+fn load_tls(
+    section: &'static str,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> anyhow::Result<Option<Arc<crate::web::tls::Tls>>> {
+    let Some(files) = crate::web::tls::TlsFiles::from_config(section, cert, key) else {
+        return Ok(None);
+    };
+    let tls = crate::web::tls::Tls::load(files).context("invalid configuration")?;
+    tracing::info!("{section} listener: TLS 1.2/1.3 with the certificate in {section}.tls_cert");
+    Ok(Some(Arc::new(tls)))
 }
 
 async fn shutdown_signal() {

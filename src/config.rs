@@ -138,16 +138,27 @@ impl Default for FollowupConfig {
     }
 }
 
+/// The public listener.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerConfig {
     pub listen: SocketAddr,
+    /// TLS certificate chain (PEM); with `tls_key`, the listener speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The tip line's v3 onion address (`<56 characters>.onion`), advertised to clearnet
+    /// visitors with `Onion-Location`.
+    pub onion_address: Option<String>,
 }
 
 impl Default for ListenerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            onion_address: None,
         }
     }
 }
@@ -156,6 +167,10 @@ impl Default for ListenerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AnalystConfig {
     pub listen: SocketAddr,
+    /// TLS certificate chain (PEM); with `tls_key`, the listener speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
     /// argon2id memory per password hash, in KiB (at least 65536: 64 MiB).
     pub argon2_memory_kib: u32,
     /// argon2id passes (at least 3).
@@ -177,6 +192,8 @@ impl Default for AnalystConfig {
         let hash = crate::auth::password::HashParams::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            tls_cert: None,
+            tls_key: None,
             argon2_memory_kib: hash.memory_kib,
             argon2_iterations: hash.iterations,
             argon2_parallelism: hash.parallelism,
@@ -524,6 +541,7 @@ impl Config {
                 "must differ from public.listen: the analyst side has its own listener",
             );
         }
+        self.validate_tls()?;
         if let Some(url) = &self.database.url
             && !(url.starts_with("sqlite:")
                 || url.starts_with("postgres://")
@@ -532,6 +550,47 @@ impl Config {
             return bad(
                 "database.url",
                 "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        Ok(())
+    }
+
+    /// TLS files come in pairs; the onion address must be a v3 onion hostname. (The files
+    /// themselves are read by `serve`, which refuses to start if they do not load.)
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        for (section, cert, key) in [
+            ("public", &self.public.tls_cert, &self.public.tls_key),
+            ("analyst", &self.analyst.tls_cert, &self.analyst.tls_key),
+        ] {
+            match (cert, key) {
+                (Some(_), None) => {
+                    return bad(
+                        &format!("{section}.tls_key"),
+                        &format!("must be set together with {section}.tls_cert"),
+                    );
+                }
+                (None, Some(_)) => {
+                    return bad(
+                        &format!("{section}.tls_cert"),
+                        &format!("must be set together with {section}.tls_key"),
+                    );
+                }
+                _ => {}
+            }
+            for (name, path) in [("tls_cert", cert), ("tls_key", key)] {
+                if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                    return bad(&format!("{section}.{name}"), "must not be empty");
+                }
+            }
+        }
+        if let Some(onion) = &self.public.onion_address
+            && !is_v3_onion_hostname(onion)
+        {
+            return bad(
+                "public.onion_address",
+                "must be a v3 onion hostname (56 lowercase letters and digits, then \".onion\", \
+                 as in tor's hostname file; no http:// or path), with a valid checksum",
             );
         }
         Ok(())
@@ -547,6 +606,48 @@ impl Config {
             ),
         }
     }
+}
+
+/// A v3 onion service's hostname: `base32(public key (32 bytes) | checksum (2) | version (3))`
+/// in lowercase, then `.onion`, where the checksum is the start of
+/// `SHA3-256(".onion checksum" | public key | version)` (tor's rend-spec), so a mistyped
+/// address is refused.
+fn is_v3_onion_hostname(name: &str) -> bool {
+    use sha3::{Digest, Sha3_256};
+    let Some(label) = name.strip_suffix(".onion") else {
+        return false;
+    };
+    if label.len() != 56 {
+        return false;
+    }
+    // 56 characters of 5 bits: exactly 35 bytes.
+    let mut bytes = Vec::with_capacity(35);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in label.bytes() {
+        let value = match c {
+            b'a'..=b'z' => c - b'a',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return false,
+        };
+        acc = (acc << 5) | u32::from(value);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    let (public_key, rest) = bytes.split_at(32);
+    let (checksum, version) = rest.split_at(2);
+    if version != [3] {
+        return false;
+    }
+    let digest = Sha3_256::new()
+        .chain_update(b".onion checksum")
+        .chain_update(public_key)
+        .chain_update(version)
+        .finalize();
+    digest[..2] == *checksum
 }
 
 /// Names the offending key the way the operator wrote it: `section.key` for the file, the
@@ -602,5 +703,63 @@ mod tests {
             from_template.limits.max_attachment_bytes,
             defaults.limits.max_attachment_bytes
         );
+        assert!(from_template.public.tls_cert.is_none() && from_template.analyst.tls_key.is_none());
+        assert!(from_template.public.onion_address.is_none());
+    }
+
+    fn with_toml(toml: &str) -> Result<(), ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe_figment_error(e)))?;
+        config.validate()
+    }
+
+    fn refusal(toml: &str) -> String {
+        with_toml(toml).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_on_either_listener() {
+        with_toml("[public]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
+        with_toml("[analyst]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
+        let missing_key = refusal("[public]\ntls_cert = \"c.pem\"");
+        assert!(
+            missing_key.contains("public.tls_key: must be set together with public.tls_cert"),
+            "{missing_key}"
+        );
+        let missing_cert = refusal("[analyst]\ntls_key = \"k.pem\"");
+        assert!(
+            missing_cert.contains("analyst.tls_cert: must be set together with analyst.tls_key"),
+            "{missing_cert}"
+        );
+        let empty = refusal("[analyst]\ntls_cert = \"\"\ntls_key = \"k.pem\"");
+        assert!(
+            empty.contains("analyst.tls_cert: must not be empty"),
+            "{empty}"
+        );
+        let unknown = refusal("[public]\ntls_certificate = \"c.pem\"");
+        assert!(unknown.contains("tls_certificate"), "{unknown}");
+    }
+
+    #[test]
+    fn the_onion_address_must_be_a_v3_hostname_with_its_checksum() {
+        // The Tor Project's own onion service.
+        let good = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
+        assert!(is_v3_onion_hostname(good));
+        with_toml(&format!("[public]\nonion_address = \"{good}\"")).unwrap();
+        let typo = good.replacen("2gzy", "2gzz", 1);
+        for bad in [
+            typo.as_str(),
+            "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid",
+            "http://2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion",
+            "2GZYXA5IHM7NSGGFXNU52RCK2VV4RVMDLKIU3ZZUI5DU4XYCLEN53WID.onion",
+            "expyuzz4wqqyqhjn.onion",
+            "",
+        ] {
+            assert!(!is_v3_onion_hostname(bad), "{bad}");
+            let refused = refusal(&format!("[public]\nonion_address = \"{bad}\""));
+            assert!(refused.contains("public.onion_address:"), "{refused}");
+        }
     }
 }

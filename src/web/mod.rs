@@ -14,6 +14,7 @@ mod pages;
 pub mod public;
 pub mod serve;
 mod source;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,8 +59,13 @@ impl AppState {
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Adds the security headers to every response, on both listeners.
+/// `Strict-Transport-Security` on responses served over TLS: two years, and no
+/// `includeSubDomains` (other sites of the operator's domain are not ours to pin to HTTPS).
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000";
+
+/// Adds the security headers to every response, on both listeners; over TLS, HSTS as well.
 pub async fn security_headers(request: Request, next: Next) -> Response {
+    let over_tls = request.extensions().get::<serve::Transport>() == Some(&serve::Transport::Tls);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
@@ -94,8 +100,61 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         HeaderName::from_static("permissions-policy"),
         "camera=(), microphone=(), geolocation=(), interest-cohort=()",
     );
+    if over_tls {
+        set(
+            headers,
+            header::STRICT_TRANSPORT_SECURITY,
+            STRICT_TRANSPORT_SECURITY,
+        );
+    }
     headers.remove(header::SERVER);
     response
+}
+
+/// `Onion-Location: http://<onion address><path>` on public responses to requests for a name
+/// that is not an onion address (a clearnet site, with TLS in tipbox or in a proxy in front), so
+/// that Tor Browser offers the onion service. Requests that came through the onion service
+/// (`Host: ….onion`) do not get it.
+pub async fn onion_location(
+    axum::extract::State(onion): axum::extract::State<Arc<str>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let location = (!requested_onion(&request)).then(|| {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|p| p.starts_with('/'))
+            .unwrap_or("/");
+        format!("http://{onion}{path}")
+    });
+    let mut response = next.run(request).await;
+    if let Some(value) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("onion-location"), value);
+    }
+    response
+}
+
+/// Whether the request names an onion address: the URI's authority (HTTP/2) or `Host`.
+fn requested_onion(request: &Request) -> bool {
+    let host = match request.uri().host() {
+        Some(host) => host,
+        None => match request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
+            // An onion name has no brackets or colons: dropping a port is enough.
+            Some(host) => host.rsplit_once(':').map_or(host, |(name, _)| name),
+            None => return false,
+        },
+    };
+    host.trim_end_matches('.')
+        .to_ascii_lowercase()
+        .ends_with(".onion")
 }
 
 /// Logs the route pattern, status and duration of each request — never the client's address,

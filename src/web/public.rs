@@ -1,6 +1,7 @@
 //! The source-facing pages: landing, the submission form, and the receipt. No JavaScript, no
 //! third-party resources; everything works in Tor Browser at its Safest level.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -30,6 +31,12 @@ static STYLESHEET: &str = include_str!("../../static/style.css");
 
 pub fn router(state: AppState) -> Router {
     let limits = state.config.rate_limits.clone();
+    let onion = state
+        .config
+        .public
+        .onion_address
+        .as_deref()
+        .map(Arc::<str>::from);
     let pages = Router::new()
         .route("/", get(landing))
         .route("/submit", get(submit_form))
@@ -56,7 +63,14 @@ pub fn router(state: AppState) -> Router {
             post(super::source::add).layer(DefaultBodyLimit::disable()),
         );
     let router = super::limits::public(&limits, pages, forms).with_state(state);
-    super::with_common_layers(router)
+    let router = super::with_common_layers(router);
+    match onion {
+        Some(onion) => router.layer(axum::middleware::from_fn_with_state(
+            onion,
+            super::onion_location,
+        )),
+        None => router,
+    }
 }
 
 /// The language of a page: `?lang=` first, then `Accept-Language`, then English.

@@ -124,6 +124,19 @@ impl Deployment {
         self.dir.path()
     }
 
+    /// Adds `lines` (TOML `key = value` lines) to a section the configuration already has, such
+    /// as `public` or `analyst` (appending a second `[public]` would not parse).
+    pub fn add_to_section(&self, section: &str, lines: &str) {
+        let config = std::fs::read_to_string(&self.config_path).unwrap();
+        let header = format!("[{section}]\n");
+        assert!(
+            config.contains(&header),
+            "no [{section}] in the configuration"
+        );
+        let config = config.replacen(&header, &format!("{header}{}\n", lines.trim_end()), 1);
+        std::fs::write(&self.config_path, config).unwrap();
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -361,6 +374,12 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGHUP (what `systemctl reload` sends): reloads the TLS certificates.
+    pub fn hangup(&self) {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("a process id");
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
     }
 }
 
