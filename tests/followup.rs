@@ -234,7 +234,10 @@ async fn conversation(backend: Backend) {
     assert!(response.text().await.unwrap().contains("id=\"added\""));
     // It shows up on the same tip as new activity.
     assert_eq!(only_tip(&server, &token).await, tip_id);
-    assert_eq!(followed_up(&server, &token).await, std::slice::from_ref(&tip_id));
+    assert_eq!(
+        followed_up(&server, &token).await,
+        std::slice::from_ref(&tip_id)
+    );
     let tip = tip_json(&server, &token, &tip_id).await;
     assert!(tip["source_activity_at"].is_string());
     let kinds: Vec<&str> = tip["items"]
