@@ -5,7 +5,9 @@
 //! from `tipbox analyst onion-key` and refused without it.
 //!
 //! Safety rule for every tor this file starts: its torrc has `TestingTorNetwork 1` and a
-//! private `DirAuthority` on 127.0.0.1 (`--list-fingerprint` also gets `DisableNetwork 1`);
+//! private `DirAuthority` on 127.0.0.1 and `UseDefaultFallbackDirs 0` (so not even tor's
+//! built-in fallback directories are ever contacted; `--list-fingerprint` also gets
+//! `DisableNetwork 1`);
 //! `TorNet::spawn` checks this before starting anything. No tor here can reach the public Tor
 //! network. Every tor is killed when the test ends, also when it fails (`TorNet`'s `Drop`).
 
@@ -40,6 +42,7 @@ fn common_torrc(dir: &Path, dir_authority: &str) -> String {
     format!(
         "TestingTorNetwork 1\n\
          {dir_authority}\n\
+         UseDefaultFallbackDirs 0\n\
          DataDirectory {dir}\n\
          PidFile {dir}/tor.pid\n\
          Log notice file {dir}/notice.log\n\
@@ -74,6 +77,7 @@ impl TorNet {
     fn spawn(&mut self, name: &str, torrc: &str) {
         assert!(
             torrc.lines().any(|l| l == "TestingTorNetwork 1")
+                && torrc.lines().any(|l| l == "UseDefaultFallbackDirs 0")
                 && torrc
                     .lines()
                     .any(|l| l.starts_with("DirAuthority ") && l.contains(" 127.0.0.1:")),
