@@ -154,8 +154,23 @@ struct Api {
 
 impl Api {
     /// Sends a request; an ended session is an error, any other answer is returned as it is.
+    /// Over the server's request budget (429), it waits as `Retry-After` says and sends again,
+    /// a few times, when the request can be repeated (a streamed upload cannot).
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
-        let response = request.bearer_auth(&self.session.token).send().await?;
+        let request = request.bearer_auth(&self.session.token);
+        let mut attempts = 0;
+        let response = loop {
+            let again = request.try_clone();
+            let response = match again {
+                Some(copy) => copy.send().await?,
+                None => break request.send().await?,
+            };
+            attempts += 1;
+            if response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS || attempts >= 8 {
+                break response;
+            }
+            tokio::time::sleep(retry_after(&response)).await;
+        };
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             bail!("the session has ended; run `tipbox review login` again");
         }
@@ -168,19 +183,24 @@ impl Api {
 
     async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
         let response = self
-            .client
-            .get(format!("{}{path}", self.session.server))
-            .bearer_auth(&self.session.token)
-            .send()
+            .send(self.client.get(format!("{}{path}", self.session.server)))
             .await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            bail!("the session has ended; run `tipbox review login` again");
-        }
         if !response.status().is_success() {
             bail!("{path}: HTTP {}", response.status());
         }
         Ok(response)
     }
+}
+
+/// How long a 429 answer asks to wait (`Retry-After` in seconds), between 1 and 60 seconds.
+fn retry_after(response: &reqwest::Response) -> std::time::Duration {
+    let seconds = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    std::time::Duration::from_secs(seconds.clamp(1, 60))
 }
 
 /// A name from the sealed facts, made safe to create inside `dir`: one path component, no

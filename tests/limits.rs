@@ -266,3 +266,72 @@ async fn short_of_disk_space_nothing_is_written() {
     assert_eq!(before.items, 0);
     assert!(deployment.log().contains("short of space"));
 }
+
+/// `tipbox review pull` waits out the analyst listener's budget (429 + Retry-After) instead of
+/// failing half way through a pull.
+#[tokio::test(flavor = "multi_thread")]
+async fn review_pull_waits_out_the_budget() {
+    use common::analyst::*;
+    let deployment = Deployment::new(
+        Backend::Sqlite,
+        "[rate_limits]\nanalyst_per_second = 2\nanalyst_burst = 3\n\
+         public_per_second = 1000\npublic_burst = 1000\n\
+         submissions_per_second = 1000\nsubmissions_burst = 1000\n",
+    );
+    deployment.add_reviewer("alice");
+    let ana = add_analyst(&deployment, "ana", "analyst");
+    let server = deployment.start();
+    let mut form = Form::new().text("message", "six items");
+    for n in 0..4 {
+        form = form.part(
+            "attachment",
+            reqwest::multipart::Part::bytes(vec![n as u8; 100]).file_name(format!("f{n}.bin")),
+        );
+    }
+    let response = client()
+        .post(format!("{}/submit", server.public))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let home = deployment.path().join("review-home");
+    let out = review(
+        &home,
+        &["login", "--server", &server.analyst, "--user", "ana"],
+        &format!("{}\n{}\n", ana.password, code(&ana, 0)),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled = deployment.path().join("pulled");
+    let identity = deployment.identity_file("alice");
+    let out = review(
+        &home,
+        &[
+            "pull",
+            "--identity",
+            identity.to_str().unwrap(),
+            "--out",
+            pulled.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tip = std::fs::read_dir(&pulled)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    assert_eq!(
+        std::fs::read_dir(tip.join("attachments")).unwrap().count(),
+        4,
+        "every item pulled despite the budget"
+    );
+}
