@@ -122,6 +122,13 @@ pub struct KeyringCache {
     state: RwLock<(i64, KeyState)>,
     /// One reload at a time; submissions that find the version changed wait for it.
     reload: tokio::sync::Mutex<()>,
+    /// The last version check: when it started, and what it read. Checks run one at a time,
+    /// and a submission may use a check that *started after it arrived*: that read sees every
+    /// key change committed before the submission arrived, which is all "the very next
+    /// submission" asks. Submissions that arrive together (a group commit answers many at once,
+    /// and their clients send the next ones at once) so share one read instead of each
+    /// queueing its own on the database.
+    last_check: tokio::sync::Mutex<Option<(tokio::time::Instant, i64)>>,
 }
 
 impl KeyringCache {
@@ -129,6 +136,7 @@ impl KeyringCache {
         let cache = Self {
             state: RwLock::new((-1, KeyState::NoKeys)),
             reload: tokio::sync::Mutex::new(()),
+            last_check: tokio::sync::Mutex::new(None),
         };
         cache.refresh(store).await?;
         Ok(cache)
@@ -148,7 +156,19 @@ impl KeyringCache {
     /// The set a submission (or a note) starting now must be sealed to: checks the keyring's
     /// version in the database and reloads the set if it changed.
     pub async fn for_submission(&self, store: &Store) -> Result<KeyState, StoreError> {
-        let latest = store.keyring_version().await?.version;
+        let arrived = tokio::time::Instant::now();
+        let latest = {
+            let mut last = self.last_check.lock().await;
+            match *last {
+                Some((started, version)) if started >= arrived => version,
+                _ => {
+                    let started = tokio::time::Instant::now();
+                    let version = store.keyring_version().await?.version;
+                    *last = Some((started, version));
+                    version
+                }
+            }
+        };
         if self.read().0 == latest {
             return Ok(self.current());
         }

@@ -82,7 +82,19 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Job>) {
                     .iter()
                     .all(|i| matches!(i.body, SealedBody::Inline(_)))
             });
-        let outcome = if all_inline && store.commit_inline_batch(&tips).await.is_ok() {
+        let inline = if all_inline {
+            match store.commit_inline_batch(&tips).await {
+                Ok(()) => true,
+                Err(StoreError::KeySetRevoked) => false,
+                Err(error) => {
+                    tracing::warn!(%error, submissions = tips.len(), "multi-row commit failed; replaying the batch tip by tip");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        let outcome = if inline {
             Ok(tips.iter().map(|_| Ok(())).collect())
         } else {
             store.commit_batch(&tips).await
