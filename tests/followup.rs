@@ -274,34 +274,10 @@ async fn conversation(backend: Backend) {
 
     // The analyst's client decrypts everything on "their own machine".
     let review_dir = deployment.path().join("review-home");
-    let out = review(
-        &review_dir,
-        &["login", "--server", &server.analyst, "--user", "ana"],
-        &format!("{}\n{}\n", ana.password, code(&ana, 1)),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    review_login(&review_dir, &server, "ana", &ana, 1);
     let pulled = deployment.path().join("pulled");
     let identity = deployment.identity_file("alice");
-    let out = review(
-        &review_dir,
-        &[
-            "pull",
-            "--identity",
-            identity.to_str().unwrap(),
-            "--out",
-            pulled.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    review_pull(&review_dir, &identity, &pulled, &[]);
     let dir = pulled.join(&tip_id);
     assert_eq!(
         std::fs::read_to_string(dir.join("message.txt")).unwrap(),
@@ -326,23 +302,7 @@ async fn conversation(backend: Backend) {
         std::fs::read_to_string(dir.join("replies").join(format!("{reply_id}.json"))).unwrap();
     assert!(reply_file.contains(&reply_marker));
     // A second pull fetches nothing again: no duplicates appear.
-    let out = review(
-        &review_dir,
-        &[
-            "pull",
-            "--identity",
-            identity.to_str().unwrap(),
-            "--out",
-            pulled.to_str().unwrap(),
-            "--all",
-        ],
-        "",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    review_pull(&review_dir, &identity, &pulled, &["--all"]);
     assert!(!dir.join("message (2).txt").exists());
     assert_eq!(
         std::fs::read_dir(dir.join("attachments")).unwrap().count(),

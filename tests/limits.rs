@@ -296,34 +296,9 @@ async fn review_pull_waits_out_the_budget() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let home = deployment.path().join("review-home");
-    let out = review(
-        &home,
-        &["login", "--server", &server.analyst, "--user", "ana"],
-        &format!("{}\n{}\n", ana.password, code(&ana, 0)),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    review_login(&home, &server, "ana", &ana, 0);
     let pulled = deployment.path().join("pulled");
-    let identity = deployment.identity_file("alice");
-    let out = review(
-        &home,
-        &[
-            "pull",
-            "--identity",
-            identity.to_str().unwrap(),
-            "--out",
-            pulled.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    review_pull(&home, &deployment.identity_file("alice"), &pulled, &[]);
     let tip = std::fs::read_dir(&pulled)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -87,3 +87,46 @@ pub fn review(review_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// `tipbox review ARGS`, which must succeed.
+pub fn review_ok(review_dir: &std::path::Path, args: &[&str], stdin: &str) {
+    let out = review(review_dir, args, stdin);
+    assert!(
+        out.status.success(),
+        "tipbox review {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `tipbox review login` as `name`, with a TOTP code `offset` steps from now.
+pub fn review_login(
+    review_dir: &std::path::Path,
+    server: &Server,
+    name: &str,
+    a: &Analyst,
+    offset: i64,
+) {
+    review_ok(
+        review_dir,
+        &["login", "--server", &server.analyst, "--user", name],
+        &format!("{}\n{}\n", a.password, code(a, offset)),
+    );
+}
+
+/// `tipbox review pull --identity IDENTITY --out OUT [EXTRA…]`, which must succeed.
+pub fn review_pull(
+    review_dir: &std::path::Path,
+    identity: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) {
+    let mut args = vec![
+        "pull",
+        "--identity",
+        identity.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    review_ok(review_dir, &args, "");
+}
