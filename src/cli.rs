@@ -265,7 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let store = open_audited_store(&config).await?;
             let deleted =
-                crate::retention::run(&store, &config.retention, crate::intake::now()).await?;
+                crate::retention::run(&store, &config.retention, crate::clock::now()).await?;
             store.close().await;
             println!("deleted {deleted} tips under the retention policy");
             Ok(())
@@ -437,7 +437,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let mut ticker = tokio::time::interval(Duration::from_secs(60));
             loop {
                 ticker.tick().await;
-                if let Err(error) = auth.sweep_sessions(crate::intake::now()).await {
+                if let Err(error) = auth.sweep_sessions(crate::clock::now()).await {
                     tracing::error!(%error, "could not delete ended sessions");
                 }
             }
@@ -578,7 +578,7 @@ async fn keys_add(
             label.trim(),
             owner.as_deref(),
             OPERATOR,
-            crate::intake::now(),
+            crate::clock::now(),
         )
         .await?;
     let key = &change.key;
@@ -655,7 +655,7 @@ async fn keys_retire(config: &Config, store: &Store, wanted: &str) -> anyhow::Re
             wanted,
             config.keys.min_active as usize,
             OPERATOR,
-            crate::intake::now(),
+            crate::clock::now(),
         )
         .await?;
     let key = &change.key;
@@ -681,7 +681,7 @@ async fn keys_retire(config: &Config, store: &Store, wanted: &str) -> anyhow::Re
 
 async fn keys_revoke(store: &Store, wanted: &str) -> anyhow::Result<()> {
     let change = store
-        .revoke_key(wanted, OPERATOR, crate::intake::now())
+        .revoke_key(wanted, OPERATOR, crate::clock::now())
         .await?;
     let key = &change.key;
     println!(
@@ -813,7 +813,7 @@ async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Re
     let store = open_store(config).await?;
     let secret = load_secret(config, &store).await?;
     let store = store.with_audit_key(crate::audit::AuditKey::new(&secret));
-    let now = crate::intake::now();
+    let now = crate::clock::now();
     match command {
         AnalystCommand::Add { name, role, json } => {
             if !auth::valid_username(&name) {

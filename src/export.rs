@@ -58,7 +58,7 @@ pub async fn export(store: &Store, out: &Path) -> anyhow::Result<ExportSummary> 
         .file_name()
         .context("--out must name a directory")?
         .to_os_string();
-    partial_name.push(format!(".partial-{}", crate::intake::random_id()));
+    partial_name.push(format!(".partial-{}", crate::ids::random_id()));
     let partial = out.with_file_name(partial_name);
     crate::secrets::create_private_dir(&partial)?;
 

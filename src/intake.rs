@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::clock::{coarsen, now};
 use crate::i18n::Lang;
+use crate::ids::random_id;
 use crate::keyring::{ActiveKeySet, KeyError};
 use crate::receipt::{LOOKUP_KEY_PURPOSE, REPLY_SALT_PURPOSE, ReceiptCode};
 use crate::seal::{ItemSealer, SealError, seal_bytes, seal_to_source};
@@ -226,26 +228,6 @@ fn log_transition(old: &KeyState, new: &KeyState) {
             tracing::error!(%why, "reviewer keys cannot be used on this node: submissions are paused")
         }
     }
-}
-
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Rounds a time down to the configured granularity.
-pub fn coarsen(time: i64, granularity: u64) -> i64 {
-    let g = granularity.max(1) as i64;
-    time - time.rem_euclid(g)
-}
-
-/// A random identifier (128 bits, hex) that reveals nothing about time or order.
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    hex::encode(bytes)
 }
 
 #[derive(Debug, thiserror::Error)]

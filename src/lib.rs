@@ -12,10 +12,12 @@
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod export;
 pub mod followup;
 pub mod i18n;
+pub mod ids;
 pub mod intake;
 pub mod keyring;
 pub mod onion;

@@ -50,7 +50,7 @@ pub fn spawn(store: Store, policy: RetentionConfig) -> tokio::task::JoinHandle<(
             tokio::time::interval(Duration::from_secs(u64::from(policy.interval_minutes) * 60));
         loop {
             ticker.tick().await;
-            match run(&store, &policy, crate::intake::now()).await {
+            match run(&store, &policy, crate::clock::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(tips = n, "retention: deleted old tips"),
                 Err(error) => tracing::error!(%error, "retention: could not delete old tips"),

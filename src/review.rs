@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::ids::valid_id;
+
 /// What `review login` keeps (mode 0600) in the user's config directory.
 #[derive(Serialize, Deserialize)]
 struct SavedSession {
@@ -241,10 +243,6 @@ fn is_invisible_format(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
-
-pub(crate) fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Fetches and decrypts into `out/<tip id>/`: `message.txt`, `facts.json`,

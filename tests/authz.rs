@@ -92,7 +92,7 @@ async fn every_analyst_route_is_guarded() {
         .to_vec();
     let code = |offset: u64| {
         tipbox::auth::totp::totp(&secret, "x")
-            .generate(tipbox::intake::now() as u64 + offset)
+            .generate(tipbox::clock::now() as u64 + offset)
             .to_string()
     };
     let server = deployment.start();

@@ -19,7 +19,7 @@ async fn desk_story(backend: Backend) {
         .as_bytes()
         .to_vec();
     let code = tipbox::auth::totp::totp(&secret, "x")
-        .generate(tipbox::intake::now() as u64)
+        .generate(tipbox::clock::now() as u64)
         .to_string();
     let server = deployment.start();
     let response = client()
@@ -162,7 +162,7 @@ async fn desk_story(backend: Backend) {
     assert_eq!(tip.assignee.as_deref(), Some("ana"));
 
     // A note from the tip page is sealed: its text is nowhere in the database.
-    let marker = format!("NOTE-MARKER-{}", tipbox::intake::random_id());
+    let marker = format!("NOTE-MARKER-{}", tipbox::ids::random_id());
     let noted = form(
         &format!("{base}/tips/{tip_id}/notes"),
         Some(&cookie),
@@ -242,7 +242,7 @@ async fn desk_story(backend: Backend) {
     let (login_cookie, _) = cookie_from(&login_page, "__Host-tipbox_login").unwrap();
     let csrf = hidden_csrf(&login_page.text().await.unwrap());
     let next_code = tipbox::auth::totp::totp(&secret, "x")
-        .generate(tipbox::intake::now() as u64 + 30)
+        .generate(tipbox::clock::now() as u64 + 30)
         .to_string();
     let again = form(
         &format!("{base}/login"),

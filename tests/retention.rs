@@ -80,7 +80,7 @@ async fn retention(backend: Backend) {
         others[2].clone(),
         oldest,
     ];
-    let now = tipbox::intake::now();
+    let now = tipbox::clock::now();
     let plan = [
         (&ids[0], "closed", 40),
         (&ids[1], "new", 40),

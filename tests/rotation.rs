@@ -145,7 +145,7 @@ fn add_analyst(deployment: &Deployment, name: &str, role: &str) -> AnalystLogin 
 }
 
 fn code(a: &AnalystLogin, offset_steps: i64) -> String {
-    let now = tipbox::intake::now() + offset_steps * 30;
+    let now = tipbox::clock::now() + offset_steps * 30;
     tipbox::auth::totp::totp(&a.totp_secret, "x")
         .generate(now as u64)
         .to_string()

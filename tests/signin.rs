@@ -23,7 +23,7 @@ fn add_analyst(deployment: &Deployment, name: &str) -> Credentials {
 }
 
 fn code(c: &Credentials, offset_steps: i64) -> String {
-    let now = tipbox::intake::now() + offset_steps * 30;
+    let now = tipbox::clock::now() + offset_steps * 30;
     tipbox::auth::totp::totp(&c.totp_secret, "x")
         .generate(now as u64)
         .to_string()
@@ -76,7 +76,7 @@ async fn sign_in_story(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let token = body["token"].as_str().unwrap().to_owned();
     assert!(token.len() >= 43, "256-bit token");
-    assert!(body["expires_at"].as_i64().unwrap() > tipbox::intake::now());
+    assert!(body["expires_at"].as_i64().unwrap() > tipbox::clock::now());
     assert_eq!(whoami(&server, &token).await, StatusCode::OK);
 
     // The same code a second time is refused, even with the right password.

@@ -309,7 +309,7 @@ impl Store {
             Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
             Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
         }
-        self.sync_keyring(crate::intake::now()).await?;
+        self.sync_keyring(crate::clock::now()).await?;
         Ok(())
     }
 

@@ -16,7 +16,9 @@ use zeroize::Zeroizing;
 use super::{AppState, desk, keys};
 use crate::auth::Role;
 use crate::auth::signin::{Analyst, SignInError};
-use crate::intake::{KeyState, now};
+use crate::clock::now;
+use crate::ids::valid_id;
+use crate::intake::KeyState;
 use crate::store::{QueueFilter, ReplyStatus, STATUSES, TipSummary, TriageUpdate};
 
 pub fn router(state: AppState) -> Router {
@@ -342,10 +344,6 @@ pub(super) fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
     let (time, id) = cursor.split_once('.')?;
     let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
     valid_id.then_some((time.parse().ok()?, id.to_owned()))
-}
-
-pub(super) fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// `GET /api/v1/tips/{id}`.

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::AppState;
 use super::pages::render;
 use crate::auth::signin::{Analyst, Authenticator, SignInError};
-use crate::intake::now;
+use crate::clock::now;
 use crate::store::{QueueFilter, STATUSES, TriageUpdate};
 
 const SESSION_COOKIE: &str = "__Host-tipbox_session";
@@ -91,7 +91,7 @@ struct LoginPage {
 }
 
 fn login_page(status: StatusCode, problem: Option<&'static str>) -> Response {
-    let token = crate::intake::random_id();
+    let token = crate::ids::random_id();
     let mut response = render(
         status,
         &LoginPage {
@@ -382,7 +382,7 @@ pub async fn tip(
     let Some(session) = web_session(&app, &headers).await else {
         return to_login();
     };
-    if !super::analyst::valid_id(&id) {
+    if !crate::ids::valid_id(&id) {
         return (StatusCode::NOT_FOUND, "no such tip").into_response();
     }
     let tip = match app.intake.store.tip(&id).await {
@@ -465,7 +465,7 @@ pub async fn triage(
     if !session.check_csrf(&form.csrf) {
         return forbidden("bad CSRF token");
     }
-    if !super::analyst::valid_id(&id) || !STATUSES.contains(&form.status.as_str()) {
+    if !crate::ids::valid_id(&id) || !STATUSES.contains(&form.status.as_str()) {
         return (StatusCode::BAD_REQUEST, "bad triage request").into_response();
     }
     let labels: Vec<String> = form

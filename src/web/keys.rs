@@ -16,10 +16,13 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::AppState;
-use super::analyst::{ApiAnalyst, api_error, internal, valid_id};
+use super::analyst::{ApiAnalyst, api_error, internal};
 use crate::auth::Role;
 use crate::auth::signin::Analyst;
-use crate::intake::{CHUNK_BYTES, coarsen, now, random_id};
+use crate::clock::{coarsen, now};
+use crate::ids::random_id;
+use crate::ids::valid_id;
+use crate::intake::CHUNK_BYTES;
 use crate::keyring::{KeyLookupError, Recipient};
 use crate::rekey::MAX_HEADER_BYTES;
 use crate::store::{KeyChange, KeyChangeError, RekeyMode, RekeyRefusal, Rekeyed};

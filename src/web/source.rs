@@ -24,9 +24,9 @@ use super::body::SharedBody;
 use super::desk::{cookie, set_cookie};
 use super::pages::{Chrome, render};
 use super::public::{FormText, PageLang, Refusal, Upload, receive, refused, start_upload};
+use crate::clock::{coarsen, now};
 use crate::followup::{OpenError, SESSION_COOKIE, SourceSession};
 use crate::i18n::Lang;
-use crate::intake::{coarsen, now};
 use crate::receipt::{ReceiptCode, ReceiptError};
 
 /// Pairs the receipt form with the browser that loaded it.
@@ -67,7 +67,7 @@ fn back_to_signin() -> (&'static str, &'static str) {
 }
 
 fn signin_page(status: StatusCode, lang: Lang, problem: Option<String>) -> Response {
-    let token = crate::intake::random_id();
+    let token = crate::ids::random_id();
     let mut response = render(
         status,
         &SigninPage {

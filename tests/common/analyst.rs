@@ -25,7 +25,7 @@ pub fn add_analyst(deployment: &Deployment, name: &str, role: &str) -> Analyst {
 }
 
 pub fn code(a: &Analyst, offset_steps: i64) -> String {
-    let now = tipbox::intake::now() + offset_steps * 30;
+    let now = tipbox::clock::now() + offset_steps * 30;
     tipbox::auth::totp::totp(&a.totp_secret, "x")
         .generate(now as u64)
         .to_string()
