@@ -3,17 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
-use crate::intake::{Intake, KeyState, KeyringCache};
 use crate::keyring::{KeyFile, Recipient};
 use crate::secrets::{SecretError, ServerSecret};
-use crate::store::{CommitQueue, SecretCheck, Store};
+use crate::store::Store;
 
 #[derive(Parser)]
 #[command(name = "tipbox", version, about = "A secure, anonymous tip line")]
@@ -247,9 +245,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Init { .. } | Command::Review(_) => unreachable!("handled above"),
-        Command::Serve => serve(config).await,
+        Command::Serve => crate::app::serve(config).await,
         Command::Migrate => {
-            let store = open_store(&config).await?;
+            let store = crate::app::open_store(&config).await?;
             store.close().await;
             println!("database schema is up to date");
             Ok(())
@@ -263,7 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            let store = open_audited_store(&config).await?;
+            let store = crate::app::open_audited_store(&config).await?;
             let deleted =
                 crate::retention::run(&store, &config.retention, crate::clock::now()).await?;
             store.close().await;
@@ -272,7 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(command) => keys_command(&config, command).await,
         Command::Export { out } => {
-            let store = open_store(&config).await?;
+            let store = crate::app::open_store(&config).await?;
             let summary = crate::export::export(&store, &out).await?;
             store.close().await;
             println!(
@@ -325,220 +323,8 @@ fn init(explicit: Option<&Path>, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The store with the audit trail's key, for commands that record what they do.
-async fn open_audited_store(config: &Config) -> anyhow::Result<Store> {
-    let store = open_store(config).await?;
-    let secret = load_secret(config, &store).await?;
-    Ok(store.with_audit_key(crate::audit::AuditKey::new(&secret)))
-}
-
-async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url(), config.database.max_connections)
-        .await
-        .context("opening the database")?;
-    store.migrate().await?;
-    Ok(store)
-}
-
-/// Loads the server secret, creating it on the very first start of a fresh deployment (so the
-/// quick start is one command), and refuses a secret that does not belong to this database.
-async fn load_secret(config: &Config, store: &Store) -> anyhow::Result<ServerSecret> {
-    let data_dir = &config.storage.data_dir;
-    let secret = match ServerSecret::load(data_dir) {
-        Ok(secret) => secret,
-        Err(SecretError::Missing(path)) if !store.has_secret_check().await? => {
-            let secret = ServerSecret::create(data_dir)?;
-            tracing::info!(path = %path.display(), "created a new server secret for this new deployment");
-            secret
-        }
-        Err(e) => return Err(e.into()),
-    };
-    match store.check_secret(&secret.check_value()).await? {
-        SecretCheck::Matches | SecretCheck::FirstUse => Ok(secret),
-        SecretCheck::Mismatch => bail!(
-            "the server secret in {} is not the one this database was set up with; \
-             copy the deployment's server.secret here (every node needs the same one)",
-            data_dir.display()
-        ),
-    }
-}
-
-/// Plaintext of submissions passes through this process's memory: keep it out of core dumps
-/// and away from other processes of the same user (ptrace).
-fn protect_process_memory() -> anyhow::Result<()> {
-    use nix::sys::resource::{Resource, setrlimit};
-    setrlimit(Resource::RLIMIT_CORE, 0, 0).context("disabling core dumps")?;
-    nix::sys::prctl::set_dumpable(false).context("marking the process not dumpable")?;
-    Ok(())
-}
-
-async fn serve(config: Config) -> anyhow::Result<()> {
-    protect_process_memory()?;
-    // TLS certificates and keys load first: one that does not load refuses the start, so a
-    // listener meant for HTTPS never comes up as plain HTTP. SIGHUP reloads them from now on.
-    let public_tls = load_tls(
-        "public",
-        config.public.tls_cert.as_deref(),
-        config.public.tls_key.as_deref(),
-    )?;
-    let analyst_tls = load_tls(
-        "analyst",
-        config.analyst.tls_cert.as_deref(),
-        config.analyst.tls_key.as_deref(),
-    )?;
-    let tls_reloader = crate::web::tls::spawn_reloader(
-        [&public_tls, &analyst_tls]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
-    )
-    .context("installing the SIGHUP handler")?;
-    let config = Arc::new(config);
-    let store = open_store(&config).await?;
-    let secret = load_secret(&config, &store).await?;
-    let store = store.with_audit_key(crate::audit::AuditKey::new(&secret));
-    let keys = KeyringCache::load(&store).await?;
-    match keys.current() {
-        KeyState::Ready(set) => tracing::info!(
-            keys = set.keys.len(),
-            key_set = set.id,
-            "reviewer keys loaded"
-        ),
-        KeyState::NoKeys => tracing::warn!(
-            "no active reviewer key: the tip line will answer 'submissions are paused' until one is added with `tipbox keys add`"
-        ),
-        // A key that cannot be used here is a configuration error: refuse to start.
-        KeyState::Unusable(why) => bail!("{why}"),
-    }
-    let (queue, writer) = CommitQueue::start(store.clone());
-    let intake = Arc::new(Intake::new(
-        store.clone(),
-        queue,
-        keys,
-        &secret,
-        config.privacy.time_granularity_seconds,
-    ));
-    let hasher = crate::auth::password::PasswordHasherPool::new(
-        config.analyst.hash_params(),
-        config.analyst.max_concurrent_hashes as usize,
-    )?;
-    let auth = Arc::new(crate::auth::signin::Authenticator::new(
-        store.clone(),
-        hasher,
-        Arc::new(secret),
-        config.analyst.session_policy(),
-    ));
-    let maintenance = intake.spawn_maintenance(Duration::from_secs(config.keys.refresh_seconds));
-    // Ended analyst sessions are deleted, so the database keeps no history of sign-ins.
-    let session_sweeper = {
-        let auth = Arc::clone(&auth);
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                ticker.tick().await;
-                if let Err(error) = auth.sweep_sessions(crate::clock::now()).await {
-                    tracing::error!(%error, "could not delete ended sessions");
-                }
-            }
-        })
-    };
-    let state =
-        crate::web::AppState::new(Arc::clone(&intake), Arc::clone(&auth), Arc::clone(&config));
-    // Expired source sessions are dropped (and their reply keys zeroized) within a minute even
-    // if nobody comes back to them.
-    let source_sweeper = state.sources.spawn_sweeper(Duration::from_secs(30));
-    let retention = crate::retention::spawn(intake.store.clone(), config.retention.clone());
-
-    let public = tokio::net::TcpListener::bind(config.public.listen)
-        .await
-        .with_context(|| format!("binding public.listen {}", config.public.listen))?;
-    let analyst = tokio::net::TcpListener::bind(config.analyst.listen)
-        .await
-        .with_context(|| format!("binding analyst.listen {}", config.analyst.listen))?;
-    let scheme = |tls: &Option<Arc<crate::web::tls::Tls>>| match tls {
-        Some(_) => "https",
-        None => "http",
-    };
-    tracing::info!(
-        "public listener on {}://{}",
-        scheme(&public_tls),
-        public.local_addr()?
-    );
-    tracing::info!(
-        "analyst listener on {}://{}",
-        scheme(&analyst_tls),
-        analyst.local_addr()?
-    );
-    tracing::info!(database = store.backend_name(), "tipbox is serving");
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    // Slow and idle clients are cut off (web::serve); the peer address reaches handlers only as
-    // connection info for the per-client budget (rate_limits.client_address), and nothing logs
-    // or stores it.
-    let public_server = crate::web::serve::serve(
-        public,
-        crate::web::public::router(state.clone()),
-        &config.limits,
-        public_tls,
-        stopped(stop_rx.clone()),
-    );
-    let analyst_server = crate::web::serve::serve(
-        analyst,
-        crate::web::analyst::router(state),
-        &config.limits,
-        analyst_tls,
-        stopped(stop_rx),
-    );
-    let signals = async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
-        let _ = stop_tx.send(true);
-    };
-    let (public_result, analyst_result, ()) = tokio::join!(public_server, analyst_server, signals);
-    public_result.context("public listener")?;
-    analyst_result.context("analyst listener")?;
-    maintenance.abort();
-    session_sweeper.abort();
-    source_sweeper.abort();
-    retention.abort();
-    tls_reloader.abort();
-    let _ = maintenance.await;
-    // Dropping the last handle lets the commit writer finish what is queued, then stop.
-    drop(intake);
-    let _ = writer.await;
-    store.close().await;
-    Ok(())
-}
-
-/// A listener's TLS, if its configuration names a certificate and key.
-fn load_tls(
-    section: &'static str,
-    cert: Option<&Path>,
-    key: Option<&Path>,
-) -> anyhow::Result<Option<Arc<crate::web::tls::Tls>>> {
-    let Some(files) = crate::web::tls::TlsFiles::from_config(section, cert, key) else {
-        return Ok(None);
-    };
-    let tls = crate::web::tls::Tls::load(files).context("invalid configuration")?;
-    tracing::info!("{section} listener: TLS 1.2/1.3 with the certificate in {section}.tls_cert");
-    Ok(Some(Arc::new(tls)))
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 async fn keys_command(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
-    let store = open_audited_store(config).await?;
+    let store = crate::app::open_audited_store(config).await?;
     let result = match command {
         KeysCommand::Add {
             recipient,
@@ -810,8 +596,8 @@ const OPERATOR: &str = "operator (command line)";
 
 async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Result<()> {
     use crate::auth::{self, Role, totp};
-    let store = open_store(config).await?;
-    let secret = load_secret(config, &store).await?;
+    let store = crate::app::open_store(config).await?;
+    let secret = crate::app::load_secret(config, &store).await?;
     let store = store.with_audit_key(crate::audit::AuditKey::new(&secret));
     let now = crate::clock::now();
     match command {
@@ -982,9 +768,9 @@ fn print_credentials(
 
 async fn audit_verify(config: &Config) -> anyhow::Result<()> {
     use crate::audit::{ChainStatus, verify};
-    let store = open_audited_store(config).await?;
+    let store = crate::app::open_audited_store(config).await?;
     let entries = store.audit_entries().await?;
-    let secret = load_secret(config, &store).await?;
+    let secret = crate::app::load_secret(config, &store).await?;
     store.close().await;
     match verify(&crate::audit::AuditKey::new(&secret), &entries) {
         ChainStatus::Intact { entries, head } => {

@@ -2,13 +2,27 @@
 //! JavaScript off is the design target); every submission is sealed with age to the reviewers'
 //! public keys before it is stored, so the server never holds a key that can read a tip.
 //!
-//! Module map: `cli` (commands) → `web` (listeners, pages) → `intake` (a submission's life)
-//! → `seal` (age) + `keyring` (reviewer keys) + `receipt` (source receipts) → `store` (SQLite
-//! or PostgreSQL). `config`, `secrets` and `i18n` serve them all. `review` is the analyst's own
-//! client; `rekey` re-seals stored items when reviewer keys are retired or revoked.
+//! The module map, top to bottom; data flows one way, request → seal → store:
+//!
+//! - `cli`: the commands. `app`: the composition root that builds and runs the server.
+//! - `web`: the two listeners — `web::public` (sources) and `web::analyst` (the desk and
+//!   `/api/v1`), which never import each other, over `web::shared`, `web::middleware` and
+//!   `web::transport`.
+//! - `intake`: a submission's life (stream, seal, one durable commit), notes and replies.
+//!   `followup`: sources' in-memory sessions. `auth`: analysts' passwords, TOTP, sessions.
+//!   `audit`: the hash-chained audit trail. `retention`, `export`, `onion`: operators' tools.
+//! - `seal` (streaming age encryption), `keyring` (reviewer recipients), `rekey` (age headers
+//!   re-wrapped), `receipt` (sources' receipts), `secrets` (the server secret): crypto and
+//!   keys, no I/O beyond the secret's file.
+//! - `store`: SQLite or PostgreSQL, one write transaction type over both.
+//! - `config`, `i18n`; and the bottom floor, used by everything: `clock` (time, rounded) and
+//!   `ids` (random ids).
+//! - `review`: the analyst's own client (login, pull, rekey), run on the analyst's machine;
+//!   nothing on the server side uses it.
 
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;

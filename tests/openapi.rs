@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use common::*;
 use reqwest::StatusCode;
 
-/// The `(METHOD, path)` pairs routed under /api/ in src/web/analyst.rs.
+/// The `(METHOD, path)` pairs routed under /api/ in src/web/analyst/api/mod.rs.
 fn routed() -> BTreeSet<(String, String)> {
-    let source = std::fs::read_to_string("src/web/analyst.rs").unwrap();
+    let source = std::fs::read_to_string("src/web/analyst/api/mod.rs").unwrap();
     let router = &source[source.find("pub fn router").unwrap()..];
     let router = &router[..router.find("\n}\n").unwrap()];
     let mut routes = BTreeSet::new();

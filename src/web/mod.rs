@@ -1,186 +1,22 @@
-//! The two listeners and what every response shares: security headers, request logging that
-//! never records who asked, and graceful shutdown.
+//! The two listeners: public (sources) and analyst (the desk and `/api/v1`).
 //!
-//! The public router (sources) and the analyst router are separate `Router`s bound to
-//! separate sockets, so the analyst side can sit behind its own onion service or VPN and is
-//! never reachable through the public one.
+//! They are separate routers with separate state types, bound to separate sockets, so the
+//! analyst side can sit behind its own client-authorized onion service or VPN and is never
+//! reachable through the public one. The rooms:
+//!
+//! - `public/`: landing, submission, receipt, a source's follow-up (state: `PublicState`).
+//! - `analyst/`: the desk pages and the JSON API (state: `AnalystState`).
+//! - `shared/`: what both render: pages, the language of a request, cookies.
+//! - `middleware/`: security headers, request logging, request budgets.
+//! - `transport/`: the serve loop with its deadlines, TLS, watched upload bodies.
+//!
+//! `public` and `analyst` never import each other: what both need lives in the other three.
 
 pub mod analyst;
-mod body;
-mod desk;
-mod keys;
-mod limits;
-mod pages;
+pub mod middleware;
 pub mod public;
-pub mod serve;
-mod source;
-pub mod tls;
+pub mod shared;
+pub mod transport;
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use tokio::sync::Semaphore;
-
-use crate::auth::signin::Authenticator;
-use crate::config::Config;
-use crate::intake::Intake;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub intake: Arc<Intake>,
-    pub auth: Arc<Authenticator>,
-    pub config: Arc<Config>,
-    /// Bounds the submissions being received at once (and so the memory they hold).
-    pub submissions: Arc<Semaphore>,
-    /// Sources signed in with their receipt (held in memory only).
-    pub sources: Arc<crate::followup::SourceSessions>,
-}
-
-impl AppState {
-    pub fn new(intake: Arc<Intake>, auth: Arc<Authenticator>, config: Arc<Config>) -> Self {
-        let permits = config.limits.max_concurrent_submissions as usize;
-        Self {
-            intake,
-            auth,
-            submissions: Arc::new(Semaphore::new(permits)),
-            sources: Arc::new(crate::followup::SourceSessions::new(&config.followup)),
-            config,
-        }
-    }
-}
-
-/// The Content-Security-Policy of every page: nothing but our own stylesheet and images, no
-/// script at all, forms post only to us, and no framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// `Strict-Transport-Security` on responses served over TLS: two years, and no
-/// `includeSubDomains` (other sites of the operator's domain are not ours to pin to HTTPS).
-pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000";
-
-/// Adds the security headers to every response, on both listeners; over TLS, HSTS as well.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let over_tls = request.extensions().get::<serve::Transport>() == Some(&serve::Transport::Tls);
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
-        h.insert(name, HeaderValue::from_static(value));
-    };
-    set(
-        headers,
-        header::CONTENT_SECURITY_POLICY,
-        CONTENT_SECURITY_POLICY,
-    );
-    set(headers, header::REFERRER_POLICY, "no-referrer");
-    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(headers, header::CACHE_CONTROL, "no-store");
-    set(
-        headers,
-        HeaderName::from_static("cross-origin-opener-policy"),
-        "same-origin",
-    );
-    set(
-        headers,
-        HeaderName::from_static("cross-origin-embedder-policy"),
-        "require-corp",
-    );
-    set(
-        headers,
-        HeaderName::from_static("cross-origin-resource-policy"),
-        "same-origin",
-    );
-    set(
-        headers,
-        HeaderName::from_static("permissions-policy"),
-        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-    );
-    if over_tls {
-        set(
-            headers,
-            header::STRICT_TRANSPORT_SECURITY,
-            STRICT_TRANSPORT_SECURITY,
-        );
-    }
-    headers.remove(header::SERVER);
-    response
-}
-
-/// `Onion-Location: http://<onion address><path>` on public responses to requests for a name
-/// that is not an onion address (a clearnet site, with TLS in tipbox or in a proxy in front), so
-/// that Tor Browser offers the onion service. Requests that came through the onion service
-/// (`Host: ….onion`) do not get it.
-pub async fn onion_location(
-    axum::extract::State(onion): axum::extract::State<Arc<str>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let location = (!requested_onion(&request)).then(|| {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .filter(|p| p.starts_with('/'))
-            .unwrap_or("/");
-        format!("http://{onion}{path}")
-    });
-    let mut response = next.run(request).await;
-    if let Some(value) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static("onion-location"), value);
-    }
-    response
-}
-
-/// Whether the request names an onion address: the URI's authority (HTTP/2) or `Host`.
-fn requested_onion(request: &Request) -> bool {
-    let host = match request.uri().host() {
-        Some(host) => host,
-        None => match request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-        {
-            // An onion name has no brackets or colons: dropping a port is enough.
-            Some(host) => host.rsplit_once(':').map_or(host, |(name, _)| name),
-            None => return false,
-        },
-    };
-    host.trim_end_matches('.')
-        .to_ascii_lowercase()
-        .ends_with(".onion")
-}
-
-/// Logs the route pattern, status and duration of each request — never the client's address,
-/// User-Agent, query string, headers or body.
-pub async fn log_requests(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "(unmatched)".to_owned());
-    let response = next.run(request).await;
-    tracing::debug!(
-        %method,
-        %route,
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
-    response
-}
-
-/// Applies the layers every router shares.
-pub fn with_common_layers(router: axum::Router) -> axum::Router {
-    router
-        .layer(middleware::from_fn(log_requests))
-        .layer(middleware::from_fn(security_headers))
-}
+pub use analyst::AnalystState;
+pub use public::PublicState;

@@ -19,15 +19,18 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::AppState;
-use super::body::SharedBody;
-use super::desk::{cookie, set_cookie};
-use super::pages::{Chrome, render};
-use super::public::{FormText, PageLang, Refusal, Upload, receive, refused, start_upload};
+use super::PublicState;
+use super::error::{Back, PageError, Refusal};
+use super::pages::attachments_help;
+use super::upload::{FormText, Upload, refused, watched_body};
 use crate::clock::{coarsen, now};
 use crate::followup::{OpenError, SESSION_COOKIE, SourceSession};
 use crate::i18n::Lang;
 use crate::receipt::{ReceiptCode, ReceiptError};
+use crate::web::shared::cookies::{cookie, set_cookie};
+use crate::web::shared::lang::PageLang;
+use crate::web::shared::pages::{Chrome, message_page, render};
+use crate::web::transport::body::SharedBody;
 
 /// Pairs the receipt form with the browser that loaded it.
 const SIGNIN_COOKIE: &str = "__Host-tipbox_signin";
@@ -62,11 +65,9 @@ struct CasePage {
     signout_help: String,
 }
 
-fn back_to_signin() -> (&'static str, &'static str) {
-    ("/followup", "followup-back-signin")
-}
-
-fn signin_page(status: StatusCode, lang: Lang, problem: Option<String>) -> Response {
+/// The receipt form, with a fresh token paired with a short-lived cookie, and what went wrong
+/// last time if anything did.
+pub(super) fn signin_page(status: StatusCode, lang: Lang, problem: Option<String>) -> Response {
     let token = crate::ids::random_id();
     let mut response = render(
         status,
@@ -86,29 +87,58 @@ fn signin_page(status: StatusCode, lang: Lang, problem: Option<String>) -> Respo
     response
 }
 
-fn session_ended(app: &AppState, lang: Lang) -> Response {
-    signin_page(
-        StatusCode::UNAUTHORIZED,
+impl PublicState {
+    /// How long a source session may sit idle, in whole minutes (for the pages to say).
+    fn idle_minutes(&self) -> u64 {
+        self.followup.session_idle_seconds.div_ceil(60)
+    }
+
+    /// The receipt form again, because the session has ended (or never was).
+    fn session_ended(&self, lang: Lang) -> PageError {
+        PageError::signin(
+            lang,
+            StatusCode::UNAUTHORIZED,
+            lang.t_args(
+                "followup-session-ended",
+                &[("minutes", self.idle_minutes().to_string())],
+            ),
+        )
+    }
+
+    /// The live source session of a request, with its token.
+    fn source_session(&self, headers: &HeaderMap) -> Option<(SourceSession, Zeroizing<String>)> {
+        let token = cookie(headers, SESSION_COOKIE)?;
+        let session = self.sources.get(token)?;
+        Some((session, Zeroizing::new(token.to_owned())))
+    }
+}
+
+/// A wrong receipt and one whose report no longer exists get the same page.
+fn no_match(lang: Lang) -> PageError {
+    PageError::signin(
         lang,
-        Some(lang.t_args(
-            "followup-session-ended",
-            &[("minutes", idle_minutes(app).to_string())],
-        )),
+        StatusCode::UNAUTHORIZED,
+        lang.t("followup-error-no-match"),
     )
 }
 
-fn idle_minutes(app: &AppState) -> u64 {
-    app.config.followup.session_idle_seconds.div_ceil(60)
+fn busy(lang: Lang) -> PageError {
+    PageError::signin(
+        lang,
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang.t("followup-error-busy"),
+    )
 }
 
-/// The live source session of a request, with its token.
-fn source_session(
-    app: &AppState,
-    headers: &HeaderMap,
-) -> Option<(SourceSession, Zeroizing<String>)> {
-    let token = cookie(headers, SESSION_COOKIE)?;
-    let session = app.sources.get(token)?;
-    Some((session, Zeroizing::new(token.to_owned())))
+/// A follow-up page that failed on our side.
+fn failed(lang: Lang, error: impl std::fmt::Display) -> PageError {
+    PageError::internal(
+        lang,
+        Refusal::FollowupFailed,
+        Back::CASE,
+        "a follow-up page failed",
+        error,
+    )
 }
 
 /// `GET /followup`: the receipt form.
@@ -124,21 +154,21 @@ pub struct SigninForm {
 
 /// `POST /followup`: checks the receipt and opens a session for its tip.
 pub async fn signin(
-    State(app): State<AppState>,
+    State(app): State<PublicState>,
     PageLang(lang): PageLang,
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
-) -> Response {
+) -> Result<Response, PageError> {
     let paired = cookie(&headers, SIGNIN_COOKIE).is_some_and(|expected| {
         expected.len() == form.csrf.len()
             && bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes()))
     });
     if !paired {
-        return signin_page(
-            StatusCode::FORBIDDEN,
+        return Err(PageError::signin(
             lang,
-            Some(lang.t("followup-error-form-expired")),
-        );
+            StatusCode::FORBIDDEN,
+            lang.t("followup-error-form-expired"),
+        ));
     }
     // A mistyped receipt is told apart from a wrong one: the words and their checksum say so
     // without looking anything up. Twelve words take far less than this.
@@ -147,47 +177,34 @@ pub async fn signin(
     } else {
         Err(ReceiptError::WordCount)
     };
-    let readings = match parsed {
-        Ok(readings) => readings,
-        Err(error) => {
-            let key = match error {
-                ReceiptError::WordCount => "followup-error-word-count",
-                ReceiptError::UnknownWord => "followup-error-unknown-word",
-                ReceiptError::Checksum => "followup-error-checksum",
-            };
-            return signin_page(StatusCode::BAD_REQUEST, lang, Some(lang.t(key)));
-        }
-    };
+    let readings = parsed.map_err(|error| {
+        let key = match error {
+            ReceiptError::WordCount => "followup-error-word-count",
+            ReceiptError::UnknownWord => "followup-error-unknown-word",
+            ReceiptError::Checksum => "followup-error-checksum",
+        };
+        PageError::signin(lang, StatusCode::BAD_REQUEST, lang.t(key))
+    })?;
     drop(form);
     // A session this browser already had ends here, whichever tip it was for.
     if let Some(old) = cookie(&headers, SESSION_COOKIE) {
         app.sources.end(old);
     }
     if !app.sources.allow_signin() {
-        return busy(lang);
+        return Err(busy(lang));
     }
-    let found = match app.intake.open_case(readings).await {
-        Ok(found) => found,
-        Err(error) => {
-            tracing::error!(%error, "could not look up a receipt");
-            return signin_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                lang,
-                Some(lang.t("error-internal-followup")),
-            );
-        }
-    };
-    // A wrong receipt and one whose report no longer exists get the same page.
-    let Some((tip, identity)) = found else {
-        return signin_page(
-            StatusCode::UNAUTHORIZED,
+    let found = app.intake.open_case(readings).await.map_err(|error| {
+        PageError::signin(
             lang,
-            Some(lang.t("followup-error-no-match")),
-        );
-    };
+            StatusCode::INTERNAL_SERVER_ERROR,
+            lang.t("error-internal-followup"),
+        )
+        .because("could not look up a receipt", error)
+    })?;
+    let (tip, identity) = found.ok_or_else(|| no_match(lang))?;
     let token = match app.sources.open(tip.id, identity) {
         Ok(token) => token,
-        Err(OpenError::Full) => return busy(lang),
+        Err(OpenError::Full) => return Err(busy(lang)),
     };
     let mut response = Redirect::to(&format!("/followup/case?lang={}", lang.tag())).into_response();
     let headers = response.headers_mut();
@@ -196,23 +213,11 @@ pub async fn signin(
         set_cookie(
             SESSION_COOKIE,
             &token,
-            app.config.followup.session_max_seconds as i64,
+            app.followup.session_max_seconds as i64,
         ),
     );
     headers.append(header::SET_COOKIE, set_cookie(SIGNIN_COOKIE, "", 0));
-    response
-}
-
-fn busy(lang: Lang) -> Response {
-    let mut response = signin_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        lang,
-        Some(lang.t("followup-error-busy")),
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-    response
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -224,31 +229,27 @@ pub struct CaseQuery {
 /// `GET /followup/case`: where the report stands, the replies (opened here with the session's
 /// key, marked read), and the forms to add more and to sign out.
 pub async fn case(
-    State(app): State<AppState>,
+    State(app): State<PublicState>,
     PageLang(lang): PageLang,
     Query(query): Query<CaseQuery>,
     headers: HeaderMap,
-) -> Response {
-    let Some((session, token)) = source_session(&app, &headers) else {
-        return session_ended(&app, lang);
-    };
+) -> Result<Response, PageError> {
+    let (session, token) = app
+        .source_session(&headers)
+        .ok_or_else(|| app.session_ended(lang))?;
     let store = &app.intake.store;
-    let status = match store.tip_status(&session.tip_id).await {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            app.sources.end(&token);
-            return signin_page(
-                StatusCode::UNAUTHORIZED,
-                lang,
-                Some(lang.t("followup-error-no-match")),
-            );
-        }
-        Err(error) => return internal(lang, &error),
+    let Some(status) = store
+        .tip_status(&session.tip_id)
+        .await
+        .map_err(|e| failed(lang, e))?
+    else {
+        app.sources.end(&token);
+        return Err(no_match(lang));
     };
-    let sealed = match store.source_replies(&session.tip_id).await {
-        Ok(replies) => replies,
-        Err(error) => return internal(lang, &error),
-    };
+    let sealed = store
+        .source_replies(&session.tip_id)
+        .await
+        .map_err(|e| failed(lang, e))?;
     let mut replies = Vec::with_capacity(sealed.len());
     let mut newly_read = Vec::new();
     for reply in sealed {
@@ -270,14 +271,11 @@ pub async fn case(
         });
     }
     let read_at = coarsen(now(), app.intake.time_granularity());
-    if let Err(error) = store
+    store
         .mark_replies_read(&session.tip_id, &newly_read, read_at)
         .await
-    {
-        return internal(lang, &error);
-    }
-    let limits = &app.config.limits;
-    render(
+        .map_err(|e| failed(lang, e))?;
+    Ok(render(
         StatusCode::OK,
         &CasePage {
             chrome: Chrome {
@@ -288,20 +286,13 @@ pub async fn case(
             status: lang.t(status_key(&status)),
             added: query.added.is_some(),
             replies,
-            attachments_help: lang.t_args(
-                "submit-attachments-help",
-                &[
-                    ("count", limits.max_attachments.to_string()),
-                    ("size", lang.size(limits.max_attachment_bytes)),
-                    ("total", lang.size(limits.max_total_bytes)),
-                ],
-            ),
+            attachments_help: attachments_help(lang, &app.limits),
             signout_help: lang.t_args(
                 "case-signout-help",
-                &[("minutes", idle_minutes(&app).to_string())],
+                &[("minutes", app.idle_minutes().to_string())],
             ),
         },
-    )
+    ))
 }
 
 /// What a source is told of a status: received, being reviewed, or closed. A tip marked as
@@ -333,87 +324,47 @@ fn open_reply(session: &SourceSession, sealed: &[u8]) -> anyhow::Result<Zeroizin
     Ok(reply.text)
 }
 
-fn internal(lang: Lang, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(%error, "a follow-up page failed");
-    super::public::message_page_back(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        lang,
-        "error-title",
-        vec![lang.t("error-internal-followup")],
-        None,
-    )
-}
-
 /// `POST /followup/case/add`: more text and files for the same tip, sealed and limited like a
 /// first submission.
 pub async fn add(
-    State(app): State<AppState>,
+    State(app): State<PublicState>,
     PageLang(lang): PageLang,
     request: Request,
-) -> Response {
-    let limits = app.config.limits.clone();
+) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
-    let body = SharedBody::new(
-        body,
-        limits.min_upload_bytes_per_second,
-        Duration::from_secs(limits.upload_rate_grace_seconds),
-    );
-    let back = ("/followup/case", "followup-back-case");
-    let Some((session, token)) = source_session(&app, &parts.headers) else {
-        return refused(
-            &parts,
-            &body,
-            Refusal::SessionEnded,
-            lang,
-            &limits,
-            back_to_signin(),
-        )
-        .await;
+    let body = watched_body(body, &app.limits);
+    let refuse = async |refusal: Refusal| {
+        let back = match refusal {
+            Refusal::SessionEnded => Back::SIGNIN,
+            _ => Back::CASE,
+        };
+        refused(&parts, &body, refusal, lang, &app.limits, back).await
+    };
+    let Some((session, token)) = app.source_session(&parts.headers) else {
+        return Err(refuse(Refusal::SessionEnded).await);
     };
     match receive_followup(&app, lang, &parts, &body, &session).await {
         Ok(response) => {
             // An upload can outlast the idle time: it was activity, so the session lives on
             // and the confirmation page can be shown.
             let _ = app.sources.get(&token);
-            response
+            Ok(response)
         }
-        Err(Refusal::SessionEnded) => {
-            refused(
-                &parts,
-                &body,
-                Refusal::SessionEnded,
-                lang,
-                &limits,
-                back_to_signin(),
-            )
-            .await
-        }
-        Err(refusal) => refused(&parts, &body, refusal, lang, &limits, back).await,
+        Err(refusal) => Err(refuse(refusal).await),
     }
 }
 
 async fn receive_followup(
-    app: &AppState,
+    app: &PublicState,
     lang: Lang,
     parts: &axum::http::request::Parts,
     body: &SharedBody,
     session: &SourceSession,
 ) -> Result<Response, Refusal> {
-    let Upload {
-        _slot,
-        mut multipart,
-        mut submission,
-    } = start_upload(app, parts, body, &["csrf", "message", "attachment"]).await?;
+    let mut upload = Upload::start(app, parts, body, &["csrf", "message", "attachment"]).await?;
     let mut form = FormText::default();
-    let received = receive(
-        &mut multipart,
-        body,
-        &mut submission,
-        &mut form,
-        &app.config.limits,
-    )
-    .await;
-    drop(multipart);
+    let received = upload.receive(body, &mut form, &app.limits).await;
+    let (submission, _slot) = upload.into_submission();
     let checked = received.and_then(|()| {
         if !form.csrf.as_deref().is_some_and(|t| session.check_csrf(t)) {
             return Err(Refusal::SessionEnded);
@@ -458,34 +409,27 @@ pub struct DeleteForm {
 
 /// `POST /followup/case/delete-reply`: erases the source's copy of a reply it has read.
 pub async fn delete_reply(
-    State(app): State<AppState>,
+    State(app): State<PublicState>,
     PageLang(lang): PageLang,
     headers: HeaderMap,
     Form(form): Form<DeleteForm>,
-) -> Response {
-    let Some((session, _)) = source_session(&app, &headers) else {
-        return session_ended(&app, lang);
-    };
-    if !session.check_csrf(&form.csrf) {
-        return session_ended(&app, lang);
-    }
+) -> Result<Response, PageError> {
+    let session = app
+        .source_session(&headers)
+        .map(|(session, _)| session)
+        .filter(|session| session.check_csrf(&form.csrf))
+        .ok_or_else(|| app.session_ended(lang))?;
     let at = coarsen(now(), app.intake.time_granularity());
-    match app
+    let deleted = app
         .intake
         .store
         .delete_source_reply(&session.tip_id, &form.reply, at)
         .await
-    {
-        Ok(true) => Redirect::to(&format!("/followup/case?lang={}", lang.tag())).into_response(),
-        Ok(false) => super::public::message_page_back(
-            StatusCode::NOT_FOUND,
-            lang,
-            "error-title",
-            vec![lang.t("case-reply-not-found")],
-            Some(("/followup/case", "followup-back-case")),
-        ),
-        Err(error) => internal(lang, &error),
+        .map_err(|e| failed(lang, e))?;
+    if !deleted {
+        return Err(PageError::refused(lang, Refusal::ReplyNotFound, Back::CASE));
     }
+    Ok(Redirect::to(&format!("/followup/case?lang={}", lang.tag())).into_response())
 }
 
 #[derive(Deserialize)]
@@ -495,7 +439,7 @@ pub struct SignoutForm {
 
 /// `POST /followup/signout`: ends the session (its key is dropped) and clears the browser.
 pub async fn signout(
-    State(app): State<AppState>,
+    State(app): State<PublicState>,
     PageLang(lang): PageLang,
     headers: HeaderMap,
     Form(form): Form<SignoutForm>,
@@ -507,7 +451,7 @@ pub async fn signout(
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         app.sources.end(token);
     }
-    let mut response = super::public::message_page_back(
+    let mut response = message_page(
         StatusCode::OK,
         lang,
         "signedout-title",

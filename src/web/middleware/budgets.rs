@@ -27,6 +27,8 @@ use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::{GlobalKeyExtractor, KeyExtractor};
 
 use crate::config::{ClientAddress, RateLimits};
+use crate::web::shared::lang::PageLang;
+use crate::web::shared::pages::message_page;
 
 /// Set on a response refused for being over budget, so the page layer can localize it.
 static LIMITED: HeaderName = HeaderName::from_static("x-tipbox-limited");
@@ -174,7 +176,7 @@ pub fn analyst(limits: &RateLimits, router: axum::Router) -> axum::Router {
 
 /// Turns an over-budget answer on the public listener into a page in the visitor's language.
 pub async fn localize_limited(
-    super::public::PageLang(lang): super::public::PageLang,
+    PageLang(lang): PageLang,
     request: Request,
     next: Next,
 ) -> axum::response::Response {
@@ -183,7 +185,7 @@ pub async fn localize_limited(
         return response;
     }
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-    let mut page = super::public::message_page_back(
+    let mut page = message_page(
         StatusCode::TOO_MANY_REQUESTS,
         lang,
         "limited-title",

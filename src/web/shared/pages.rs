@@ -1,11 +1,14 @@
-//! Server-rendered pages (askama): the templates' data, and turning a page into a response.
+//! Server-rendered pages (askama) on both listeners: every page's frame (`Chrome`), the page
+//! that says one thing (errors, "paused", "signed out"), the stylesheet, and turning a page
+//! into a response.
 
 use askama::Template;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::i18n::Lang;
-use crate::intake::IncidentType;
+
+static STYLESHEET: &str = include_str!("../../../static/style.css");
 
 /// What every page's frame needs: the language, and the path the language switch links to.
 pub struct Chrome {
@@ -43,50 +46,6 @@ impl Chrome {
     }
 }
 
-#[derive(Template)]
-#[template(path = "landing.html")]
-pub struct LandingPage {
-    pub chrome: Chrome,
-}
-
-#[derive(Template)]
-#[template(path = "submit.html")]
-pub struct SubmitPage {
-    pub chrome: Chrome,
-    pub incident_options: Vec<(&'static str, String)>,
-    pub attachments_help: String,
-}
-
-impl SubmitPage {
-    pub fn new(lang: Lang, limits: &crate::config::Limits) -> Self {
-        Self {
-            chrome: Chrome {
-                lang,
-                path: "/submit",
-            },
-            incident_options: IncidentType::ALL
-                .into_iter()
-                .map(|t| (t.name(), lang.t(&format!("incident-{}", t.name()))))
-                .collect(),
-            attachments_help: lang.t_args(
-                "submit-attachments-help",
-                &[
-                    ("count", limits.max_attachments.to_string()),
-                    ("size", lang.size(limits.max_attachment_bytes)),
-                    ("total", lang.size(limits.max_total_bytes)),
-                ],
-            ),
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "receipt.html")]
-pub struct ReceiptPage<'a> {
-    pub chrome: Chrome,
-    pub receipt: &'a str,
-}
-
 /// A page that says one thing: an error, or that submissions are paused.
 #[derive(Template)]
 #[template(path = "message.html")]
@@ -108,4 +67,43 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }
+}
+
+/// A page that says one thing, with an optional link back (path and its text's key).
+pub fn message_page(
+    status: StatusCode,
+    lang: Lang,
+    title_key: &str,
+    lines: Vec<String>,
+    back: Option<(&'static str, &'static str)>,
+) -> Response {
+    render(
+        status,
+        &MessagePage {
+            chrome: Chrome {
+                lang,
+                path: back.map_or("/submit", |(path, _)| path),
+            },
+            title: lang.t(title_key),
+            lines,
+            back: back.map(|(path, text)| (format!("{path}?lang={}", lang.tag()), lang.t(text))),
+        },
+    )
+}
+
+/// Adds `Retry-After: seconds` to a response (refusals that end when load or keys change).
+pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// `GET /static/style.css`, on both listeners.
+pub async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+        .into_response()
 }

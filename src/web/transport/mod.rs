@@ -8,14 +8,14 @@
 //!   also runs while a kept-alive connection waits for its next request, so an idle connection
 //!   is closed after the same time;
 //! - HTTP/2: connections are pinged, and closed when the client stops answering;
-//! - bodies: uploads have their own per-read timeout and minimum rate (`web::body`); other
+//! - bodies: uploads have their own per-read timeout and minimum rate (`body`); other
 //!   routes' bodies must arrive within `limits.body_timeout_seconds` (30; `body_timeout`).
 //!
 //! The peer address is put in the request's extensions as `ConnectInfo` for the per-client
-//! budget (`web::limits`), and nowhere else; so is the `Transport` (plain HTTP or TLS), for
+//! budget (`web::middleware::budgets`), and nowhere else; so is the `Transport` (plain HTTP or TLS), for
 //! headers that only make sense over TLS.
 //!
-//! With TLS (`web::tls`), the handshake runs in the connection's own task, so a slow client
+//! With TLS (`tls`), the handshake runs in the connection's own task, so a slow client
 //! never holds up the accept loop, and must finish within the header-read timeout.
 
 use std::future::Future;
@@ -33,7 +33,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use super::tls::Tls;
+pub mod body;
+pub mod tls;
+
+use tls::Tls;
 
 /// How long shutdown waits for requests in flight before closing their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

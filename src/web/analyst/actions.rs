@@ -1,0 +1,173 @@
+//! What an analyst can do to a tip, the same whether asked from a desk form or the API:
+//! triage (status, labels, assignee), write a note or a reply (sealed here, never stored in
+//! clear), and every action's audit entry. Each surface turns `ActionError` into its own answer.
+
+use zeroize::Zeroizing;
+
+use super::AnalystState;
+use super::error::ActionError;
+use crate::auth::signin::Analyst;
+use crate::clock::now;
+use crate::ids::valid_id;
+use crate::intake::IntakeError;
+use crate::store::{STATUSES, TriageUpdate};
+
+/// The most labels on one tip.
+const MAX_LABELS: usize = 20;
+/// The longest note or reply, in bytes.
+pub const MAX_WRITING_BYTES: usize = 32 * 1024;
+
+/// A triage change as asked: `None` leaves a field as it is.
+pub struct Triage {
+    pub status: Option<String>,
+    pub labels: Option<Vec<String>>,
+    /// A username, or `Some(None)` to unassign.
+    pub assignee: Option<Option<String>>,
+}
+
+fn valid_label(label: &str) -> bool {
+    (1..=64).contains(&label.chars().count()) && !label.chars().any(char::is_control)
+}
+
+/// Checks and applies a triage change to tip `id`, and records it in the audit trail.
+pub async fn triage(
+    app: &AnalystState,
+    analyst: &Analyst,
+    id: &str,
+    triage: Triage,
+) -> Result<(), ActionError> {
+    if !valid_id(id) {
+        return Err(ActionError::NotFound("no such tip"));
+    }
+    if triage
+        .status
+        .as_deref()
+        .is_some_and(|s| !STATUSES.contains(&s))
+    {
+        return Err(ActionError::Invalid(
+            "status must be one of new, in_review, verified, closed, spam".into(),
+        ));
+    }
+    if let Some(labels) = &triage.labels
+        && (labels.len() > MAX_LABELS || !labels.iter().all(|l| valid_label(l)))
+    {
+        return Err(ActionError::Invalid(
+            "at most 20 labels of 1 to 64 characters".into(),
+        ));
+    }
+    let store = &app.intake.store;
+    let assignee_id = match &triage.assignee {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(name)) => match store.analyst_id(name).await? {
+            Some(id) => Some(Some(id)),
+            None => return Err(ActionError::Invalid("no such analyst to assign".into())),
+        },
+    };
+    let update = TriageUpdate {
+        status: triage.status.clone(),
+        labels: triage.labels.clone(),
+        assignee_id,
+    };
+    if !store.update_tip(id, &update).await? {
+        return Err(ActionError::NotFound("no such tip"));
+    }
+    audit(
+        app,
+        analyst,
+        "tip.update",
+        id,
+        serde_json::json!({
+            "status": triage.status,
+            "labels": triage.labels,
+            "assignee": triage.assignee,
+        }),
+    )
+    .await;
+    Ok(())
+}
+
+/// What an analyst writes on a tip: an internal note, or a reply the source will read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Writing {
+    Note,
+    Reply,
+}
+
+impl Writing {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Writing::Note => "note",
+            Writing::Reply => "reply",
+        }
+    }
+}
+
+/// Seals a note (to the reviewer keys) or a reply (to the tip's source and the reviewer keys)
+/// onto tip `tip_id`, records it in the audit trail, and returns its id.
+pub async fn write(
+    app: &AnalystState,
+    analyst: &Analyst,
+    tip_id: &str,
+    what: Writing,
+    text: Zeroizing<String>,
+) -> Result<String, ActionError> {
+    let kind = what.kind();
+    if !valid_id(tip_id) {
+        return Err(ActionError::NotFound("no such tip"));
+    }
+    if text.trim().is_empty() || text.len() > MAX_WRITING_BYTES {
+        return Err(ActionError::Invalid(
+            format!("a {kind} is 1 byte to 32 KiB of text").into(),
+        ));
+    }
+    let sealed = match what {
+        Writing::Note => app.intake.add_note(tip_id, &analyst.username, text).await,
+        Writing::Reply => app.intake.add_reply(tip_id, &analyst.username, text).await,
+    };
+    match sealed {
+        Ok(Some(id)) => {
+            audit(
+                app,
+                analyst,
+                &format!("{kind}.add"),
+                tip_id,
+                serde_json::json!({ kind: id }),
+            )
+            .await;
+            Ok(id)
+        }
+        Ok(None) => Err(ActionError::NotFound("no such tip")),
+        Err(IntakeError::Paused) => Err(ActionError::Unavailable(format!(
+            "no usable reviewer key: the {kind} cannot be sealed"
+        ))),
+        Err(error) if error.keys_revoked() => Err(ActionError::Unavailable(format!(
+            "a reviewer key was revoked while the {kind} was sealed; nothing was stored: send it again"
+        ))),
+        Err(error) => Err(ActionError::internal(error)),
+    }
+}
+
+/// Writes an audit entry for an analyst's action; a failure is logged, not shown.
+pub async fn audit(
+    app: &AnalystState,
+    analyst: &Analyst,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) {
+    if let Err(error) = app
+        .intake
+        .store
+        .append_audit(
+            &analyst.username,
+            action,
+            subject,
+            &detail.to_string(),
+            now(),
+        )
+        .await
+    {
+        tracing::error!(%error, "could not write the audit trail");
+    }
+}

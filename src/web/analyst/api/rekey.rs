@@ -1,0 +1,297 @@
+//! `/api/v1/rekey` and the item replacements: re-keying, for any analyst who holds a key that
+//! opens old items. What needs it; a new header for an item sealed to a retired key; a fresh
+//! encryption for an item sealed to a revoked key. Every swap is in the audit trail; no
+//! plaintext or private key ever reaches these routes.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use crate::clock::{coarsen, now};
+use crate::ids::{random_id, valid_id};
+use crate::intake::CHUNK_BYTES;
+use crate::rekey::MAX_HEADER_BYTES;
+use crate::store::{RekeyMode, RekeyRefusal, Rekeyed};
+use crate::web::analyst::AnalystState;
+use crate::web::analyst::error::{ApiError, internal};
+use crate::web::analyst::extract::ApiAnalyst;
+
+#[derive(Deserialize)]
+pub struct RekeyQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/rekey`: the current key set (with its recipients, for the client to wrap to),
+/// how many items still need re-keying, and a page of them in id order (`after`: the `next`
+/// of the previous page). Items in `header` mode come with their current header.
+pub async fn items(
+    State(app): State<AnalystState>,
+    ApiAnalyst(_): ApiAnalyst,
+    query: Result<Query<RekeyQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::bad_request("bad query parameters"))?;
+    let after = query.after.unwrap_or_default();
+    if !(after.is_empty() || valid_id(&after)) {
+        return Err(ApiError::bad_request("bad cursor"));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    let store = &app.intake.store;
+    let snapshot = store.keyring_snapshot().await.map_err(internal)?;
+    let sets = store.key_set_status().await.map_err(internal)?;
+    let (mut header, mut payload) = (0, 0);
+    for set in &sets {
+        if set.revoked_at.is_some() {
+            payload += set.items;
+        } else if set.retired_at.is_some() {
+            header += set.items;
+        }
+    }
+    let items = store
+        .items_to_rekey(&after, limit)
+        .await
+        .map_err(internal)?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|i| i.id.clone()))
+        .flatten();
+    let key_set = snapshot.key_set.map(|(id, fingerprint, keys)| {
+        serde_json::json!({
+            "id": id,
+            "fingerprint": fingerprint,
+            "keys": keys.iter().map(|k| serde_json::json!({
+                "id": k.id,
+                "fingerprint": k.fingerprint,
+                "label": k.label,
+                "kind": k.recipient.kind.as_db(),
+                "recipient": k.recipient.text,
+            })).collect::<Vec<_>>(),
+        })
+    });
+    Ok(Json(serde_json::json!({
+        "keyring_version": snapshot.version,
+        "key_set": key_set,
+        "remaining": { "header": header, "payload": payload },
+        "items": items.iter().map(|i| serde_json::json!({
+            "id": i.id,
+            "tip": i.tip_id,
+            "kind": i.kind,
+            "size": i.size,
+            "key_set": i.key_set_id,
+            "mode": i.mode,
+            "header": i.header.as_ref().map(|h| BASE64.encode(h)),
+        })).collect::<Vec<_>>(),
+        "next": next,
+    }))
+    .into_response())
+}
+
+fn refusal(error: RekeyRefusal) -> ApiError {
+    use RekeyRefusal::*;
+    let status = match &error {
+        NoSuchItem => StatusCode::NOT_FOUND,
+        NotNeeded | NeedsFreshEncryption | PayloadChanged | PayloadNotFresh | Changed
+        | KeyringChanged(_) => StatusCode::CONFLICT,
+        WrongLength { .. } | Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Damaged(_) | Store(_) => return internal(error),
+    };
+    ApiError::new(status, error.to_string())
+}
+
+fn rekeyed_json(item: &str, rekeyed: &Rekeyed) -> Response {
+    Json(serde_json::json!({
+        "id": item,
+        "mode": rekeyed.mode,
+        "from_key_set": rekeyed.from_key_set,
+        "key_set": rekeyed.to_key_set,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRequest {
+    /// The key set the item was sealed to when the client fetched its header.
+    from_key_set: i64,
+    /// The key set the new header wraps the file key to: must still be the current one.
+    to_key_set: i64,
+    /// The SHA-256 (hex) of the header the client re-wrapped.
+    replaces: String,
+    /// The new header, base64.
+    header: String,
+}
+
+/// `PUT /api/v1/items/{id}/header`: for an item sealed to a retired key (none revoked), its
+/// file key re-wrapped to the current keys. The payload stays as it is, byte for byte.
+pub async fn replace_header(
+    State(app): State<AnalystState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    Path(id): Path<String>,
+    body: Result<Json<HeaderRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.map_err(|_| {
+        ApiError::bad_request(
+            "expected JSON {\"from_key_set\", \"to_key_set\", \"replaces\", \"header\"}",
+        )
+    })?;
+    if !valid_id(&id) {
+        return Err(ApiError::not_found("no such item"));
+    }
+    let header = BASE64
+        .decode(request.header.as_bytes())
+        .map_err(|_| ApiError::bad_request("header: expected base64"))?;
+    if header.len() > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the header is too large",
+        ));
+    }
+    let rekeyed = app
+        .intake
+        .store
+        .replace_header(
+            &id,
+            request.from_key_set,
+            &request.replaces,
+            &header,
+            request.to_key_set,
+            &analyst.username,
+            now(),
+        )
+        .await
+        .map_err(refusal)?;
+    Ok(rekeyed_json(&id, &rekeyed))
+}
+
+#[derive(Deserialize)]
+pub struct SealedQuery {
+    from_key_set: i64,
+    to_key_set: i64,
+}
+
+/// `PUT /api/v1/items/{id}/sealed?from_key_set=N&to_key_set=M`: a complete age file, sealed to
+/// the current keys, in place of the stored one. For an item sealed to a revoked key it must be
+/// a fresh encryption (new file key and nonce); for one whose keys were only retired, its
+/// payload must be the stored one, byte for byte (only the header may change). Streamed into
+/// staged chunks, checked, then swapped in one transaction.
+pub async fn replace_sealed(
+    State(app): State<AnalystState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    Path(id): Path<String>,
+    query: Result<Query<SealedQuery>, QueryRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|_| ApiError::bad_request("expected ?from_key_set=N&to_key_set=M"))?;
+    if !valid_id(&id) {
+        return Err(ApiError::not_found("no such item"));
+    }
+    let store = &app.intake.store;
+    // Refusals that need no upload come first.
+    let target = store.rekey_target(&id).await.map_err(refusal)?;
+    if target.key_set_id != query.from_key_set {
+        return Err(refusal(RekeyRefusal::Changed));
+    }
+    // Checked again in the swap's transaction; here so that a stale client uploads nothing.
+    let keyring = store.keyring_version().await.map_err(internal)?;
+    if keyring.key_set_id != Some(query.to_key_set) {
+        return Err(refusal(RekeyRefusal::KeyringChanged(keyring.key_set_id)));
+    }
+    let limit = target.size as u64 + MAX_HEADER_BYTES as u64;
+    let staged_id = random_id();
+    let swapped = match stage_upload(&app, &staged_id, query.to_key_set, body, limit).await {
+        Ok(size) => store
+            .replace_sealed(
+                &id,
+                &target,
+                &staged_id,
+                size,
+                query.to_key_set,
+                &analyst.username,
+                now(),
+            )
+            .await
+            .map_err(refusal),
+        Err(error) => Err(error),
+    };
+    match swapped {
+        Ok(rekeyed) => {
+            if rekeyed.mode == RekeyMode::Payload {
+                tracing::info!("an item sealed to a revoked key was encrypted afresh");
+            }
+            Ok(rekeyed_json(&id, &rekeyed))
+        }
+        Err(error) => {
+            discard(&app, &staged_id).await;
+            Err(error)
+        }
+    }
+}
+
+async fn discard(app: &AnalystState, staged_id: &str) {
+    if let Err(error) = app
+        .intake
+        .store
+        .discard_staged(&[staged_id.to_owned()])
+        .await
+    {
+        tracing::error!(%error, "could not delete a staged re-key upload; the sweeper will");
+    }
+}
+
+/// Streams the request body into staged chunks of the item `staged_id` (at most `limit` bytes;
+/// swept like any staged upload if left behind); returns its size.
+async fn stage_upload(
+    app: &AnalystState,
+    staged_id: &str,
+    key_set: i64,
+    body: Body,
+    limit: u64,
+) -> Result<i64, ApiError> {
+    let store = &app.intake.store;
+    let staged_at = coarsen(now(), app.intake.time_granularity());
+    store
+        .stage_item(staged_id, key_set, staged_at)
+        .await
+        .map_err(internal)?;
+    let mut stream = body.into_data_stream();
+    let (mut pending, mut seq, mut total) = (Vec::with_capacity(CHUNK_BYTES), 0i64, 0u64);
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(60), stream.next())
+            .await
+            .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, "the upload stalled"))?;
+        let Some(piece) = next else { break };
+        let piece = piece.map_err(|_| ApiError::bad_request("the upload was cut off"))?;
+        total += piece.len() as u64;
+        if total > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "larger than the item it replaces could be",
+            ));
+        }
+        pending.extend_from_slice(&piece);
+        // Every chunk but the last is exactly CHUNK_BYTES, so the first one holds the header.
+        while pending.len() >= CHUNK_BYTES {
+            let rest = pending.split_off(CHUNK_BYTES);
+            store
+                .append_chunk(staged_id, seq, &pending)
+                .await
+                .map_err(internal)?;
+            seq += 1;
+            pending = rest;
+        }
+    }
+    if !pending.is_empty() || seq == 0 {
+        store
+            .append_chunk(staged_id, seq, &pending)
+            .await
+            .map_err(internal)?;
+    }
+    Ok(total as i64)
+}

@@ -1,0 +1,78 @@
+//! `/api/v1/session`: signing in with password and TOTP for a bearer token, who the token
+//! belongs to, and signing out.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::auth::signin::SignInError;
+use crate::clock::now;
+use crate::web::analyst::AnalystState;
+use crate::web::analyst::error::ApiError;
+use crate::web::analyst::extract::ApiSession;
+
+#[derive(Deserialize)]
+pub struct SignInRequest {
+    username: String,
+    password: Zeroizing<String>,
+    totp: String,
+}
+
+/// `POST /api/v1/session`: `{"username", "password", "totp"}` → `{"token", "expires_at"}`.
+pub async fn create(
+    State(app): State<AnalystState>,
+    body: Result<Json<SignInRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.map_err(|_| {
+        ApiError::bad_request("expected JSON {\"username\", \"password\", \"totp\"}")
+    })?;
+    let now = now();
+    let analyst = app
+        .auth
+        .sign_in(&request.username, request.password, &request.totp, now)
+        .await
+        .map_err(|error| match error {
+            SignInError::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, "invalid credentials"),
+            SignInError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many sign-ins at once; try again shortly",
+            ),
+            SignInError::Internal(error) => ApiError::internal("sign-in failed", error),
+        })?;
+    let session = app
+        .auth
+        .start_session(&analyst, "api", now)
+        .await
+        .map_err(|error| ApiError::internal("could not start a session", error))?;
+    Ok(Json(serde_json::json!({
+        "token": session.token.as_str(),
+        "expires_at": session.expires_at,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/session`: who the token belongs to, and until when.
+pub async fn current(session: ApiSession) -> Response {
+    Json(serde_json::json!({
+        "username": session.analyst.username,
+        "role": session.analyst.role,
+        "expires_at": session.expires_at,
+    }))
+    .into_response()
+}
+
+/// `DELETE /api/v1/session`: signs out; the token stops working at once.
+pub async fn delete(
+    State(app): State<AnalystState>,
+    session: ApiSession,
+) -> Result<StatusCode, ApiError> {
+    app.auth
+        .end_session(&session.token, &session.analyst, now())
+        .await
+        .map_err(|error| ApiError::internal("could not sign out", error))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,57 @@
+//! The analyst listener: the desk (server-rendered pages) and the JSON API under `/api/v1`,
+//! and `/health`. Never reachable from the public listener.
+//!
+//! Its state, `AnalystState`, holds intake (the store and sealing) and analyst
+//! authentication; both surfaces act through `actions` and `downloads`, so a tip is triaged,
+//! written on and downloaded the same way from either.
+
+mod actions;
+mod api;
+mod desk;
+mod downloads;
+mod error;
+mod extract;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+use crate::auth::signin::Authenticator;
+use crate::config::Config;
+use crate::intake::Intake;
+use crate::web::middleware::{budgets, with_common_layers};
+use crate::web::shared::pages::stylesheet;
+
+/// What the analyst handlers can reach.
+#[derive(Clone)]
+pub struct AnalystState {
+    pub intake: Arc<Intake>,
+    pub auth: Arc<Authenticator>,
+    /// The fewest active reviewer keys a retirement may leave (`keys.min_active`).
+    pub min_active_keys: usize,
+}
+
+impl AnalystState {
+    pub fn new(intake: Arc<Intake>, auth: Arc<Authenticator>, config: &Config) -> Self {
+        Self {
+            intake,
+            auth,
+            min_active_keys: config.keys.min_active as usize,
+        }
+    }
+}
+
+/// The analyst router: desk, API and health behind the listener's budget, with the common
+/// layers. Request bodies are small here (64 KiB), but for re-key uploads.
+pub fn router(state: AnalystState, config: &Config) -> Router {
+    let router = Router::new()
+        .route("/health", get(api::health))
+        .merge(api::router())
+        .merge(desk::router())
+        .route("/static/style.css", get(stylesheet))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state);
+    with_common_layers(budgets::analyst(&config.rate_limits, router))
+}

@@ -1,0 +1,299 @@
+//! Receiving a multipart upload from a source — a first submission or an addition to it: a
+//! submission slot, the checks that come before any byte is stored (keys, free space, declared
+//! size), text fields held in zeroized memory, attachments sealed as they stream in, and a
+//! refusal that lets the client finish sending so that it reads our page.
+
+use std::path::Path;
+use std::time::Duration;
+
+use axum::http::header;
+use axum::http::request::Parts;
+use zeroize::Zeroizing;
+
+use super::PublicState;
+use super::error::{Back, PageError, Refusal};
+use crate::config::Limits;
+use crate::i18n::Lang;
+use crate::intake::{KeyState, Submission};
+use crate::web::transport::body::{IDLE_TIMEOUT, SharedBody, Violation};
+
+/// Multipart framing (boundaries, part headers) allowed on top of `limits.max_total_bytes`.
+const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+/// Longest accepted value of a short detail field (country, city, when), in characters.
+pub const MAX_DETAIL_CHARS: usize = 200;
+/// Longest recorded attachment file name, in bytes; longer names are cut.
+const MAX_FILE_NAME_BYTES: usize = 255;
+/// How long a submission may wait for a free slot before "busy" is answered.
+const QUEUE_WAIT: Duration = Duration::from_secs(30);
+/// The most bytes read while looking for the next part's headers (and the first boundary).
+const PART_HEADER_BUDGET: u64 = 1024 * 1024;
+
+/// The form's text fields, held until the end of the upload (cleared from memory on drop).
+#[derive(Default)]
+pub struct FormText {
+    pub csrf: Option<Zeroizing<String>>,
+    pub message: Option<Zeroizing<String>>,
+    pub incident_type: Option<Zeroizing<String>>,
+    pub country: Option<Zeroizing<String>>,
+    pub city: Option<Zeroizing<String>>,
+    pub when: Option<Zeroizing<String>>,
+}
+
+/// An upload in progress: its submission slot, the multipart reader and the submission that
+/// seals what arrives. Dropping it frees the slot.
+pub struct Upload {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    multipart: multer::Multipart<'static>,
+    pub submission: Submission,
+}
+
+impl Upload {
+    /// Takes a submission slot (waiting at most `QUEUE_WAIT`), checks that sealing is possible
+    /// and that the declared size fits, and starts reading the multipart body with `fields`.
+    pub async fn start(
+        app: &PublicState,
+        parts: &Parts,
+        body: &SharedBody,
+        fields: &[&str],
+    ) -> Result<Upload, Refusal> {
+        let limits = &app.limits;
+        let whole_limit = limits.max_total_bytes.saturating_add(MULTIPART_OVERHEAD);
+        let slot = std::sync::Arc::clone(&app.submissions).acquire_owned();
+        let Ok(Ok(slot)) = tokio::time::timeout(QUEUE_WAIT, slot).await else {
+            return Err(Refusal::Busy);
+        };
+        // Before any byte is read or written: a submission that cannot be stored in full is
+        // refused at once, not half way through.
+        if disk_is_short(&app.data_dir, limits.min_free_disk_bytes) {
+            return Err(Refusal::DiskFull);
+        }
+        // The keyring as it is now, on whichever node changed it: the very next submission
+        // after a key change is sealed to the new set.
+        let keys = match app.intake.keys.for_submission(&app.intake.store).await {
+            Ok(KeyState::Ready(keys)) => keys,
+            Ok(KeyState::NoKeys | KeyState::Unusable(_)) => return Err(Refusal::Paused),
+            Err(error) => {
+                tracing::error!(%error, "could not read the keyring");
+                return Err(Refusal::Internal);
+            }
+        };
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > whole_limit) {
+            return Err(Refusal::TotalTooLarge(limits.max_total_bytes));
+        }
+        let boundary = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| multer::parse_boundary(ct).ok())
+            .ok_or(Refusal::Malformed)?;
+        let constraints = multer::Constraints::new()
+            .allowed_fields(fields.to_vec())
+            .size_limit(
+                multer::SizeLimit::new()
+                    .whole_stream(whole_limit)
+                    .per_field(4 * MAX_DETAIL_CHARS as u64)
+                    .for_field("message", limits.max_message_bytes)
+                    .for_field("attachment", limits.max_attachment_bytes),
+            );
+        Ok(Upload {
+            _slot: slot,
+            multipart: multer::Multipart::with_constraints(body.clone(), boundary, constraints),
+            submission: app.intake.begin(keys),
+        })
+    }
+
+    /// Reads the whole form: text fields into memory (bounded), attachments sealed as they
+    /// stream.
+    pub async fn receive(
+        &mut self,
+        body: &SharedBody,
+        form: &mut FormText,
+        limits: &Limits,
+    ) -> Result<(), Refusal> {
+        let refusal = |e: &multer::Error| match body.violation() {
+            Some(Violation::TooSlow) => Refusal::TooSlow,
+            Some(Violation::HeadersTooLarge) => Refusal::Malformed,
+            None => refusal_for(e, limits),
+        };
+        let submission = &mut self.submission;
+        loop {
+            body.limit_headers(Some(PART_HEADER_BUDGET));
+            let next = tokio::time::timeout(IDLE_TIMEOUT, self.multipart.next_field())
+                .await
+                .map_err(|_| Refusal::TooSlow)?;
+            body.limit_headers(None);
+            let mut field = match next {
+                Ok(Some(field)) => field,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(refusal(&e)),
+            };
+            let name = field.name().map(str::to_owned).ok_or(Refusal::Malformed)?;
+            if name == "attachment" {
+                let file_name = field.file_name().unwrap_or_default().to_owned();
+                let content_type = field.content_type().map(|m| m.to_string());
+                let first = next_chunk(&mut field, &refusal).await?;
+                // An empty file input still sends an empty, nameless part: it is not a file.
+                if file_name.is_empty() && first.as_ref().is_none_or(|c| c.is_empty()) {
+                    continue;
+                }
+                if submission.attachment_count() >= limits.max_attachments as usize {
+                    return Err(Refusal::TooManyAttachments(limits.max_attachments));
+                }
+                let mut upload = submission
+                    .begin_attachment(truncate_name(file_name), content_type)
+                    .await
+                    .map_err(sealing_failed)?;
+                let mut chunk = first;
+                while let Some(data) = chunk {
+                    submission
+                        .write_attachment(&mut upload, &data)
+                        .await
+                        .map_err(sealing_failed)?;
+                    chunk = next_chunk(&mut field, &refusal).await?;
+                }
+                submission
+                    .finish_attachment(upload)
+                    .await
+                    .map_err(sealing_failed)?;
+            } else {
+                // Sized to the field's limit up front: growing would leave plaintext copies.
+                let capacity = if name == "message" {
+                    limits.max_message_bytes
+                } else {
+                    4 * MAX_DETAIL_CHARS as u64
+                };
+                let mut bytes = Zeroizing::new(Vec::with_capacity(capacity.min(1 << 20) as usize));
+                while let Some(data) = next_chunk(&mut field, &refusal).await? {
+                    bytes.extend_from_slice(&data);
+                }
+                if std::str::from_utf8(&bytes).is_err() {
+                    return Err(Refusal::InvalidUtf8);
+                }
+                let text = Zeroizing::new(
+                    String::from_utf8(std::mem::take(&mut *bytes))
+                        .expect("checked to be UTF-8 above"),
+                );
+                let slot = match name.as_str() {
+                    "csrf" => &mut form.csrf,
+                    "message" => &mut form.message,
+                    "incident_type" => &mut form.incident_type,
+                    "country" => &mut form.country,
+                    "city" => &mut form.city,
+                    "when" => &mut form.when,
+                    _ => return Err(Refusal::UnexpectedField),
+                };
+                if slot.replace(text).is_some() {
+                    return Err(Refusal::Malformed);
+                }
+            }
+        }
+    }
+}
+
+impl Upload {
+    /// Ends reading: the submission, to commit or abandon, and the slot, to hold until then.
+    pub fn into_submission(self) -> (Submission, tokio::sync::OwnedSemaphorePermit) {
+        (self.submission, self._slot)
+    }
+}
+
+/// Answers a refused upload. The submission slot is free again; now let the client finish
+/// sending (bounded) so that it reads our page rather than a reset connection. A client that
+/// asked for `100 Continue` and was refused before sending anything just gets the page.
+pub async fn refused(
+    parts: &Parts,
+    body: &SharedBody,
+    refusal: Refusal,
+    lang: Lang,
+    limits: &Limits,
+    back: Back,
+) -> PageError {
+    let expects_continue = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !(expects_continue && body.received() == 0) {
+        body.drain(limits.max_total_bytes.max(64 << 20)).await;
+    }
+    PageError::refused(lang, refusal, back)
+}
+
+/// The body of an upload, watched for slow senders and oversized part headers.
+pub fn watched_body(body: axum::body::Body, limits: &Limits) -> SharedBody {
+    SharedBody::new(
+        body,
+        limits.min_upload_bytes_per_second,
+        Duration::from_secs(limits.upload_rate_grace_seconds),
+    )
+}
+
+fn refusal_for(error: &multer::Error, limits: &Limits) -> Refusal {
+    match error {
+        multer::Error::FieldSizeExceeded { field_name, .. } => match field_name.as_deref() {
+            Some("message") => Refusal::MessageTooLarge(limits.max_message_bytes),
+            Some("attachment") => Refusal::AttachmentTooLarge(limits.max_attachment_bytes),
+            _ => Refusal::DetailTooLong,
+        },
+        multer::Error::StreamSizeExceeded { .. } => Refusal::TotalTooLarge(limits.max_total_bytes),
+        multer::Error::UnknownField { .. } => Refusal::UnexpectedField,
+        _ => Refusal::Malformed,
+    }
+}
+
+/// Whether the data directory has less free space than `wanted` bytes. A directory that
+/// cannot be examined counts as short (fail closed), and is logged.
+fn disk_is_short(data_dir: &Path, wanted: u64) -> bool {
+    if wanted == 0 {
+        return false;
+    }
+    match rustix::fs::statvfs(data_dir) {
+        Ok(stat) => {
+            let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+            if free < wanted {
+                tracing::error!(
+                    free_bytes = free,
+                    min_free_disk_bytes = wanted,
+                    "the data directory is short of space: submissions are refused until it is freed"
+                );
+                return true;
+            }
+            false
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot read the data directory's free space: submissions are refused");
+            true
+        }
+    }
+}
+
+async fn next_chunk(
+    field: &mut multer::Field<'static>,
+    refusal: &impl Fn(&multer::Error) -> Refusal,
+) -> Result<Option<axum::body::Bytes>, Refusal> {
+    match tokio::time::timeout(IDLE_TIMEOUT, field.chunk()).await {
+        Ok(Ok(chunk)) => Ok(chunk),
+        Ok(Err(e)) => Err(refusal(&e)),
+        Err(_) => Err(Refusal::TooSlow),
+    }
+}
+
+fn sealing_failed(error: crate::intake::IntakeError) -> Refusal {
+    tracing::error!(%error, "sealing an attachment failed");
+    Refusal::Internal
+}
+
+fn truncate_name(mut name: String) -> String {
+    if name.len() > MAX_FILE_NAME_BYTES {
+        let mut end = MAX_FILE_NAME_BYTES;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
+}
