@@ -14,6 +14,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{AppState, desk, keys};
+use crate::audit::{Audit, AuditAction};
 use crate::auth::Role;
 use crate::auth::signin::{Analyst, SignInError};
 use crate::clock::now;
@@ -252,26 +253,23 @@ pub(super) fn replies_json(replies: &[ReplyStatus]) -> serde_json::Value {
         .collect()
 }
 
-/// Writes an audit entry for an analyst's action; a failure is logged, not shown.
+/// Writes the audit entry of an event with nothing else to write (a tip viewed); a failure is
+/// logged, not shown. (An action that writes takes its entry into its own transaction.)
 pub(super) async fn audit(
     app: &AppState,
     analyst: &Analyst,
-    action: &str,
+    action: AuditAction,
     subject: &str,
     detail: serde_json::Value,
 ) {
-    if let Err(error) = app
-        .intake
-        .store
-        .append_audit(
-            &analyst.username,
-            action,
-            subject,
-            &detail.to_string(),
-            now(),
-        )
-        .await
-    {
+    let audit = Audit {
+        at: now(),
+        actor: &analyst.username,
+        action,
+        subject,
+        detail,
+    };
+    if let Err(error) = app.intake.store.append_audit(&audit).await {
         tracing::error!(%error, "could not write the audit trail");
     }
 }
@@ -361,7 +359,14 @@ async fn get_tip(
                 Ok(replies) => replies,
                 Err(error) => return internal(error),
             };
-            audit(&app, &analyst, "tip.view", &id, serde_json::json!({})).await;
+            audit(
+                &app,
+                &analyst,
+                AuditAction::TipView,
+                &id,
+                serde_json::json!({}),
+            )
+            .await;
             let mut json = tip_json(&tip);
             json["replies"] = replies_json(&replies);
             Json(json).into_response()
@@ -445,19 +450,18 @@ async fn update_tip(
         labels: request.labels.clone(),
         assignee_id,
     };
-    match store.update_tip(&id, &update).await {
+    let audit = Audit {
+        at: now(),
+        actor: &analyst.username,
+        action: AuditAction::TipUpdate,
+        subject: &id,
+        detail: serde_json::json!({ "status": request.status, "labels": request.labels, "assignee": request.assignee }),
+    };
+    match store.update_tip(&id, &update, &audit).await {
         Ok(true) => {}
         Ok(false) => return api_error(StatusCode::NOT_FOUND, "no such tip"),
         Err(error) => return internal(error),
     }
-    audit(
-        &app,
-        &analyst,
-        "tip.update",
-        &id,
-        serde_json::json!({ "status": request.status, "labels": request.labels, "assignee": request.assignee }),
-    )
-    .await;
     match store.tip(&id).await {
         Ok(Some(tip)) => Json(tip_json(&tip)).into_response(),
         Ok(None) => api_error(StatusCode::NOT_FOUND, "no such tip"),
@@ -491,7 +495,7 @@ impl Writing {
 pub(super) const MAX_WRITING_BYTES: usize = 32 * 1024;
 
 /// Seals a note (to the reviewer keys) or a reply (to the tip's source and the reviewer keys),
-/// records it in the audit trail, and answers with its id, or an error response.
+/// stored with its audit entry, and answers with its id, or an error response.
 pub(super) async fn seal_writing(
     app: &AppState,
     analyst: &Analyst,
@@ -514,17 +518,7 @@ pub(super) async fn seal_writing(
         Writing::Reply => app.intake.add_reply(tip_id, &analyst.username, text).await,
     };
     match sealed {
-        Ok(Some(id)) => {
-            audit(
-                app,
-                analyst,
-                &format!("{kind}.add"),
-                tip_id,
-                serde_json::json!({ kind: id }),
-            )
-            .await;
-            Ok(id)
-        }
+        Ok(Some(id)) => Ok(id),
         Ok(None) => Err(api_error(StatusCode::NOT_FOUND, "no such tip")),
         Err(crate::intake::IntakeError::Paused) => Err(api_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -599,15 +593,14 @@ pub(super) async fn sealed_item_response(app: &AppState, analyst: &Analyst, id: 
     let store = app.intake.store.clone();
     match store.item_tip(id).await {
         Ok(Some(tip)) => {
-            audit(
-                app,
-                analyst,
-                "item.download",
-                id,
-                serde_json::json!({ "tip": tip }),
-            )
-            .await;
-            if let Err(error) = store.record_pull(analyst.id, id).await {
+            let audit = Audit {
+                at: now(),
+                actor: &analyst.username,
+                action: AuditAction::ItemDownload,
+                subject: id,
+                detail: serde_json::json!({ "tip": tip }),
+            };
+            if let Err(error) = store.record_pulls(analyst.id, &[id], &audit).await {
                 return internal(error);
             }
         }
@@ -658,18 +651,16 @@ pub(super) async fn tip_archive_response(app: &AppState, analyst: &Analyst, id: 
         Ok(None) => return api_error(StatusCode::NOT_FOUND, "no such tip"),
         Err(error) => return internal(error),
     };
-    audit(
-        app,
-        analyst,
-        "tip.download_all",
-        id,
-        serde_json::json!({ "items": tip.items.len() }),
-    )
-    .await;
-    for item in &tip.items {
-        if let Err(error) = store.record_pull(analyst.id, &item.id).await {
-            return internal(error);
-        }
+    let audit = Audit {
+        at: now(),
+        actor: &analyst.username,
+        action: AuditAction::TipDownloadAll,
+        subject: id,
+        detail: serde_json::json!({ "items": tip.items.len() }),
+    };
+    let items: Vec<&str> = tip.items.iter().map(|item| item.id.as_str()).collect();
+    if let Err(error) = store.record_pulls(analyst.id, &items, &audit).await {
+        return internal(error);
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(4);
     let runtime = tokio::runtime::Handle::current();

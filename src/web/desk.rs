@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use super::pages::render;
+use crate::audit::{Audit, AuditAction};
 use crate::auth::signin::{Analyst, Authenticator, SignInError};
 use crate::clock::now;
 use crate::store::{QueueFilter, STATUSES, TriageUpdate};
@@ -403,7 +404,7 @@ pub async fn tip(
     super::analyst::audit(
         &app,
         &session.analyst,
-        "tip.view",
+        AuditAction::TipView,
         &id,
         serde_json::json!({}),
     )
@@ -503,7 +504,14 @@ pub async fn triage(
         labels: Some(labels.clone()),
         assignee_id: Some(assignee_id),
     };
-    match store.update_tip(&id, &update).await {
+    let audit = Audit {
+        at: now(),
+        actor: &session.analyst.username,
+        action: AuditAction::TipUpdate,
+        subject: &id,
+        detail: serde_json::json!({ "status": form.status, "labels": labels, "assignee": (!assignee.is_empty()).then_some(assignee) }),
+    };
+    match store.update_tip(&id, &update, &audit).await {
         Ok(true) => {}
         Ok(false) => return (StatusCode::NOT_FOUND, "no such tip").into_response(),
         Err(error) => {
@@ -511,14 +519,6 @@ pub async fn triage(
             return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
         }
     }
-    super::analyst::audit(
-        &app,
-        &session.analyst,
-        "tip.update",
-        &id,
-        serde_json::json!({ "status": form.status, "labels": labels, "assignee": (!assignee.is_empty()).then_some(assignee) }),
-    )
-    .await;
     Redirect::to(&format!("/tips/{id}")).into_response()
 }
 
