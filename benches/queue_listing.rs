@@ -12,6 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Deployment};
+use tipbox::audit::{Audit, AuditAction, AuditKey};
 use tipbox::store::{CommitQueue, NewItem, NewTip, QueueFilter, SealedBody, Store, TriageUpdate};
 
 fn env_or(name: &str, default: &str) -> String {
@@ -73,7 +74,12 @@ async fn run(backend: Backend, tips: usize) {
     let deployment = Deployment::new(backend, "");
     deployment.add_reviewer("alice");
     deployment.tipbox_ok(&["analyst", "add", "ana", "--json"]);
-    let store = Store::connect(&deployment.database_url, 10).await.unwrap();
+    // Triage is audited: the store appends with the deployment's own audit key.
+    let secret = tipbox::secrets::ServerSecret::load(&deployment.data_dir()).unwrap();
+    let store = Store::connect(&deployment.database_url, 10)
+        .await
+        .unwrap()
+        .with_audit_key(AuditKey::new(&secret));
     store.migrate().await.unwrap();
     let key_set = store.keyring_version().await.unwrap().key_set_id.unwrap();
     let filled = fill(&store, key_set, tips).await;
@@ -98,7 +104,14 @@ async fn run(backend: Backend, tips: usize) {
             labels: Some(vec!["police-station".into()]),
             assignee_id: Some(Some(ana)),
         };
-        store.update_tip(&tip.id, &update).await.unwrap();
+        let audit = Audit {
+            at: tipbox::clock::now(),
+            actor: "ana",
+            action: AuditAction::TipUpdate,
+            subject: &tip.id,
+            detail: serde_json::json!({ "status": "verified" }),
+        };
+        store.update_tip(&tip.id, &update, &audit).await.unwrap();
     }
 
     let page = |filter: QueueFilter| QueueFilter {

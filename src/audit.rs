@@ -28,6 +28,73 @@ impl std::fmt::Debug for AuditKey {
     }
 }
 
+/// Every action the audit trail records. `as_str` is the name stored in an entry and covered by
+/// its hash: a name never changes, or older entries would no longer verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    AnalystAdd,
+    AnalystDisable,
+    AnalystUnlock,
+    AnalystReset2fa,
+    AnalystOnionKey,
+    AnalystOnionKeyRevoke,
+    SigninSuccess,
+    SigninFailure,
+    Signout,
+    TipView,
+    TipUpdate,
+    TipDownloadAll,
+    ItemDownload,
+    NoteAdd,
+    ReplyAdd,
+    KeyAdd,
+    KeyRetire,
+    KeyRevoke,
+    ItemRekey,
+    RetentionDelete,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::AnalystAdd => "analyst.add",
+            AuditAction::AnalystDisable => "analyst.disable",
+            AuditAction::AnalystUnlock => "analyst.unlock",
+            AuditAction::AnalystReset2fa => "analyst.reset_2fa",
+            AuditAction::AnalystOnionKey => "analyst.onion_key",
+            AuditAction::AnalystOnionKeyRevoke => "analyst.onion_key_revoke",
+            AuditAction::SigninSuccess => "signin.success",
+            AuditAction::SigninFailure => "signin.failure",
+            AuditAction::Signout => "signout",
+            AuditAction::TipView => "tip.view",
+            AuditAction::TipUpdate => "tip.update",
+            AuditAction::TipDownloadAll => "tip.download_all",
+            AuditAction::ItemDownload => "item.download",
+            AuditAction::NoteAdd => "note.add",
+            AuditAction::ReplyAdd => "reply.add",
+            AuditAction::KeyAdd => "key.add",
+            AuditAction::KeyRetire => "key.retire",
+            AuditAction::KeyRevoke => "key.revoke",
+            AuditAction::ItemRekey => "item.rekey",
+            AuditAction::RetentionDelete => "retention.delete",
+        }
+    }
+}
+
+/// An entry to append, in the same transaction as the action it records (the store methods
+/// that perform an audited action take one).
+#[derive(Debug, Clone)]
+pub struct Audit<'a> {
+    pub at: i64,
+    /// An analyst's username, or a fixed name for the command line and the server itself.
+    pub actor: &'a str,
+    pub action: AuditAction,
+    /// What was acted on: an analyst, a tip, an item, a key fingerprint.
+    pub subject: &'a str,
+    /// A JSON object with what else matters; never tip content, an address or a User-Agent.
+    pub detail: serde_json::Value,
+}
+
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -183,6 +250,37 @@ mod tests {
             verify(&key, &renumbered),
             ChainStatus::Broken { seq: 2, .. }
         ));
+    }
+
+    /// The stored names, exactly as entries written before the enum carry them (the hash chain
+    /// covers them).
+    #[test]
+    fn action_names_are_the_stored_ones() {
+        use AuditAction::*;
+        for (action, stored) in [
+            (AnalystAdd, "analyst.add"),
+            (AnalystDisable, "analyst.disable"),
+            (AnalystUnlock, "analyst.unlock"),
+            (AnalystReset2fa, "analyst.reset_2fa"),
+            (AnalystOnionKey, "analyst.onion_key"),
+            (AnalystOnionKeyRevoke, "analyst.onion_key_revoke"),
+            (SigninSuccess, "signin.success"),
+            (SigninFailure, "signin.failure"),
+            (Signout, "signout"),
+            (TipView, "tip.view"),
+            (TipUpdate, "tip.update"),
+            (TipDownloadAll, "tip.download_all"),
+            (ItemDownload, "item.download"),
+            (NoteAdd, "note.add"),
+            (ReplyAdd, "reply.add"),
+            (KeyAdd, "key.add"),
+            (KeyRetire, "key.retire"),
+            (KeyRevoke, "key.revoke"),
+            (ItemRekey, "item.rekey"),
+            (RetentionDelete, "retention.delete"),
+        ] {
+            assert_eq!(action.as_str(), stored);
+        }
     }
 
     /// Someone who can write the database but lacks the key cannot forge a consistent chain.

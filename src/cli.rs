@@ -595,11 +595,19 @@ fn warn_about_policy(active: usize) {
 const OPERATOR: &str = "operator (command line)";
 
 async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Result<()> {
+    use crate::audit::{Audit, AuditAction};
     use crate::auth::{self, Role, totp};
     let store = crate::app::open_store(config).await?;
     let secret = crate::app::load_secret(config, &store).await?;
     let store = store.with_audit_key(crate::audit::AuditKey::new(&secret));
     let now = crate::clock::now();
+    let audit = |action, name| Audit {
+        at: now,
+        actor: OPERATOR,
+        action,
+        subject: name,
+        detail: serde_json::json!({}),
+    };
     match command {
         AnalystCommand::Add { name, role, json } => {
             if !auth::valid_username(&name) {
@@ -618,15 +626,10 @@ async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Re
                     &hash,
                     &totp::seal_secret(&secret, &totp_secret),
                     now,
-                )
-                .await?;
-            store
-                .append_audit(
-                    OPERATOR,
-                    "analyst.add",
-                    &name,
-                    &serde_json::json!({ "role": role.as_str() }).to_string(),
-                    now,
+                    &Audit {
+                        detail: serde_json::json!({ "role": role.as_str() }),
+                        ..audit(AuditAction::AnalystAdd, &name)
+                    },
                 )
                 .await?;
             print_credentials(
@@ -653,19 +656,23 @@ async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Re
             }
         }
         AnalystCommand::Disable { name } => {
-            if !store.disable_analyst(&name).await? {
+            if !store
+                .disable_analyst(&name, &audit(AuditAction::AnalystDisable, &name))
+                .await?
+            {
                 bail!("there is no analyst named {name}");
             }
-            store
-                .append_audit(OPERATOR, "analyst.disable", &name, "{}", now)
-                .await?;
             println!("disabled {name} and ended their sessions");
             if let Some(dir) = &config.analyst.onion_service_dir
-                && crate::onion::revoke_client(dir, &name)?
+                && store
+                    .audited(&audit(AuditAction::AnalystOnionKeyRevoke, &name), || {
+                        Ok::<_, anyhow::Error>(
+                            crate::onion::revoke_client(dir, &name)?.then_some(()),
+                        )
+                    })
+                    .await?
+                    .is_some()
             {
-                store
-                    .append_audit(OPERATOR, "analyst.onion_key_revoke", &name, "{}", now)
-                    .await?;
                 println!(
                     "removed {name}'s onion-service authorization; reload tor to apply it (systemctl reload tor)"
                 );
@@ -682,12 +689,16 @@ async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Re
                 );
             };
             if revoke {
-                if !crate::onion::revoke_client(&dir, &name)? {
+                let revoked = store
+                    .audited(&audit(AuditAction::AnalystOnionKeyRevoke, &name), || {
+                        Ok::<_, anyhow::Error>(
+                            crate::onion::revoke_client(&dir, &name)?.then_some(()),
+                        )
+                    })
+                    .await?;
+                if revoked.is_none() {
                     bail!("{name} has no authorization in {}", dir.display());
                 }
-                store
-                    .append_audit(OPERATOR, "analyst.onion_key_revoke", &name, "{}", now)
-                    .await?;
                 println!(
                     "removed {name}'s authorization; reload tor to apply it (systemctl reload tor)"
                 );
@@ -695,10 +706,12 @@ async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Re
                 if store.analyst_id(&name).await?.is_none() {
                     bail!("there is no enabled analyst named {name}");
                 }
-                let key = crate::onion::add_client(&dir, &name)?;
-                store
-                    .append_audit(OPERATOR, "analyst.onion_key", &name, "{}", now)
-                    .await?;
+                let key = store
+                    .audited(&audit(AuditAction::AnalystOnionKey, &name), || {
+                        Ok::<_, anyhow::Error>(Some(crate::onion::add_client(&dir, &name)?))
+                    })
+                    .await?
+                    .context("the onion key was not added")?;
                 eprintln!(
                     "wrote {}; reload tor (systemctl reload tor). Give {name} this line, once, over a safe channel, \
                      for their tor's ClientOnionAuthDir (file {name}.auth_private) or Tor Browser's onion key prompt:",
@@ -710,25 +723,26 @@ async fn analyst_command(config: &Config, command: AnalystCommand) -> anyhow::Re
             }
         }
         AnalystCommand::Unlock { name } => {
-            if !store.clear_backoff(&name).await? {
+            if !store
+                .clear_backoff(&name, &audit(AuditAction::AnalystUnlock, &name))
+                .await?
+            {
                 bail!("there is no analyst named {name}");
             }
-            store
-                .append_audit(OPERATOR, "analyst.unlock", &name, "{}", now)
-                .await?;
             println!("ended {name}'s sign-in back-off");
         }
         AnalystCommand::Reset2fa { name, json } => {
             let totp_secret = totp::generate_secret();
             if !store
-                .reset_totp(&name, &totp::seal_secret(&secret, &totp_secret))
+                .reset_totp(
+                    &name,
+                    &totp::seal_secret(&secret, &totp_secret),
+                    &audit(AuditAction::AnalystReset2fa, &name),
+                )
                 .await?
             {
                 bail!("there is no analyst named {name}");
             }
-            store
-                .append_audit(OPERATOR, "analyst.reset_2fa", &name, "{}", now)
-                .await?;
             print_credentials(&name, None, &totp::enrolment(&totp_secret, &name), json);
         }
     }

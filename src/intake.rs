@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::audit::{Audit, AuditAction};
 use crate::clock::{coarsen, now};
 use crate::i18n::Lang;
 use crate::ids::random_id;
@@ -298,9 +299,9 @@ impl Intake {
         }
     }
 
-    /// Seals an analyst's internal note to the active key set and adds it to the tip. The
-    /// server never stores the note's plaintext. Returns the note's item id, or `None` if there
-    /// is no such tip.
+    /// Seals an analyst's internal note to the active key set and adds it to the tip, with its
+    /// audit entry (`author` is the actor). The server never stores the note's plaintext.
+    /// Returns the note's item id, or `None` if there is no such tip.
     pub async fn add_note(
         &self,
         tip_id: &str,
@@ -325,6 +326,13 @@ impl Intake {
             .await
             .map_err(|e| IntakeError::Task(e.to_string()))??;
         let item_id = random_id();
+        let audit = Audit {
+            at: now(),
+            actor: author,
+            action: AuditAction::NoteAdd,
+            subject: tip_id,
+            detail: serde_json::json!({ "note": item_id }),
+        };
         Ok(self
             .store
             .add_note(
@@ -333,6 +341,7 @@ impl Intake {
                 key_set_id,
                 &sealed,
                 coarsen(now(), self.time_granularity),
+                &audit,
             )
             .await?
             .then_some(item_id))
@@ -340,7 +349,8 @@ impl Intake {
 
     /// Seals an analyst's reply twice — the reviewers' copy to the active key set (with its
     /// author), the source's copy to the tip's reply recipient only — and stores both in one
-    /// transaction. Returns the reply's id, or `None` if there is no such tip.
+    /// transaction with its audit entry. Returns the reply's id, or `None` if there is no such
+    /// tip.
     pub async fn add_reply(
         &self,
         tip_id: &str,
@@ -387,6 +397,13 @@ impl Intake {
             .map_err(|e| IntakeError::Task(e.to_string()))??;
         let reply_id = random_id();
         let created_at = coarsen(now(), self.time_granularity);
+        let audit = Audit {
+            at: now(),
+            actor: author,
+            action: AuditAction::ReplyAdd,
+            subject: tip_id,
+            detail: serde_json::json!({ "reply": reply_id }),
+        };
         Ok(self
             .store
             .add_reply(
@@ -396,6 +413,7 @@ impl Intake {
                 &for_reviewers,
                 &for_source,
                 created_at,
+                &audit,
             )
             .await?
             .then_some(reply_id))

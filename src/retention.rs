@@ -1,8 +1,10 @@
 //! The retention policy: old tips are deleted on a schedule inside `serve` (and by hand with
-//! `tipbox retention run`), with an entry in the audit trail for each run that deleted any.
+//! `tipbox retention run`), with an entry in the audit trail for each run that deleted any (one
+//! per batch of deletions, committed with it, when a run deletes more than a batch).
 
 use std::time::Duration;
 
+use crate::audit::{Audit, AuditAction};
 use crate::config::RetentionConfig;
 use crate::store::{Store, StoreError};
 
@@ -14,29 +16,23 @@ pub async fn run(store: &Store, policy: &RetentionConfig, now: i64) -> Result<u6
         return Ok(0);
     }
     let before = |days: u32| (days > 0).then(|| now - i64::from(days) * DAY);
-    let deleted = store
+    store
         .delete_expired_tips(
             before(policy.closed_after_days),
             before(policy.all_after_days),
+            |deleted| Audit {
+                at: now,
+                actor: "(retention)",
+                action: AuditAction::RetentionDelete,
+                subject: "",
+                detail: serde_json::json!({
+                    "deleted_tips": deleted,
+                    "closed_after_days": policy.closed_after_days,
+                    "all_after_days": policy.all_after_days,
+                }),
+            },
         )
-        .await?;
-    if deleted > 0 {
-        let detail = serde_json::json!({
-            "deleted_tips": deleted,
-            "closed_after_days": policy.closed_after_days,
-            "all_after_days": policy.all_after_days,
-        });
-        store
-            .append_audit(
-                "(retention)",
-                "retention.delete",
-                "",
-                &detail.to_string(),
-                now,
-            )
-            .await?;
-    }
-    Ok(deleted)
+        .await
 }
 
 /// Applies the policy at start and then every `policy.interval_minutes`, until the process

@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use super::password::{PasswordHasherPool, Verified};
 use super::{Role, totp, valid_username};
+use crate::audit::{Audit, AuditAction};
 use crate::secrets::ServerSecret;
 use crate::store::{Store, StoreError};
 
@@ -146,7 +147,7 @@ impl Authenticator {
             // password typed into the wrong field).
             self.audit(
                 ATTEMPT,
-                "signin.failure",
+                AuditAction::SigninFailure,
                 "(unknown)",
                 "unknown or disabled account",
                 now,
@@ -157,7 +158,7 @@ impl Authenticator {
         if !reserved {
             self.audit(
                 ATTEMPT,
-                "signin.failure",
+                AuditAction::SigninFailure,
                 &record.username,
                 "account in back-off",
                 now,
@@ -188,8 +189,14 @@ impl Authenticator {
             } else {
                 "wrong or reused code"
             };
-            self.audit(ATTEMPT, "signin.failure", &record.username, why, now)
-                .await;
+            self.audit(
+                ATTEMPT,
+                AuditAction::SigninFailure,
+                &record.username,
+                why,
+                now,
+            )
+            .await;
             return Err(SignInError::Invalid);
         }
         // Only now, with both factors right, may a weak hash be upgraded.
@@ -202,7 +209,7 @@ impl Authenticator {
             .await?;
         self.audit(
             &record.username,
-            "signin.success",
+            AuditAction::SigninSuccess,
             &record.username,
             "",
             now,
@@ -312,23 +319,32 @@ impl Authenticator {
         now: i64,
     ) -> Result<(), StoreError> {
         self.store.delete_session(&token_hash(token)).await?;
-        self.audit(&analyst.username, "signout", &analyst.username, "", now)
-            .await;
+        self.audit(
+            &analyst.username,
+            AuditAction::Signout,
+            &analyst.username,
+            "",
+            now,
+        )
+        .await;
         Ok(())
     }
 
     /// Audit failures are logged, not fatal: a full disk must not also lock analysts out.
-    async fn audit(&self, actor: &str, action: &str, subject: &str, why: &str, now: i64) {
+    async fn audit(&self, actor: &str, action: AuditAction, subject: &str, why: &str, now: i64) {
         let detail = if why.is_empty() {
-            "{}".to_owned()
+            serde_json::json!({})
         } else {
-            serde_json::json!({ "reason": why }).to_string()
+            serde_json::json!({ "reason": why })
         };
-        if let Err(error) = self
-            .store
-            .append_audit(actor, action, subject, &detail, now)
-            .await
-        {
+        let audit = Audit {
+            at: now,
+            actor,
+            action,
+            subject,
+            detail,
+        };
+        if let Err(error) = self.store.append_audit(&audit).await {
             tracing::error!(%error, "could not write the audit trail");
         }
     }

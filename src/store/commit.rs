@@ -8,7 +8,8 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Pool, Result, Store, StoreError};
+use super::write::{WriteTx, retrying};
+use super::{Result, Store, StoreError, on_backend};
 
 /// Most submissions in one transaction.
 const MAX_BATCH: usize = 256;
@@ -117,45 +118,6 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Job>) {
     }
 }
 
-/// The key sets, among those the items of `$tips` are sealed to, that have a revoked key (a
-/// `HashSet<i64>`), read inside the commit transaction `$tx`.
-///
-/// This is what makes revocation strict: nothing is committed sealed to a set with a revoked
-/// key. SQLite commits hold the write lock, so a revocation is entirely before or after them.
-/// On PostgreSQL (`$lock` = `FOR SHARE`) the sets' rows stay locked until the commit: a
-/// revocation, which updates them, either committed first and is seen here, or waits until
-/// this commit is done — and then lists these tips among those to re-key.
-macro_rules! revoked_key_sets {
-    ($tx:ident, $tips:expr, $share_lock:expr) => {{
-        let mut ids: Vec<i64> = $tips
-            .iter()
-            .flat_map(|tip| tip.items.iter().map(|item| item.key_set_id))
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut revoked = std::collections::HashSet::new();
-        for piece in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut q =
-                sqlx::QueryBuilder::new("SELECT id, revoked_at FROM key_sets WHERE id IN (");
-            let mut list = q.separated(", ");
-            for id in piece {
-                list.push_bind(*id);
-            }
-            q.push(")");
-            if $share_lock {
-                q.push(" FOR SHARE");
-            }
-            let rows: Vec<(i64, Option<i64>)> = q.build_query_as().fetch_all(&mut *$tx).await?;
-            revoked.extend(
-                rows.into_iter()
-                    .filter(|(_, at)| at.is_some())
-                    .map(|(id, _)| id),
-            );
-        }
-        revoked
-    }};
-}
-
 /// Rows per multi-row INSERT: keeps every statement far below both backends' bind limits
 /// (SQLite 32766, PostgreSQL 65535).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -174,13 +136,13 @@ impl Store {
                 })
             })
             .collect();
-        macro_rules! write_rows {
-            ($tx:ident) => {{
-                // A tip sealed to a revoked set: this whole batch is refused, and replayed tip
-                // by tip (`commit_batch`), which refuses only that one.
-                if !revoked_key_sets!($tx, tips, false).is_empty() {
-                    return Err(StoreError::KeySetRevoked);
-                }
+        let items = &items;
+        retrying(move || async move {
+            let mut tx = self.write_on_commit_pool().await?;
+            // A tip sealed to a revoked set: this whole batch is refused, and replayed tip by
+            // tip (`commit_batch`), which refuses only that one.
+            tx.refuse_revoked(key_sets_of(tips)).await?;
+            on_backend!(tx.conn(), c => {
                 for chunk in tips.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::new(
                         "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, status) ",
@@ -192,7 +154,7 @@ impl Store {
                             .push_bind(&tip.reply_recipient)
                             .push_bind("new");
                     });
-                    q.build().execute(&mut *$tx).await?;
+                    q.build().execute(&mut *c).await?;
                 }
                 for chunk in items.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::new(
@@ -207,30 +169,17 @@ impl Store {
                             .push_bind(item.key_set_id)
                             .push_bind(None::<i64>);
                     });
-                    q.build().execute(&mut *$tx).await?;
+                    q.build().execute(&mut *c).await?;
                     let mut q = QueryBuilder::new("INSERT INTO item_chunks (item_id, seq, data) ");
                     q.push_values(chunk, |mut row, (_, item, data)| {
                         row.push_bind(&item.id).push_bind(0i64).push_bind(*data);
                     });
-                    q.build().execute(&mut *$tx).await?;
+                    q.build().execute(&mut *c).await?;
                 }
-                $tx.commit().await?;
-                Ok(())
-            }};
-        }
-        match &self.commit_pool {
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                write_rows!(tx)
-            }
-            Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                sqlx::query("SET LOCAL synchronous_commit = on")
-                    .execute(&mut *tx)
-                    .await?;
-                write_rows!(tx)
-            }
-        }
+            });
+            tx.commit().await
+        })
+        .await
     }
 
     /// Writes every tip in one transaction; the outer result fails only if the commit itself
@@ -238,115 +187,118 @@ impl Store {
     async fn commit_batch(&self, tips: &[&NewTip]) -> Result<Vec<Result<()>>> {
         const Q_TIP: &str = "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, status) \
              VALUES ($1, $2, $3, $4, 'new')";
-        const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL)";
+        retrying(move || async move {
+            let mut tx = self.write_on_commit_pool().await?;
+            let revoked = tx.revoked_key_sets(key_sets_of(tips)).await?;
+            let mut results = Vec::with_capacity(tips.len());
+            for tip in tips {
+                if tip
+                    .items
+                    .iter()
+                    .any(|item| revoked.contains(&item.key_set_id))
+                {
+                    results.push(Err(StoreError::KeySetRevoked));
+                    continue;
+                }
+                // Each submission in a savepoint of its own: one at fault is rolled back alone.
+                tx.execute("SAVEPOINT submission").await?;
+                let written: Result<()> = async {
+                    on_backend!(tx.conn(), c => sqlx::query(Q_TIP)
+                        .bind(&tip.id)
+                        .bind(tip.received_at)
+                        .bind(&tip.receipt_hash)
+                        .bind(&tip.reply_recipient)
+                        .execute(c)
+                        .await?
+                        .rows_affected());
+                    for item in &tip.items {
+                        tx.write_item(&tip.id, item, item.position, None).await?;
+                    }
+                    Ok(())
+                }
+                .await;
+                if written.is_err() {
+                    tx.execute("ROLLBACK TO SAVEPOINT submission").await?;
+                }
+                tx.execute("RELEASE SAVEPOINT submission").await?;
+                results.push(written);
+            }
+            tx.commit().await?;
+            Ok(results)
+        })
+        .await
+    }
+}
+
+/// Every key set the items of `tips` are sealed to.
+fn key_sets_of<'a>(tips: &'a [&NewTip]) -> impl Iterator<Item = i64> + 'a {
+    tips.iter()
+        .flat_map(|tip| tip.items.iter().map(|item| item.key_set_id))
+}
+
+impl WriteTx {
+    /// Writes one item of a tip at `position`: an inline item with its one chunk, or a staged
+    /// attachment attached, after checking that its chunks add up to exactly what was sealed
+    /// (never acknowledge a tip with missing ciphertext). `added_at` is set for what is added
+    /// after the tip itself.
+    pub(super) async fn write_item(
+        &mut self,
+        tip_id: &str,
+        item: &NewItem,
+        position: i64,
+        added_at: Option<i64>,
+    ) -> Result<()> {
+        const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at, added_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)";
         const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
-        const Q_ATTACH: &str = "UPDATE items SET tip_id = $1, position = $2, kind = $3, size = $4, staged_at = NULL \
-             WHERE id = $5 AND tip_id IS NULL AND key_set_id = $6";
-        // After attaching (the row is now locked by this transaction), the chunks must add up
-        // to exactly what was sealed: never acknowledge a tip with missing ciphertext.
+        // Only an item staged for this key set, and not yet attached to any tip.
+        const Q_ATTACH: &str = "UPDATE items SET tip_id = $1, position = $2, kind = $3, size = $4, \
+             staged_at = NULL, added_at = $7 WHERE id = $5 AND tip_id IS NULL AND key_set_id = $6";
+        // After attaching (the row is now locked by this transaction).
         const Q_CHUNKS: &str =
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM item_chunks WHERE item_id = $1";
-
-        macro_rules! write_batch {
-            ($tx:ident, $share_lock:expr) => {{
-                let revoked = revoked_key_sets!($tx, tips, $share_lock);
-                let mut results = Vec::with_capacity(tips.len());
-                for tip in tips {
-                    if tip
-                        .items
-                        .iter()
-                        .any(|item| revoked.contains(&item.key_set_id))
-                    {
-                        results.push(Err(StoreError::KeySetRevoked));
-                        continue;
-                    }
-                    sqlx::query("SAVEPOINT submission")
-                        .execute(&mut *$tx)
-                        .await?;
-                    let written: Result<()> = async {
-                        sqlx::query(Q_TIP)
-                            .bind(&tip.id)
-                            .bind(tip.received_at)
-                            .bind(&tip.receipt_hash)
-                            .bind(&tip.reply_recipient)
-                            .execute(&mut *$tx)
-                            .await?;
-                        for item in &tip.items {
-                            match &item.body {
-                                SealedBody::Inline(data) => {
-                                    sqlx::query(Q_ITEM)
-                                        .bind(&item.id)
-                                        .bind(&tip.id)
-                                        .bind(item.position)
-                                        .bind(item.kind)
-                                        .bind(item.size)
-                                        .bind(item.key_set_id)
-                                        .execute(&mut *$tx)
-                                        .await?;
-                                    sqlx::query(Q_CHUNK)
-                                        .bind(&item.id)
-                                        .bind(data.as_slice())
-                                        .execute(&mut *$tx)
-                                        .await?;
-                                }
-                                SealedBody::Staged => {
-                                    let attached = sqlx::query(Q_ATTACH)
-                                        .bind(&tip.id)
-                                        .bind(item.position)
-                                        .bind(item.kind)
-                                        .bind(item.size)
-                                        .bind(&item.id)
-                                        .bind(item.key_set_id)
-                                        .execute(&mut *$tx)
-                                        .await?
-                                        .rows_affected();
-                                    if attached != 1 {
-                                        return Err(StoreError::StagedItemMissing(item.id.clone()));
-                                    }
-                                    let (chunks, bytes): (i64, i64) = sqlx::query_as(Q_CHUNKS)
-                                        .bind(&item.id)
-                                        .fetch_one(&mut *$tx)
-                                        .await?;
-                                    if chunks == 0 || bytes != item.size {
-                                        return Err(StoreError::StagedItemMissing(item.id.clone()));
-                                    }
-                                }
-                            }
-                        }
-                        Ok(())
-                    }
-                    .await;
-                    if written.is_err() {
-                        sqlx::query("ROLLBACK TO SAVEPOINT submission")
-                            .execute(&mut *$tx)
-                            .await?;
-                    }
-                    sqlx::query("RELEASE SAVEPOINT submission")
-                        .execute(&mut *$tx)
-                        .await?;
-                    results.push(written);
-                }
-                $tx.commit().await?;
-                Ok(results)
-            }};
-        }
-
-        match &self.commit_pool {
-            // IMMEDIATE takes the write lock up front (waiting on busy_timeout) instead of
-            // failing when a reader would have to upgrade.
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                write_batch!(tx, false)
-            }
-            Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                // Whatever the role or URL says: a receipt is shown only after a durable commit.
-                sqlx::query("SET LOCAL synchronous_commit = on")
-                    .execute(&mut *tx)
+        match &item.body {
+            SealedBody::Inline(data) => on_backend!(self.conn(), c => {
+                sqlx::query(Q_ITEM)
+                    .bind(&item.id)
+                    .bind(tip_id)
+                    .bind(position)
+                    .bind(item.kind)
+                    .bind(item.size)
+                    .bind(item.key_set_id)
+                    .bind(added_at)
+                    .execute(&mut *c)
                     .await?;
-                write_batch!(tx, true)
+                sqlx::query(Q_CHUNK)
+                    .bind(&item.id)
+                    .bind(data.as_slice())
+                    .execute(c)
+                    .await?;
+            }),
+            SealedBody::Staged => {
+                let attached = on_backend!(self.conn(), c => sqlx::query(Q_ATTACH)
+                    .bind(tip_id)
+                    .bind(position)
+                    .bind(item.kind)
+                    .bind(item.size)
+                    .bind(&item.id)
+                    .bind(item.key_set_id)
+                    .bind(added_at)
+                    .execute(c)
+                    .await?
+                    .rows_affected());
+                if attached != 1 {
+                    return Err(StoreError::StagedItemMissing(item.id.clone()));
+                }
+                let (chunks, bytes): (i64, i64) = on_backend!(self.conn(), c => sqlx::query_as(Q_CHUNKS)
+                    .bind(&item.id)
+                    .fetch_one(c)
+                    .await?);
+                if chunks == 0 || bytes != item.size {
+                    return Err(StoreError::StagedItemMissing(item.id.clone()));
+                }
             }
         }
+        Ok(())
     }
 }

@@ -7,8 +7,9 @@
 //! `FOR UPDATE`; SQLite serializes writers), so two admins on two nodes cannot, say, both
 //! retire "the other" key and leave none. Nodes read the row at the start of every submission.
 
-use super::analysts::append_audit_in;
-use super::{Pool, Result, Store, StoreError};
+use super::write::{Lock, LostARace, WriteTx, retrying};
+use super::{Result, Store, StoreError, on_backend};
+use crate::audit::{Audit, AuditAction};
 use crate::keyring::{
     KeyLookupError, KeyStatus, Recipient, ReviewerKey, find_key, key_set_fingerprint,
 };
@@ -35,7 +36,7 @@ impl From<sqlx::Error> for KeyChangeError {
     }
 }
 
-impl KeyChangeError {
+impl LostARace for KeyChangeError {
     fn lost_a_race(&self) -> bool {
         matches!(self, KeyChangeError::Store(e) if e.lost_a_race())
     }
@@ -133,13 +134,9 @@ type KeyRow = (
     Option<i64>,
 );
 
-/// The `SELECT` every key query starts with (a macro, so that queries stay `&'static str`).
-macro_rules! select_keys {
-    () => {
-        "SELECT id, fingerprint, recipient, label, owner, active, added_at, retired_at, revoked_at \
-         FROM reviewer_keys"
-    };
-}
+/// Every key, oldest first.
+const Q_ALL_KEYS: &str = "SELECT id, fingerprint, recipient, label, owner, active, added_at, \
+     retired_at, revoked_at FROM reviewer_keys ORDER BY id";
 
 fn key_from_row(row: KeyRow) -> Result<ReviewerKey> {
     let (id, fingerprint, text, label, owner, active, added_at, retired_at, revoked_at) = row;
@@ -158,96 +155,13 @@ fn key_from_row(row: KeyRow) -> Result<ReviewerKey> {
     })
 }
 
-/// Reads every key inside the transaction `$tx`.
-macro_rules! keys_in {
-    ($tx:ident) => {{
-        let rows: Vec<KeyRow> = sqlx::query_as(concat!(select_keys!(), " ORDER BY id"))
-            .fetch_all(&mut *$tx)
-            .await?;
-        rows.into_iter()
-            .map(key_from_row)
-            .collect::<Result<Vec<_>>>()?
-    }};
-}
-
-/// Makes the keyring row name the set of the active keys (creating that set on first use) and
-/// increments its version if the set changed; evaluates to the `KeyringVersion`. Runs inside
-/// the transaction `$tx`, which must hold the keyring lock.
-macro_rules! sync_keyring_in {
-    ($tx:ident, $now:expr) => {{
-        let (version, current): (i64, Option<i64>) =
-            sqlx::query_as("SELECT version, key_set_id FROM keyring WHERE id = 1")
-                .fetch_one(&mut *$tx)
-                .await?;
-        let active: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, fingerprint FROM reviewer_keys WHERE active = TRUE ORDER BY id",
-        )
-        .fetch_all(&mut *$tx)
-        .await?;
-        let wanted: Option<i64> = if active.is_empty() {
-            None
-        } else {
-            let fingerprints: Vec<String> = active.iter().map(|(_, f)| f.clone()).collect();
-            let fingerprint = key_set_fingerprint(&fingerprints);
-            // Looked up first (the keyring lock is held), so that set numbers are not used up
-            // by inserts that find the set already there.
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM key_sets WHERE fingerprint = $1")
-                    .bind(&fingerprint)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-            let id: i64 = match found {
-                Some(id) => id,
-                None => {
-                    sqlx::query_scalar(
-                        "INSERT INTO key_sets (fingerprint, created_at) VALUES ($1, $2) RETURNING id",
-                    )
-                    .bind(&fingerprint)
-                    .bind($now)
-                    .fetch_one(&mut *$tx)
-                    .await?
-                }
-            };
-            for (key_id, _) in &active {
-                sqlx::query(
-                    "INSERT INTO key_set_members (key_set_id, key_id) VALUES ($1, $2) \
-                     ON CONFLICT (key_set_id, key_id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(*key_id)
-                .execute(&mut *$tx)
-                .await?;
-            }
-            Some(id)
-        };
-        if wanted != current || version == 0 {
-            sqlx::query(
-                "UPDATE keyring SET version = version + 1, key_set_id = $1, changed_at = $2 WHERE id = 1",
-            )
-            .bind(wanted)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
-            KeyringVersion {
-                version: version + 1,
-                key_set_id: wanted,
-            }
-        } else {
-            KeyringVersion {
-                version,
-                key_set_id: current,
-            }
-        }
-    }};
-}
-
 impl Store {
     /// The keyring's version and current key set: one primary-key lookup, cheap enough to run
     /// at the start of every submission.
     pub async fn keyring_version(&self) -> Result<KeyringVersion> {
         const Q: &str = "SELECT version, key_set_id FROM keyring WHERE id = 1";
         let (version, key_set_id): (i64, Option<i64>) =
-            on_pool!(self, p => sqlx::query_as(Q).fetch_one(p).await?);
+            on_backend!(&self.pool, p => sqlx::query_as(Q).fetch_one(p).await?);
         Ok(KeyringVersion {
             version,
             key_set_id,
@@ -274,14 +188,12 @@ impl Store {
     /// A key set's fingerprint and keys.
     pub async fn key_set(&self, set_id: i64) -> Result<(String, Vec<ReviewerKey>)> {
         const Q_SET: &str = "SELECT fingerprint FROM key_sets WHERE id = $1";
-        let fingerprint: String =
-            on_pool!(self, p => sqlx::query_scalar(Q_SET).bind(set_id).fetch_one(p).await?);
-        const Q_KEYS: &str = concat!(
-            select_keys!(),
-            " WHERE id IN (SELECT key_id FROM key_set_members WHERE key_set_id = $1) ORDER BY id"
-        );
+        let fingerprint: String = on_backend!(&self.pool, p => sqlx::query_scalar(Q_SET).bind(set_id).fetch_one(p).await?);
+        const Q_KEYS: &str = "SELECT id, fingerprint, recipient, label, owner, active, added_at, \
+             retired_at, revoked_at FROM reviewer_keys \
+             WHERE id IN (SELECT key_id FROM key_set_members WHERE key_set_id = $1) ORDER BY id";
         let rows: Vec<KeyRow> =
-            on_pool!(self, p => sqlx::query_as(Q_KEYS).bind(set_id).fetch_all(p).await?);
+            on_backend!(&self.pool, p => sqlx::query_as(Q_KEYS).bind(set_id).fetch_all(p).await?);
         let keys = rows
             .into_iter()
             .map(key_from_row)
@@ -292,26 +204,19 @@ impl Store {
     /// Brings the keyring row up to date with the active keys (a database written by an
     /// earlier release has version 0). Run when tipbox opens the database; a no-op otherwise.
     pub async fn sync_keyring(&self, now: i64) -> Result<KeyringVersion> {
-        let result: Result<KeyringVersion, KeyChangeError> = with_retries!(
-            async {
-                super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR UPDATE", tx => {
-                    let keyring = sync_keyring_in!(tx, now);
-                    tx.commit().await?;
-                    Ok::<_, KeyChangeError>(keyring)
-                })
-            }
-            .await
-        );
-        result.map_err(|e| match e {
-            KeyChangeError::Store(e) => e,
-            other => StoreError::Setup(other.to_string()),
+        retrying(move || async move {
+            let mut tx = self.write(Lock::KeyChange).await?;
+            let keyring = tx.sync_keyring(now).await?;
+            tx.commit().await?;
+            Ok(keyring)
         })
+        .await
     }
 
     /// Every key, active or not, oldest first.
     pub async fn list_keys(&self) -> Result<Vec<ReviewerKey>> {
-        const Q: &str = concat!(select_keys!(), " ORDER BY id");
-        let rows: Vec<KeyRow> = on_pool!(self, p => sqlx::query_as(Q).fetch_all(p).await?);
+        let rows: Vec<KeyRow> =
+            on_backend!(&self.pool, p => sqlx::query_as(Q_ALL_KEYS).fetch_all(p).await?);
         rows.into_iter().map(key_from_row).collect()
     }
 
@@ -325,44 +230,41 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<KeyChange, KeyChangeError> {
-        let audit_key = self.audit_key()?;
-        let fingerprint = recipient.fingerprint();
-        let kind = recipient.kind.as_db();
-        with_retries!(async {
-            super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR UPDATE", tx => {
-                let existing: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM reviewer_keys WHERE fingerprint = $1")
-                        .bind(&fingerprint)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if let Some(id) = existing {
-                    return Err(KeyChangeError::Duplicate(id));
-                }
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO reviewer_keys (fingerprint, recipient, kind, label, owner, active, added_at) \
-                     VALUES ($1, $2, $3, $4, $5, TRUE, $6) RETURNING id",
-                )
-                .bind(&fingerprint)
+        const Q_FIND: &str = "SELECT id FROM reviewer_keys WHERE fingerprint = $1";
+        const Q_ADD: &str = "INSERT INTO reviewer_keys (fingerprint, recipient, kind, label, owner, active, added_at) \
+             VALUES ($1, $2, $3, $4, $5, TRUE, $6) RETURNING id";
+        let fingerprint = &recipient.fingerprint();
+        let kind = &recipient.kind.as_db();
+        retrying(move || async move {
+            let mut tx = self.write(Lock::KeyChange).await?;
+            let existing: Option<i64> = on_backend!(tx.conn(), c => sqlx::query_scalar(Q_FIND)
+                .bind(fingerprint)
+                .fetch_optional(c)
+                .await?);
+            if let Some(id) = existing {
+                return Err(KeyChangeError::Duplicate(id));
+            }
+            let id: i64 = on_backend!(tx.conn(), c => sqlx::query_scalar(Q_ADD)
+                .bind(fingerprint)
                 .bind(&recipient.text)
-                .bind(&kind)
+                .bind(kind)
                 .bind(label)
                 .bind(owner)
                 .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                let keyring = sync_keyring_in!(tx, now);
-                let keys = keys_in!(tx);
-                let detail = serde_json::json!({
-                    "id": id, "label": label, "owner": owner, "kind": kind,
-                    "key_set": keyring.key_set_id, "keyring_version": keyring.version,
-                })
-                .to_string();
-                append_audit_in!(tx, &audit_key, actor, "key.add", &fingerprint, &detail, now);
-                tx.commit().await?;
-                finish(keys, id, keyring)
-            })
-        }
-        .await)
+                .fetch_one(c)
+                .await?);
+            let audit = Audit {
+                at: now,
+                actor,
+                action: AuditAction::KeyAdd,
+                subject: fingerprint,
+                detail: serde_json::json!({ "id": id, "label": label, "owner": owner, "kind": kind }),
+            };
+            let change = tx.record_key_change(id, audit).await?;
+            tx.commit().await?;
+            Ok(change)
+        })
+        .await
     }
 
     /// Takes a key out of the active set, with no suspicion on it (a reviewer left, a key moved
@@ -375,61 +277,60 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<KeyChange, KeyChangeError> {
-        let audit_key = self.audit_key()?;
-        with_retries!(async {
-            super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR UPDATE", tx => {
-                let keys = keys_in!(tx);
-                let key = find_key(&keys, wanted)?.clone();
-                match key.status() {
-                    KeyStatus::Active => {}
-                    KeyStatus::Retired => {
-                        return Err(KeyChangeError::Refused(format!("{} is already retired", key.label)));
-                    }
-                    KeyStatus::Revoked => {
-                        return Err(KeyChangeError::Refused(format!("{} is revoked, which is more than retired", key.label)));
-                    }
-                }
-                let remaining = keys.iter().filter(|k| k.active && k.id != key.id).count();
-                if remaining == 0 {
+        const Q_RETIRE: &str =
+            "UPDATE reviewer_keys SET active = FALSE, retired_at = $2 WHERE id = $1";
+        const Q_RETIRE_SETS: &str = "UPDATE key_sets SET retired_at = $2 WHERE retired_at IS NULL \
+             AND id IN (SELECT key_set_id FROM key_set_members WHERE key_id = $1)";
+        retrying(move || async move {
+            let mut tx = self.write(Lock::KeyChange).await?;
+            let keys = tx.keys().await?;
+            let key = find_key(&keys, wanted)?.clone();
+            match key.status() {
+                KeyStatus::Active => {}
+                KeyStatus::Retired => {
                     return Err(KeyChangeError::Refused(format!(
-                        "{} is the last active reviewer key: add its replacement first, then retire it \
-                         (without an active key the tip line cannot accept submissions)",
+                        "{} is already retired",
                         key.label
                     )));
                 }
-                if remaining < min_active {
+                KeyStatus::Revoked => {
                     return Err(KeyChangeError::Refused(format!(
-                        "retiring {} would leave {remaining} active key(s), fewer than keys.min_active = \
-                         {min_active}: add another key first",
+                        "{} is revoked, which is more than retired",
                         key.label
                     )));
                 }
-                sqlx::query("UPDATE reviewer_keys SET active = FALSE, retired_at = $2 WHERE id = $1")
-                    .bind(key.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE key_sets SET retired_at = $2 WHERE retired_at IS NULL \
-                     AND id IN (SELECT key_set_id FROM key_set_members WHERE key_id = $1)",
-                )
-                .bind(key.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let keyring = sync_keyring_in!(tx, now);
-                let keys = keys_in!(tx);
-                let detail = serde_json::json!({
-                    "id": key.id, "label": key.label,
-                    "key_set": keyring.key_set_id, "keyring_version": keyring.version,
-                })
-                .to_string();
-                append_audit_in!(tx, &audit_key, actor, "key.retire", &key.fingerprint, &detail, now);
-                tx.commit().await?;
-                finish(keys, key.id, keyring)
-            })
-        }
-        .await)
+            }
+            let remaining = keys.iter().filter(|k| k.active && k.id != key.id).count();
+            if remaining == 0 {
+                return Err(KeyChangeError::Refused(format!(
+                    "{} is the last active reviewer key: add its replacement first, then retire it \
+                     (without an active key the tip line cannot accept submissions)",
+                    key.label
+                )));
+            }
+            if remaining < min_active {
+                return Err(KeyChangeError::Refused(format!(
+                    "retiring {} would leave {remaining} active key(s), fewer than keys.min_active = \
+                     {min_active}: add another key first",
+                    key.label
+                )));
+            }
+            on_backend!(tx.conn(), c => {
+                sqlx::query(Q_RETIRE).bind(key.id).bind(now).execute(&mut *c).await?;
+                sqlx::query(Q_RETIRE_SETS).bind(key.id).bind(now).execute(c).await?;
+            });
+            let audit = Audit {
+                at: now,
+                actor,
+                action: AuditAction::KeyRetire,
+                subject: &key.fingerprint,
+                detail: serde_json::json!({ "id": key.id, "label": key.label }),
+            };
+            let change = tx.record_key_change(key.id, audit).await?;
+            tx.commit().await?;
+            Ok(change)
+        })
+        .await
     }
 
     /// Revokes a key that must be assumed compromised: out of the active set at once (even if
@@ -442,43 +343,41 @@ impl Store {
         actor: &str,
         now: i64,
     ) -> Result<KeyChange, KeyChangeError> {
-        let audit_key = self.audit_key()?;
-        with_retries!(async {
-            super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR UPDATE", tx => {
-                let keys = keys_in!(tx);
-                let key = find_key(&keys, wanted)?.clone();
-                if key.status() == KeyStatus::Revoked {
-                    return Err(KeyChangeError::Refused(format!("{} is already revoked", key.label)));
-                }
-                sqlx::query("UPDATE reviewer_keys SET active = FALSE, revoked_at = $2 WHERE id = $1")
-                    .bind(key.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                // On PostgreSQL this waits for commits that hold these sets `FOR SHARE`, and
-                // commits that come later see `revoked_at` (see store/commit.rs).
-                sqlx::query(
-                    "UPDATE key_sets SET revoked_at = $2, retired_at = COALESCE(retired_at, $2) \
-                     WHERE revoked_at IS NULL \
-                     AND id IN (SELECT key_set_id FROM key_set_members WHERE key_id = $1)",
-                )
-                .bind(key.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let keyring = sync_keyring_in!(tx, now);
-                let keys = keys_in!(tx);
-                let detail = serde_json::json!({
+        const Q_REVOKE: &str =
+            "UPDATE reviewer_keys SET active = FALSE, revoked_at = $2 WHERE id = $1";
+        // On PostgreSQL this waits for writers that hold these sets `FOR SHARE`, and writers
+        // that come later see `revoked_at` (`WriteTx::revoked_key_sets`).
+        const Q_REVOKE_SETS: &str = "UPDATE key_sets SET revoked_at = $2, retired_at = COALESCE(retired_at, $2) \
+             WHERE revoked_at IS NULL \
+             AND id IN (SELECT key_set_id FROM key_set_members WHERE key_id = $1)";
+        retrying(move || async move {
+            let mut tx = self.write(Lock::KeyChange).await?;
+            let keys = tx.keys().await?;
+            let key = find_key(&keys, wanted)?.clone();
+            if key.status() == KeyStatus::Revoked {
+                return Err(KeyChangeError::Refused(format!(
+                    "{} is already revoked",
+                    key.label
+                )));
+            }
+            on_backend!(tx.conn(), c => {
+                sqlx::query(Q_REVOKE).bind(key.id).bind(now).execute(&mut *c).await?;
+                sqlx::query(Q_REVOKE_SETS).bind(key.id).bind(now).execute(c).await?;
+            });
+            let audit = Audit {
+                at: now,
+                actor,
+                action: AuditAction::KeyRevoke,
+                subject: &key.fingerprint,
+                detail: serde_json::json!({
                     "id": key.id, "label": key.label, "was": key.status().as_str(),
-                    "key_set": keyring.key_set_id, "keyring_version": keyring.version,
-                })
-                .to_string();
-                append_audit_in!(tx, &audit_key, actor, "key.revoke", &key.fingerprint, &detail, now);
-                tx.commit().await?;
-                finish(keys, key.id, keyring)
-            })
-        }
-        .await)
+                }),
+            };
+            let change = tx.record_key_change(key.id, audit).await?;
+            tx.commit().await?;
+            Ok(change)
+        })
+        .await
     }
 
     /// Every key set that has items or is current, with what is sealed to it.
@@ -491,9 +390,10 @@ impl Store {
             "SELECT key_set_id, key_id FROM key_set_members ORDER BY key_set_id, key_id";
         let current = self.keyring_version().await?.key_set_id;
         type SetRow = (i64, String, Option<i64>, Option<i64>, i64, i64);
-        let sets: Vec<SetRow> = on_pool!(self, p => sqlx::query_as(Q_SETS).fetch_all(p).await?);
+        let sets: Vec<SetRow> =
+            on_backend!(&self.pool, p => sqlx::query_as(Q_SETS).fetch_all(p).await?);
         let members: Vec<(i64, i64)> =
-            on_pool!(self, p => sqlx::query_as(Q_MEMBERS).fetch_all(p).await?);
+            on_backend!(&self.pool, p => sqlx::query_as(Q_MEMBERS).fetch_all(p).await?);
         Ok(sets
             .into_iter()
             .filter(|s| s.4 > 0 || Some(s.0) == current)
@@ -561,23 +461,101 @@ impl Store {
         const Q: &str = "SELECT DISTINCT i.tip_id FROM items i \
              JOIN key_set_members m ON m.key_set_id = i.key_set_id \
              WHERE m.key_id = $1 AND i.tip_id IS NOT NULL ORDER BY i.tip_id";
-        Ok(on_pool!(self, p => sqlx::query_scalar(Q).bind(key_id).fetch_all(p).await?))
+        Ok(on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(key_id).fetch_all(p).await?))
     }
 }
 
-fn finish(
-    keys: Vec<ReviewerKey>,
-    id: i64,
-    keyring: KeyringVersion,
-) -> Result<KeyChange, KeyChangeError> {
-    let active_keys = keys.iter().filter(|k| k.active).count();
-    let key = keys
-        .into_iter()
-        .find(|k| k.id == id)
-        .ok_or_else(|| StoreError::Setup("the changed key vanished".into()))?;
-    Ok(KeyChange {
-        key,
-        keyring,
-        active_keys,
-    })
+impl WriteTx {
+    /// Ends a key change to key `key_id` (the caller commits): makes the keyring name the set
+    /// of the active keys, appends `audit` with the resulting key set and keyring version added
+    /// to its detail, and tells what the change did.
+    async fn record_key_change(&mut self, key_id: i64, mut audit: Audit<'_>) -> Result<KeyChange> {
+        let keyring = self.sync_keyring(audit.at).await?;
+        if let Some(detail) = audit.detail.as_object_mut() {
+            detail.insert("key_set".into(), keyring.key_set_id.into());
+            detail.insert("keyring_version".into(), keyring.version.into());
+        }
+        let keys = self.keys().await?;
+        self.append_audit(&audit).await?;
+        let active_keys = keys.iter().filter(|k| k.active).count();
+        let key = keys
+            .into_iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| StoreError::Setup("the changed key vanished".into()))?;
+        Ok(KeyChange {
+            key,
+            keyring,
+            active_keys,
+        })
+    }
+
+    /// Every key, oldest first, as this transaction sees them.
+    async fn keys(&mut self) -> Result<Vec<ReviewerKey>> {
+        let rows: Vec<KeyRow> =
+            on_backend!(self.conn(), c => sqlx::query_as(Q_ALL_KEYS).fetch_all(c).await?);
+        rows.into_iter().map(key_from_row).collect()
+    }
+
+    /// Makes the keyring row name the set of the active keys (creating that set on first use)
+    /// and increments its version if the set changed. Only in a `Lock::KeyChange` transaction.
+    async fn sync_keyring(&mut self, now: i64) -> Result<KeyringVersion> {
+        const Q_KEYRING: &str = "SELECT version, key_set_id FROM keyring WHERE id = 1";
+        const Q_ACTIVE: &str =
+            "SELECT id, fingerprint FROM reviewer_keys WHERE active = TRUE ORDER BY id";
+        const Q_FIND_SET: &str = "SELECT id FROM key_sets WHERE fingerprint = $1";
+        const Q_ADD_SET: &str =
+            "INSERT INTO key_sets (fingerprint, created_at) VALUES ($1, $2) RETURNING id";
+        const Q_ADD_MEMBER: &str = "INSERT INTO key_set_members (key_set_id, key_id) VALUES ($1, $2) \
+             ON CONFLICT (key_set_id, key_id) DO NOTHING";
+        const Q_UPDATE: &str = "UPDATE keyring SET version = version + 1, key_set_id = $1, changed_at = $2 \
+             WHERE id = 1";
+        let (version, current): (i64, Option<i64>) =
+            on_backend!(self.conn(), c => sqlx::query_as(Q_KEYRING).fetch_one(c).await?);
+        let active: Vec<(i64, String)> =
+            on_backend!(self.conn(), c => sqlx::query_as(Q_ACTIVE).fetch_all(c).await?);
+        let wanted = if active.is_empty() {
+            None
+        } else {
+            let fingerprints: Vec<String> = active.iter().map(|(_, f)| f.clone()).collect();
+            let fingerprint = key_set_fingerprint(&fingerprints);
+            Some(on_backend!(self.conn(), c => {
+                // Looked up first (the keyring lock is held), so that set numbers are not used
+                // up by inserts that find the set already there.
+                let found: Option<i64> = sqlx::query_scalar(Q_FIND_SET)
+                    .bind(&fingerprint)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                let id: i64 = match found {
+                    Some(id) => id,
+                    None => {
+                        sqlx::query_scalar(Q_ADD_SET)
+                            .bind(&fingerprint)
+                            .bind(now)
+                            .fetch_one(&mut *c)
+                            .await?
+                    }
+                };
+                for (key_id, _) in &active {
+                    sqlx::query(Q_ADD_MEMBER).bind(id).bind(*key_id).execute(&mut *c).await?;
+                }
+                id
+            }))
+        };
+        if wanted == current && version > 0 {
+            return Ok(KeyringVersion {
+                version,
+                key_set_id: current,
+            });
+        }
+        on_backend!(self.conn(), c => sqlx::query(Q_UPDATE)
+            .bind(wanted)
+            .bind(now)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(KeyringVersion {
+            version: version + 1,
+            key_set_id: wanted,
+        })
+    }
 }

@@ -2,11 +2,32 @@
 //! nodes on one database), migrations, and every query tipbox runs.
 //!
 //! Queries are runtime-checked and written once: both backends accept `$n` placeholders, and
-//! `on_pool!` expands a query body once per backend so each is type-checked against its own
+//! `on_backend!` expands a query once per backend so each is type-checked against its own
 //! driver. Only the schema differs per backend (`migrations/sqlite`, `migrations/postgres`).
 //! Everything stored is ciphertext or deliberately coarse metadata.
+//!
+//! There is one way to write more than a single statement: `Store::write` (and, for the
+//! group-commit writer, `Store::write_on_commit_pool`) runs a body in a `WriteTx`
+//! (store/write.rs). On SQLite it begins with `BEGIN IMMEDIATE`, so the write lock is held from
+//! the first read; on PostgreSQL the `Lock` names the row lock or setting the body relies on (the
+//! keyring row for a key change or a re-key swap, a durable commit for what a receipt waits
+//! on). The body uses the shared steps as methods (`append_audit`, `refuse_revoked`,
+//! `lock_tip`), and the whole transaction runs again, under one retry policy (`retrying`), when
+//! it lost a race with another writer. An audited action passes its `audit::Audit` entry to the
+//! store method that performs it, which appends it in the same transaction: both are stored,
+//! or neither.
 
+mod analysts;
+mod audit;
 mod commit;
+#[cfg(test)]
+mod durability;
+mod followup;
+mod keys;
+mod queue;
+mod rekey;
+mod retention;
+mod write;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,7 +40,16 @@ use sqlx::sqlite::{
 };
 use tracing::instrument;
 
+pub use analysts::{AnalystRecord, SessionRecord};
 pub use commit::{CommitQueue, NewItem, NewTip, SealedBody};
+pub use followup::{ReplyStatus, SealedReply, SourceTip};
+pub use keys::{
+    Exposure, KeyChange, KeyChangeError, KeySetStatus, KeyringSnapshot, KeyringStatus,
+    KeyringVersion, NeedsRekey, RevokedKeyExposure,
+};
+pub use queue::{ItemSummary, QueueFilter, STATUSES, TipSummary, TriageUpdate};
+pub use rekey::{ItemToRekey, RekeyMode, RekeyRefusal, RekeyTarget, Rekeyed};
+use write::LostARace;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,11 +73,28 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// One thing per backend: a pool, a transaction, a connection.
 #[derive(Clone)]
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+enum Backend<S, P> {
+    Sqlite(S),
+    Postgres(P),
 }
+
+type Pool = Backend<SqlitePool, PgPool>;
+
+/// Evaluates `$body` with `$x` bound to the SQLite or the PostgreSQL side of `$backend` (a
+/// `Backend`), so that a query written once is type-checked against each driver. A `match` and
+/// nothing else: any `?` or `return` is in the body, where the reader sees it.
+macro_rules! on_backend {
+    ($backend:expr, $x:ident => $body:expr) => {
+        match $backend {
+            $crate::store::Backend::Sqlite($x) => $body,
+            $crate::store::Backend::Postgres($x) => $body,
+        }
+    };
+}
+
+use on_backend;
 
 #[derive(Clone)]
 pub struct Store {
@@ -61,72 +108,14 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.pool {
-            Pool::Sqlite(_) => "Store(sqlite)",
-            Pool::Postgres(_) => "Store(postgres)",
-        })
+        write!(f, "Store({})", self.backend_name())
     }
 }
 
-/// Runs `$body` with `$pool` bound to whichever backend this store has.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
-        }
-    };
-}
-
-pub(crate) use on_pool;
-
-/// Runs `$body` in a write transaction on the shared pool, `$tx` being the transaction (the
-/// body commits it; dropping it rolls back). On SQLite it starts with `BEGIN IMMEDIATE`: the
-/// write lock is taken up front, so no other writer slips in between what the body reads and
-/// what it writes, and the transaction cannot fail half way on a lock upgrade. On PostgreSQL
-/// `$prelude` runs first: the row lock or setting the body relies on (the keyring row
-/// `FOR UPDATE` for a key change, `FOR SHARE` for a re-key swap, or a durable commit).
-macro_rules! write_tx {
-    ($store:expr, $prelude:expr, $tx:ident => $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite(p) => {
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                $body
-            }
-            Pool::Postgres(p) => {
-                let mut $tx = p.begin().await?;
-                sqlx::query($prelude).execute(&mut *$tx).await?;
-                $body
-            }
-        }
-    };
-}
-
-pub(crate) use write_tx;
-
-/// Evaluates `$attempt` (an `async { … }.await` whose `?` and `return` stay inside it) again, a
-/// few times with a growing pause, while its error says it lost a race (`lost_a_race()`): two
-/// transactions appending to the audit trail at once, or a lock conflict.
-macro_rules! with_retries {
-    ($attempt:expr) => {{
-        let mut tries = 0u64;
-        loop {
-            match $attempt {
-                Err(error) if error.lost_a_race() && tries < 8 => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * tries)).await;
-                }
-                other => break other,
-            }
-        }
-    }};
-}
-
-impl StoreError {
-    /// Whether this failure came from losing a race with another transaction (a unique
-    /// sequence number taken first, a serialization failure, a deadlock, SQLite busy), so
-    /// that running the same transaction again may succeed.
-    pub(crate) fn lost_a_race(&self) -> bool {
+impl LostARace for StoreError {
+    /// A unique sequence number taken first (two audit entries at once), a serialization
+    /// failure, a deadlock, SQLite busy: running the same transaction again may succeed.
+    fn lost_a_race(&self) -> bool {
         let StoreError::Database(sqlx::Error::Database(db)) = self else {
             return false;
         };
@@ -134,21 +123,6 @@ impl StoreError {
             || matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "517"))
     }
 }
-
-mod analysts;
-mod followup;
-mod keys;
-mod queue;
-mod rekey;
-mod retention;
-pub use analysts::{AnalystRecord, SessionRecord};
-pub use followup::{ReplyStatus, SealedReply, SourceTip};
-pub use keys::{
-    Exposure, KeyChange, KeyChangeError, KeySetStatus, KeyringSnapshot, KeyringStatus,
-    KeyringVersion, NeedsRekey, RevokedKeyExposure,
-};
-pub use queue::{ItemSummary, QueueFilter, STATUSES, TipSummary, TriageUpdate};
-pub use rekey::{ItemToRekey, RekeyMode, RekeyRefusal, RekeyTarget, Rekeyed};
 
 /// The outcome of comparing the server secret with the one the database was set up with.
 #[derive(Debug, PartialEq, Eq)]
@@ -295,7 +269,7 @@ impl Store {
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self.pool {
+        match &self.pool {
             Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
@@ -314,11 +288,8 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, p => p.close().await);
-        match &self.commit_pool {
-            Pool::Sqlite(p) => p.close().await,
-            Pool::Postgres(p) => p.close().await,
-        }
+        on_backend!(&self.pool, p => p.close().await);
+        on_backend!(&self.commit_pool, p => p.close().await);
     }
 
     /// Compares `check_value` with the one recorded at first use, recording it if there is none.
@@ -326,11 +297,12 @@ impl Store {
     pub async fn check_secret(&self, check_value: &str) -> Result<SecretCheck> {
         const Q_INSERT: &str = "INSERT INTO settings (name, value) VALUES ('secret_check', $1) ON CONFLICT (name) DO NOTHING";
         const Q_SELECT: &str = "SELECT value FROM settings WHERE name = 'secret_check'";
-        let inserted = on_pool!(self, p => sqlx::query(Q_INSERT).bind(check_value).execute(p).await?.rows_affected());
+        let inserted = on_backend!(&self.pool, p => sqlx::query(Q_INSERT).bind(check_value).execute(p).await?.rows_affected());
         if inserted == 1 {
             return Ok(SecretCheck::FirstUse);
         }
-        let stored: String = on_pool!(self, p => sqlx::query_scalar(Q_SELECT).fetch_one(p).await?);
+        let stored: String =
+            on_backend!(&self.pool, p => sqlx::query_scalar(Q_SELECT).fetch_one(p).await?);
         Ok(
             if subtle::ConstantTimeEq::ct_eq(stored.as_bytes(), check_value.as_bytes()).into() {
                 SecretCheck::Matches
@@ -343,7 +315,7 @@ impl Store {
     /// Whether this database has been used with some server secret already.
     pub async fn has_secret_check(&self) -> Result<bool> {
         const Q: &str = "SELECT COUNT(*) FROM settings WHERE name = 'secret_check'";
-        let n: i64 = on_pool!(self, p => sqlx::query_scalar(Q).fetch_one(p).await?);
+        let n: i64 = on_backend!(&self.pool, p => sqlx::query_scalar(Q).fetch_one(p).await?);
         Ok(n > 0)
     }
 
@@ -352,13 +324,13 @@ impl Store {
     pub async fn stage_item(&self, item_id: &str, key_set_id: i64, staged_at: i64) -> Result<()> {
         const Q: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) \
              VALUES ($1, NULL, 0, 'attachment', 0, $2, $3)";
-        on_pool!(self, p => sqlx::query(Q).bind(item_id).bind(key_set_id).bind(staged_at).execute(p).await?.rows_affected());
+        on_backend!(&self.pool, p => sqlx::query(Q).bind(item_id).bind(key_set_id).bind(staged_at).execute(p).await?.rows_affected());
         Ok(())
     }
 
     pub async fn append_chunk(&self, item_id: &str, seq: i64, data: &[u8]) -> Result<()> {
         const Q: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, $2, $3)";
-        on_pool!(self, p => sqlx::query(Q).bind(item_id).bind(seq).bind(data).execute(p).await?.rows_affected());
+        on_backend!(&self.pool, p => sqlx::query(Q).bind(item_id).bind(seq).bind(data).execute(p).await?.rows_affected());
         Ok(())
     }
 
@@ -370,7 +342,7 @@ impl Store {
     pub async fn discard_staged(&self, item_ids: &[String]) -> Result<()> {
         const Q: &str = "DELETE FROM items WHERE id = $1 AND tip_id IS NULL";
         for id in item_ids {
-            on_pool!(self, p => sqlx::query(Q).bind(id).execute(p).await?.rows_affected());
+            on_backend!(&self.pool, p => sqlx::query(Q).bind(id).execute(p).await?.rows_affected());
         }
         Ok(())
     }
@@ -380,7 +352,7 @@ impl Store {
     pub async fn sweep_staged(&self, cutoff: i64) -> Result<u64> {
         const Q: &str = "SELECT id FROM items WHERE tip_id IS NULL AND staged_at < $1";
         let ids: Vec<String> =
-            on_pool!(self, p => sqlx::query_scalar(Q).bind(cutoff).fetch_all(p).await?);
+            on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(cutoff).fetch_all(p).await?);
         self.discard_staged(&ids).await?;
         Ok(ids.len() as u64)
     }
@@ -390,7 +362,7 @@ impl Store {
     pub async fn list_items(&self) -> Result<Vec<ItemListing>> {
         const Q: &str = "SELECT i.id, i.tip_id, i.kind, i.position, i.size, i.key_set_id, t.received_at \
              FROM items i JOIN tips t ON t.id = i.tip_id ORDER BY t.received_at, t.id, i.position";
-        let rows = on_pool!(self, p => {
+        let rows = on_backend!(&self.pool, p => {
             sqlx::query(Q).fetch_all(p).await?.iter().map(|r| -> Result<ItemListing> {
                 Ok(ItemListing {
                     item_id: r.try_get("id")?,
@@ -412,7 +384,7 @@ impl Store {
              k.fingerprint, k.label, k.kind FROM key_sets s JOIN key_set_members m ON m.key_set_id = s.id \
              JOIN reviewer_keys k ON k.id = m.key_id ORDER BY s.id, k.id";
         let mut sets: Vec<KeySetListing> = Vec::new();
-        on_pool!(self, p => {
+        on_backend!(&self.pool, p => {
             for r in sqlx::query(Q).fetch_all(p).await? {
                 let id: i64 = r.try_get("id")?;
                 let member = KeySetMember {
@@ -439,14 +411,14 @@ impl Store {
     pub async fn item_chunk(&self, item_id: &str, seq: i64) -> Result<Option<Vec<u8>>> {
         const Q: &str = "SELECT data FROM item_chunks WHERE item_id = $1 AND seq = $2";
         Ok(
-            on_pool!(self, p => sqlx::query_scalar(Q).bind(item_id).bind(seq).fetch_optional(p).await?),
+            on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(item_id).bind(seq).fetch_optional(p).await?),
         )
     }
 
     pub async fn counts(&self) -> Result<Counts> {
         const Q: &str = "SELECT (SELECT COUNT(*) FROM tips), (SELECT COUNT(*) FROM items), (SELECT COUNT(*) FROM item_chunks)";
         let (tips, items, chunks): (i64, i64, i64) =
-            on_pool!(self, p => sqlx::query_as(Q).fetch_one(p).await?);
+            on_backend!(&self.pool, p => sqlx::query_as(Q).fetch_one(p).await?);
         Ok(Counts {
             tips,
             items,

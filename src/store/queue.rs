@@ -3,7 +3,9 @@
 
 use sqlx::QueryBuilder;
 
-use super::{Pool, Result, Store};
+use super::write::{Lock, retrying};
+use super::{Result, Store, on_backend};
+use crate::audit::Audit;
 
 /// Tip statuses, in workflow order.
 pub const STATUSES: [&str; 5] = ["new", "in_review", "verified", "closed", "spam"];
@@ -68,7 +70,7 @@ pub struct TriageUpdate {
 impl Store {
     /// Tips newest first (by coarse received time, then id), with the filters applied.
     pub async fn list_tips(&self, filter: &QueueFilter) -> Result<Vec<TipSummary>> {
-        let rows: Vec<(String, i64, String, Option<String>)> = super::on_pool!(self, p => {
+        let rows: Vec<(String, i64, String, Option<String>)> = on_backend!(&self.pool, p => {
             let mut q = QueryBuilder::new(
                 "SELECT t.id, t.received_at, t.status, a.username FROM tips t \
                  LEFT JOIN analysts a ON a.id = t.assignee_id WHERE 1 = 1",
@@ -123,7 +125,7 @@ impl Store {
         const Q: &str = "SELECT t.id, t.received_at, t.status, a.username FROM tips t \
              LEFT JOIN analysts a ON a.id = t.assignee_id WHERE t.id = $1";
         let row: Option<(String, i64, String, Option<String>)> =
-            super::on_pool!(self, p => sqlx::query_as(Q).bind(id).fetch_optional(p).await?);
+            on_backend!(&self.pool, p => sqlx::query_as(Q).bind(id).fetch_optional(p).await?);
         Ok(self
             .with_items_and_labels(row.into_iter().collect())
             .await?
@@ -143,7 +145,7 @@ impl Store {
         let mut items: Vec<ItemRow> = Vec::new();
         let mut labels: Vec<(String, String)> = Vec::new();
         for piece in ids.chunks(500) {
-            items.extend(super::on_pool!(self, p => {
+            items.extend(on_backend!(&self.pool, p => {
                 let mut q = QueryBuilder::new("SELECT tip_id, id, kind, size, key_set_id, added_at FROM items WHERE tip_id IN (");
                 let mut list = q.separated(", ");
                 for id in piece {
@@ -152,7 +154,7 @@ impl Store {
                 q.push(") ORDER BY tip_id, position");
                 q.build_query_as::<ItemRow>().fetch_all(p).await?
             }));
-            labels.extend(super::on_pool!(self, p => {
+            labels.extend(on_backend!(&self.pool, p => {
                 let mut q = QueryBuilder::new("SELECT tip_id, label FROM tip_labels WHERE tip_id IN (");
                 let mut list = q.separated(", ");
                 for id in piece {
@@ -201,45 +203,54 @@ impl Store {
             .collect())
     }
 
-    /// Applies a triage change; false if there is no such tip.
-    pub async fn update_tip(&self, id: &str, update: &TriageUpdate) -> Result<bool> {
-        const Q_EXISTS: &str = "SELECT COUNT(*) FROM tips WHERE id = $1";
+    /// Applies a triage change, with its audit entry; false (and no entry) if there is no such
+    /// tip.
+    pub async fn update_tip(
+        &self,
+        id: &str,
+        update: &TriageUpdate,
+        audit: &Audit<'_>,
+    ) -> Result<bool> {
         const Q_STATUS: &str = "UPDATE tips SET status = $2 WHERE id = $1";
         const Q_ASSIGNEE: &str = "UPDATE tips SET assignee_id = $2 WHERE id = $1";
         const Q_CLEAR_LABELS: &str = "DELETE FROM tip_labels WHERE tip_id = $1";
         const Q_LABEL: &str =
             "INSERT INTO tip_labels (tip_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        super::on_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            let exists: i64 = sqlx::query_scalar(Q_EXISTS).bind(id).fetch_one(&mut *tx).await?;
-            if exists == 0 {
+        retrying(move || async move {
+            let mut tx = self.write(Lock::Rows).await?;
+            if !tx.lock_tip(id).await? {
                 return Ok(false);
             }
-            if let Some(status) = &update.status {
-                sqlx::query(Q_STATUS).bind(id).bind(status).execute(&mut *tx).await?;
-            }
-            if let Some(assignee) = update.assignee_id {
-                sqlx::query(Q_ASSIGNEE).bind(id).bind(assignee).execute(&mut *tx).await?;
-            }
-            if let Some(labels) = &update.labels {
-                sqlx::query(Q_CLEAR_LABELS).bind(id).execute(&mut *tx).await?;
-                for label in labels {
-                    sqlx::query(Q_LABEL).bind(id).bind(label).execute(&mut *tx).await?;
+            on_backend!(tx.conn(), c => {
+                if let Some(status) = &update.status {
+                    sqlx::query(Q_STATUS).bind(id).bind(status).execute(&mut *c).await?;
                 }
-            }
+                if let Some(assignee) = update.assignee_id {
+                    sqlx::query(Q_ASSIGNEE).bind(id).bind(assignee).execute(&mut *c).await?;
+                }
+                if let Some(labels) = &update.labels {
+                    sqlx::query(Q_CLEAR_LABELS).bind(id).execute(&mut *c).await?;
+                    for label in labels {
+                        sqlx::query(Q_LABEL).bind(id).bind(label).execute(&mut *c).await?;
+                    }
+                }
+            });
+            tx.append_audit(audit).await?;
             tx.commit().await?;
-        });
-        Ok(true)
+            Ok(true)
+        })
+        .await
     }
 
     /// The tip a committed item belongs to (staged items belong to none and are not served).
     pub async fn item_tip(&self, item_id: &str) -> Result<Option<String>> {
         const Q: &str = "SELECT tip_id FROM items WHERE id = $1 AND tip_id IS NOT NULL";
-        let row: Option<Option<String>> = super::on_pool!(self, p => sqlx::query_scalar(Q).bind(item_id).fetch_optional(p).await?);
+        let row: Option<Option<String>> = on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(item_id).fetch_optional(p).await?);
         Ok(row.flatten())
     }
 
-    /// Adds a sealed analyst note to a tip, after its other items; false if there is no tip.
+    /// Adds a sealed analyst note to a tip, after its other items, with its audit entry; false
+    /// if there is no tip.
     pub async fn add_note(
         &self,
         tip_id: &str,
@@ -247,54 +258,48 @@ impl Store {
         key_set_id: i64,
         sealed: &[u8],
         added_at: i64,
+        audit: &Audit<'_>,
     ) -> Result<bool> {
-        const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at, added_at) \
-             SELECT $1, t.id, (SELECT COALESCE(MAX(position), -1) + 1 FROM items WHERE tip_id = t.id), \
-             'note', $3, $4, NULL, $5 FROM tips t WHERE t.id = $2";
-        const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
-        // Never sealed to a set with a revoked key, as for submissions (see store/commit.rs).
-        let q_revoked = if self.is_sqlite() {
-            "SELECT revoked_at FROM key_sets WHERE id = $1"
-        } else {
-            "SELECT revoked_at FROM key_sets WHERE id = $1 FOR SHARE"
-        };
-        super::on_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            super::followup::lock_tip!(self, tx, tip_id);
-            let added = sqlx::query(Q_ITEM)
-                .bind(item_id)
-                .bind(tip_id)
-                .bind(sealed.len() as i64)
-                .bind(key_set_id)
-                .bind(added_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if added != 1 {
+        let note = &super::followup::analyst_item(item_id, "note", key_set_id, sealed);
+        retrying(move || async move {
+            let mut tx = self.write(Lock::Acknowledged).await?;
+            if !tx.add_item(tip_id, note, added_at).await? {
                 return Ok(false);
             }
-            // After the insert, which holds SQLite's write lock: the check sees every commit.
-            let revoked: Option<i64> = sqlx::query_scalar(q_revoked).bind(key_set_id).fetch_one(&mut *tx).await?;
-            if revoked.is_some() {
-                return Err(super::StoreError::KeySetRevoked);
-            }
-            sqlx::query(Q_CHUNK).bind(item_id).bind(sealed).execute(&mut *tx).await?;
+            tx.append_audit(audit).await?;
             tx.commit().await?;
-        });
-        Ok(true)
+            Ok(true)
+        })
+        .await
     }
 
-    pub async fn record_pull(&self, analyst_id: i64, item_id: &str) -> Result<()> {
+    /// Records that an analyst has pulled these items (a download, or a tip's archive), with the
+    /// download's audit entry.
+    pub async fn record_pulls(
+        &self,
+        analyst_id: i64,
+        item_ids: &[&str],
+        audit: &Audit<'_>,
+    ) -> Result<()> {
         const Q: &str =
             "INSERT INTO item_pulls (analyst_id, item_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        super::on_pool!(self, p => sqlx::query(Q).bind(analyst_id).bind(item_id).execute(p).await?.rows_affected());
-        Ok(())
+        retrying(move || async move {
+            let mut tx = self.write(Lock::Rows).await?;
+            on_backend!(tx.conn(), c => {
+                for item_id in item_ids {
+                    sqlx::query(Q).bind(analyst_id).bind(*item_id).execute(&mut *c).await?;
+                }
+            });
+            tx.append_audit(audit).await?;
+            tx.commit().await
+        })
+        .await
     }
 
     pub async fn analyst_id(&self, username: &str) -> Result<Option<i64>> {
         const Q: &str = "SELECT id FROM analysts WHERE username = $1 AND disabled = FALSE";
         Ok(
-            super::on_pool!(self, p => sqlx::query_scalar(Q).bind(username).fetch_optional(p).await?),
+            on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(username).fetch_optional(p).await?),
         )
     }
 }

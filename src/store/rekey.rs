@@ -5,8 +5,9 @@
 
 use sha2::{Digest, Sha256};
 
-use super::analysts::append_audit_in;
-use super::{Pool, Result, Store, StoreError};
+use super::write::{Lock, LostARace, WriteTx, retrying};
+use super::{Result, Store, StoreError, on_backend};
+use crate::audit::{Audit, AuditAction};
 use crate::rekey::{Header, NONCE_BYTES, RekeyError, check_file_start, check_new_header};
 
 /// What re-keying an item takes.
@@ -106,7 +107,7 @@ impl From<sqlx::Error> for RekeyRefusal {
     }
 }
 
-impl RekeyRefusal {
+impl LostARace for RekeyRefusal {
     fn lost_a_race(&self) -> bool {
         matches!(self, RekeyRefusal::Store(e) if e.lost_a_race())
     }
@@ -120,51 +121,27 @@ pub struct Rekeyed {
     pub mode: RekeyMode,
 }
 
+impl Rekeyed {
+    /// The swap's audit entry.
+    fn audit<'a>(self, actor: &'a str, item_id: &'a str, tip_id: &str, now: i64) -> Audit<'a> {
+        Audit {
+            at: now,
+            actor,
+            action: AuditAction::ItemRekey,
+            subject: item_id,
+            detail: serde_json::json!({
+                "tip": tip_id, "mode": self.mode.as_str(),
+                "from_key_set": self.from_key_set, "to_key_set": self.to_key_set,
+            }),
+        }
+    }
+}
+
 /// The start of an item's first chunk that always holds its header and nonce (a header is at
 /// most `rekey::MAX_HEADER_BYTES`, 65536; a literal so that both databases take it as an
 /// integer). See the test below.
 const Q_HEAD: &str =
     "SELECT substr(data, 1, 65552) FROM item_chunks WHERE item_id = $1 AND seq = 0";
-
-/// Inside a swap transaction: refuses unless `$to` is the current key set and the set `$from`
-/// still calls for `$mode`; then moves the item from `$from` to `$to` (refused if it is no
-/// longer sealed to `$from`).
-macro_rules! claim_item {
-    ($tx:ident, $item:expr, $from:expr, $to:expr, $mode:expr) => {{
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT key_set_id FROM keyring WHERE id = 1")
-                .fetch_one(&mut *$tx)
-                .await?;
-        if current != Some($to) {
-            return Err(RekeyRefusal::KeyringChanged(current));
-        }
-        let (retired_at, revoked_at): (Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT retired_at, revoked_at FROM key_sets WHERE id = $1")
-                .bind($from)
-                .fetch_one(&mut *$tx)
-                .await?;
-        match (retired_at, revoked_at, $mode) {
-            (None, _, _) => return Err(RekeyRefusal::NotNeeded),
-            (Some(_), Some(_), RekeyMode::Header) => {
-                return Err(RekeyRefusal::NeedsFreshEncryption);
-            }
-            (Some(_), None, RekeyMode::Payload) => return Err(RekeyRefusal::Changed),
-            _ => {}
-        }
-        let moved = sqlx::query(
-            "UPDATE items SET key_set_id = $3 WHERE id = $1 AND key_set_id = $2 AND tip_id IS NOT NULL",
-        )
-        .bind($item)
-        .bind($from)
-        .bind($to)
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected();
-        if moved != 1 {
-            return Err(RekeyRefusal::Changed);
-        }
-    }};
-}
 
 impl Store {
     /// Committed items sealed to a key set with a retired or revoked key, in id order, after
@@ -174,8 +151,7 @@ impl Store {
              FROM items i JOIN key_sets s ON s.id = i.key_set_id \
              WHERE s.retired_at IS NOT NULL AND i.tip_id IS NOT NULL AND i.id > $1 \
              ORDER BY i.id LIMIT $2";
-        let rows: Vec<(String, String, String, i64, i64, Option<i64>)> =
-            on_pool!(self, p => sqlx::query_as(Q).bind(after).bind(limit).fetch_all(p).await?);
+        let rows: Vec<(String, String, String, i64, i64, Option<i64>)> = on_backend!(&self.pool, p => sqlx::query_as(Q).bind(after).bind(limit).fetch_all(p).await?);
         let mut items = Vec::with_capacity(rows.len());
         for (id, tip_id, kind, size, key_set_id, revoked_at) in rows {
             let mode = if revoked_at.is_some() {
@@ -186,7 +162,7 @@ impl Store {
             let header = match mode {
                 RekeyMode::Payload => None,
                 RekeyMode::Header => {
-                    let head: Option<Vec<u8>> = on_pool!(self, p => sqlx::query_scalar(Q_HEAD).bind(&id).fetch_optional(p).await?);
+                    let head: Option<Vec<u8>> = on_backend!(&self.pool, p => sqlx::query_scalar(Q_HEAD).bind(&id).fetch_optional(p).await?);
                     match head.as_deref().map(Header::parse) {
                         Some(Ok(header)) => Some(header.as_bytes().to_vec()),
                         Some(Err(error)) => {
@@ -217,15 +193,14 @@ impl Store {
              WHERE i.id = $1 AND i.tip_id IS NOT NULL";
         type TargetRow = (String, i64, i64, Option<i64>, Option<i64>);
         let row: Option<TargetRow> =
-            on_pool!(self, p => sqlx::query_as(Q).bind(item_id).fetch_optional(p).await?);
+            on_backend!(&self.pool, p => sqlx::query_as(Q).bind(item_id).fetch_optional(p).await?);
         let Some((tip_id, key_set_id, size, retired_at, revoked_at)) = row else {
             return Err(RekeyRefusal::NoSuchItem);
         };
         if retired_at.is_none() {
             return Err(RekeyRefusal::NotNeeded);
         }
-        let head: Option<Vec<u8>> =
-            on_pool!(self, p => sqlx::query_scalar(Q_HEAD).bind(item_id).fetch_optional(p).await?);
+        let head: Option<Vec<u8>> = on_backend!(&self.pool, p => sqlx::query_scalar(Q_HEAD).bind(item_id).fetch_optional(p).await?);
         let head = head.unwrap_or_default();
         let header = Header::parse(&head).map_err(RekeyRefusal::Damaged)?;
         let nonce: [u8; NONCE_BYTES] = head
@@ -269,49 +244,40 @@ impl Store {
             return Err(RekeyRefusal::Changed);
         }
         let new = check_new_header(new_header, &target.nonce)?;
-        let audit_key = self.audit_key()?;
-        let detail = serde_json::json!({
-            "tip": target.tip_id, "mode": "header", "from_key_set": from_key_set, "to_key_set": to_key_set,
-        })
-        .to_string();
-        with_retries!(
-            async {
-                super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR SHARE", tx => {
-                    claim_item!(tx, item_id, from_key_set, to_key_set, RekeyMode::Header);
-                    let chunk: Vec<u8> = sqlx::query_scalar(
-                        "SELECT data FROM item_chunks WHERE item_id = $1 AND seq = 0",
-                    )
-                    .bind(item_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let old = Header::parse(&chunk).map_err(RekeyRefusal::Damaged)?;
-                    if old.digest() != replaces {
-                        return Err(RekeyRefusal::Changed);
-                    }
-                    let mut data = Vec::with_capacity(chunk.len() - old.len() + new.len());
-                    data.extend_from_slice(new.as_bytes());
-                    data.extend_from_slice(&chunk[old.len()..]);
-                    sqlx::query("UPDATE item_chunks SET data = $2 WHERE item_id = $1 AND seq = 0")
-                        .bind(item_id)
-                        .bind(&data)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE items SET size = size + $2 WHERE id = $1")
-                        .bind(item_id)
-                        .bind(new.len() as i64 - old.len() as i64)
-                        .execute(&mut *tx)
-                        .await?;
-                    append_audit_in!(tx, &audit_key, actor, "item.rekey", item_id, &detail, now);
-                    tx.commit().await?;
-                    Ok(Rekeyed {
-                        from_key_set,
-                        to_key_set,
-                        mode: RekeyMode::Header,
-                    })
-                })
+        const Q_CHUNK: &str = "SELECT data FROM item_chunks WHERE item_id = $1 AND seq = 0";
+        const Q_SWAP: &str = "UPDATE item_chunks SET data = $2 WHERE item_id = $1 AND seq = 0";
+        const Q_SIZE: &str = "UPDATE items SET size = size + $2 WHERE id = $1";
+        let swap = Rekeyed {
+            from_key_set,
+            to_key_set,
+            mode: RekeyMode::Header,
+        };
+        let audit = &swap.audit(actor, item_id, &target.tip_id, now);
+        let new = &new;
+        retrying(move || async move {
+            let mut tx = self.write(Lock::KeySwap).await?;
+            tx.claim_item(item_id, swap).await?;
+            let chunk: Vec<u8> = on_backend!(tx.conn(), c => sqlx::query_scalar(Q_CHUNK)
+                .bind(item_id)
+                .fetch_one(c)
+                .await?);
+            let old = Header::parse(&chunk).map_err(RekeyRefusal::Damaged)?;
+            if old.digest() != replaces {
+                return Err(RekeyRefusal::Changed);
             }
-            .await
-        )
+            let mut data = Vec::with_capacity(chunk.len() - old.len() + new.len());
+            data.extend_from_slice(new.as_bytes());
+            data.extend_from_slice(&chunk[old.len()..]);
+            let grown = new.len() as i64 - old.len() as i64;
+            on_backend!(tx.conn(), c => {
+                sqlx::query(Q_SWAP).bind(item_id).bind(&data).execute(&mut *c).await?;
+                sqlx::query(Q_SIZE).bind(item_id).bind(grown).execute(c).await?;
+            });
+            tx.append_audit(audit).await?;
+            tx.commit().await?;
+            Ok(swap)
+        })
+        .await
     }
 
     /// Replaces an item by the complete age file staged as `staged_id` (`staged_size` bytes),
@@ -358,46 +324,30 @@ impl Store {
                 }
             }
         }
-        let audit_key = self.audit_key()?;
-        let from_key_set = target.key_set_id;
-        let mode = target.mode;
-        let detail = serde_json::json!({
-            "tip": target.tip_id, "mode": mode.as_str(), "from_key_set": from_key_set, "to_key_set": to_key_set,
+        const Q_SIZE: &str = "UPDATE items SET size = $2 WHERE id = $1";
+        const Q_DROP_OLD: &str = "DELETE FROM item_chunks WHERE item_id = $1";
+        const Q_MOVE_NEW: &str = "UPDATE item_chunks SET item_id = $1 WHERE item_id = $2";
+        const Q_DROP_STAGED: &str = "DELETE FROM items WHERE id = $1 AND tip_id IS NULL";
+        let swap = Rekeyed {
+            from_key_set: target.key_set_id,
+            to_key_set,
+            mode: target.mode,
+        };
+        let audit = &swap.audit(actor, item_id, &target.tip_id, now);
+        retrying(move || async move {
+            let mut tx = self.write(Lock::KeySwap).await?;
+            tx.claim_item(item_id, swap).await?;
+            on_backend!(tx.conn(), c => {
+                sqlx::query(Q_SIZE).bind(item_id).bind(staged_size).execute(&mut *c).await?;
+                sqlx::query(Q_DROP_OLD).bind(item_id).execute(&mut *c).await?;
+                sqlx::query(Q_MOVE_NEW).bind(item_id).bind(staged_id).execute(&mut *c).await?;
+                sqlx::query(Q_DROP_STAGED).bind(staged_id).execute(c).await?;
+            });
+            tx.append_audit(audit).await?;
+            tx.commit().await?;
+            Ok(swap)
         })
-        .to_string();
-        with_retries!(
-            async {
-                super::write_tx!(self, "SELECT version FROM keyring WHERE id = 1 FOR SHARE", tx => {
-                    claim_item!(tx, item_id, from_key_set, to_key_set, mode);
-                    sqlx::query("UPDATE items SET size = $2 WHERE id = $1")
-                        .bind(item_id)
-                        .bind(staged_size)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("DELETE FROM item_chunks WHERE item_id = $1")
-                        .bind(item_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("UPDATE item_chunks SET item_id = $1 WHERE item_id = $2")
-                        .bind(item_id)
-                        .bind(staged_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("DELETE FROM items WHERE id = $1 AND tip_id IS NULL")
-                        .bind(staged_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    append_audit_in!(tx, &audit_key, actor, "item.rekey", item_id, &detail, now);
-                    tx.commit().await?;
-                    Ok(Rekeyed {
-                        from_key_set,
-                        to_key_set,
-                        mode,
-                    })
-                })
-            }
-            .await
-        )
+        .await
     }
 
     /// The length and SHA-256 of an item's bytes after its first `skip` bytes (its header),
@@ -413,6 +363,45 @@ impl Store {
             seq += 1;
         }
         Ok((len, hasher.finalize().into()))
+    }
+}
+
+impl WriteTx {
+    /// In a swap: refuses unless its target set is the current key set and the set it comes from
+    /// still calls for its mode; then moves the item over (refused if it is no longer sealed to
+    /// the set it comes from).
+    async fn claim_item(&mut self, item_id: &str, swap: Rekeyed) -> Result<(), RekeyRefusal> {
+        const Q_CURRENT: &str = "SELECT key_set_id FROM keyring WHERE id = 1";
+        const Q_FROM: &str = "SELECT retired_at, revoked_at FROM key_sets WHERE id = $1";
+        const Q_MOVE: &str = "UPDATE items SET key_set_id = $3 \
+             WHERE id = $1 AND key_set_id = $2 AND tip_id IS NOT NULL";
+        let current: Option<i64> =
+            on_backend!(self.conn(), c => sqlx::query_scalar(Q_CURRENT).fetch_one(c).await?);
+        let (from, to) = (swap.from_key_set, swap.to_key_set);
+        if current != Some(to) {
+            return Err(RekeyRefusal::KeyringChanged(current));
+        }
+        let (retired_at, revoked_at): (Option<i64>, Option<i64>) =
+            on_backend!(self.conn(), c => sqlx::query_as(Q_FROM).bind(from).fetch_one(c).await?);
+        match (retired_at, revoked_at, swap.mode) {
+            (None, _, _) => return Err(RekeyRefusal::NotNeeded),
+            (Some(_), Some(_), RekeyMode::Header) => {
+                return Err(RekeyRefusal::NeedsFreshEncryption);
+            }
+            (Some(_), None, RekeyMode::Payload) => return Err(RekeyRefusal::Changed),
+            _ => {}
+        }
+        let moved = on_backend!(self.conn(), c => sqlx::query(Q_MOVE)
+            .bind(item_id)
+            .bind(from)
+            .bind(to)
+            .execute(c)
+            .await?
+            .rows_affected());
+        if moved != 1 {
+            return Err(RekeyRefusal::Changed);
+        }
+        Ok(())
     }
 }
 

@@ -1,40 +1,56 @@
 //! Deleting old tips, as the retention policy says. A tip's deletion takes everything of it
 //! (`ON DELETE CASCADE`: items, their ciphertext, replies, labels, pulls).
 
-use super::{Pool, Result, Store};
+use super::write::{Lock, retrying};
+use super::{Backend, Result, Store, StoreError, on_backend};
+use crate::audit::Audit;
 
-/// How many tips one statement deletes: short transactions, so intake never waits long.
+/// How many tips one transaction deletes: short transactions, so intake never waits long.
 const BATCH: i64 = 200;
 
 impl Store {
     /// Deletes tips received before `all_before`, and tips closed or marked spam received
     /// before `closed_before` (either may be `None`: no such rule). Returns how many.
-    pub async fn delete_expired_tips(
+    ///
+    /// Each batch is one transaction with its audit entry, `audit(tips deleted in it)`: what is
+    /// deleted is always on record, even if a later batch fails.
+    pub async fn delete_expired_tips<'a>(
         &self,
         closed_before: Option<i64>,
         all_before: Option<i64>,
+        audit: impl Fn(u64) -> Audit<'a>,
     ) -> Result<u64> {
         // i64::MIN never matches: a rule that is off.
         let closed_before = closed_before.unwrap_or(i64::MIN);
         let all_before = all_before.unwrap_or(i64::MIN);
         const Q: &str = "DELETE FROM tips WHERE id IN (SELECT id FROM tips \
              WHERE received_at < $2 OR (status IN ('closed', 'spam') AND received_at < $1) LIMIT $3)";
+        let audit = &audit;
         let mut total = 0;
         loop {
-            let n = super::on_pool!(self, p => sqlx::query(Q)
-                .bind(closed_before)
-                .bind(all_before)
-                .bind(BATCH)
-                .execute(p)
-                .await?
-                .rows_affected());
-            total += n;
-            if n < BATCH as u64 {
+            let deleted: u64 = retrying(move || async move {
+                let mut tx = self.write(Lock::Rows).await?;
+                let n = on_backend!(tx.conn(), c => sqlx::query(Q)
+                    .bind(closed_before)
+                    .bind(all_before)
+                    .bind(BATCH)
+                    .execute(c)
+                    .await?
+                    .rows_affected());
+                if n > 0 {
+                    tx.append_audit(&audit(n)).await?;
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(n)
+            })
+            .await?;
+            total += deleted;
+            if deleted < BATCH as u64 {
                 break;
             }
         }
         if total > 0
-            && let Pool::Sqlite(p) = &self.pool
+            && let Backend::Sqlite(p) = &self.pool
         {
             // The deleted pages are zeroed in the database file (secure_delete); copy them
             // there now and cut the write-ahead log back, so no frame of it keeps the old

@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 
 use super::AnalystState;
 use super::error::ActionError;
+use crate::audit::{Audit, AuditAction};
 use crate::auth::signin::Analyst;
 use crate::clock::now;
 use crate::ids::valid_id;
@@ -64,26 +65,24 @@ pub async fn triage(
             None => return Err(ActionError::Invalid("no such analyst to assign".into())),
         },
     };
-    let update = TriageUpdate {
-        status: triage.status.clone(),
-        labels: triage.labels.clone(),
-        assignee_id,
-    };
-    if !store.update_tip(id, &update).await? {
-        return Err(ActionError::NotFound("no such tip"));
-    }
-    audit(
-        app,
+    let audit = entry(
         analyst,
-        "tip.update",
+        AuditAction::TipUpdate,
         id,
         serde_json::json!({
             "status": triage.status,
             "labels": triage.labels,
             "assignee": triage.assignee,
         }),
-    )
-    .await;
+    );
+    let update = TriageUpdate {
+        status: triage.status,
+        labels: triage.labels,
+        assignee_id,
+    };
+    if !store.update_tip(id, &update, &audit).await? {
+        return Err(ActionError::NotFound("no such tip"));
+    }
     Ok(())
 }
 
@@ -104,7 +103,7 @@ impl Writing {
 }
 
 /// Seals a note (to the reviewer keys) or a reply (to the tip's source and the reviewer keys)
-/// onto tip `tip_id`, records it in the audit trail, and returns its id.
+/// onto tip `tip_id`, stored with its audit entry, and returns its id.
 pub async fn write(
     app: &AnalystState,
     analyst: &Analyst,
@@ -126,17 +125,7 @@ pub async fn write(
         Writing::Reply => app.intake.add_reply(tip_id, &analyst.username, text).await,
     };
     match sealed {
-        Ok(Some(id)) => {
-            audit(
-                app,
-                analyst,
-                &format!("{kind}.add"),
-                tip_id,
-                serde_json::json!({ kind: id }),
-            )
-            .await;
-            Ok(id)
-        }
+        Ok(Some(id)) => Ok(id),
         Ok(None) => Err(ActionError::NotFound("no such tip")),
         Err(IntakeError::Paused) => Err(ActionError::Unavailable(format!(
             "no usable reviewer key: the {kind} cannot be sealed"
@@ -148,26 +137,33 @@ pub async fn write(
     }
 }
 
-/// Writes an audit entry for an analyst's action; a failure is logged, not shown.
-pub async fn audit(
-    app: &AnalystState,
-    analyst: &Analyst,
-    action: &str,
-    subject: &str,
-    detail: serde_json::Value,
-) {
-    if let Err(error) = app
-        .intake
-        .store
-        .append_audit(
-            &analyst.username,
-            action,
-            subject,
-            &detail.to_string(),
-            now(),
-        )
-        .await
-    {
+/// Records that an analyst viewed a tip: an event with nothing else to write, so a failure is
+/// logged, not shown. (An action that writes takes its entry into its own transaction.)
+pub async fn viewed(app: &AnalystState, analyst: &Analyst, tip_id: &str) {
+    let audit = Audit {
+        at: now(),
+        actor: &analyst.username,
+        action: AuditAction::TipView,
+        subject: tip_id,
+        detail: serde_json::json!({}),
+    };
+    if let Err(error) = app.intake.store.append_audit(&audit).await {
         tracing::error!(%error, "could not write the audit trail");
+    }
+}
+
+/// The audit entry of `analyst`'s `action` on `subject`, now.
+pub fn entry<'a>(
+    analyst: &'a Analyst,
+    action: AuditAction,
+    subject: &'a str,
+    detail: serde_json::Value,
+) -> Audit<'a> {
+    Audit {
+        at: now(),
+        actor: &analyst.username,
+        action,
+        subject,
+        detail,
     }
 }

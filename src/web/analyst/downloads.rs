@@ -6,8 +6,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::AnalystState;
-use super::actions::audit;
+use super::actions::entry;
 use super::error::ActionError;
+use crate::audit::AuditAction;
 use crate::auth::signin::Analyst;
 use crate::ids::valid_id;
 
@@ -25,15 +26,13 @@ pub async fn sealed_item(
         .item_tip(id)
         .await?
         .ok_or(ActionError::NotFound("no such item"))?;
-    audit(
-        app,
+    let audit = entry(
         analyst,
-        "item.download",
+        AuditAction::ItemDownload,
         id,
         serde_json::json!({ "tip": tip }),
-    )
-    .await;
-    store.record_pull(analyst.id, id).await?;
+    );
+    store.record_pulls(analyst.id, &[id], &audit).await?;
     let item = id.to_owned();
     let chunks = futures_util::stream::unfold((store, 0i64, false), move |(store, seq, done)| {
         let item = item.clone();
@@ -81,17 +80,14 @@ pub async fn tip_archive(
         .tip(id)
         .await?
         .ok_or(ActionError::NotFound("no such tip"))?;
-    audit(
-        app,
+    let audit = entry(
         analyst,
-        "tip.download_all",
+        AuditAction::TipDownloadAll,
         id,
         serde_json::json!({ "items": tip.items.len() }),
-    )
-    .await;
-    for item in &tip.items {
-        store.record_pull(analyst.id, &item.id).await?;
-    }
+    );
+    let items: Vec<&str> = tip.items.iter().map(|item| item.id.as_str()).collect();
+    store.record_pulls(analyst.id, &items, &audit).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(4);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::ids::valid_id;
 use crate::store::{QueueFilter, ReplyStatus, STATUSES, TipSummary};
 use crate::web::analyst::AnalystState;
-use crate::web::analyst::actions::{self, Triage, Writing, audit};
+use crate::web::analyst::actions::{self, Triage, Writing, viewed};
 use crate::web::analyst::downloads;
 use crate::web::analyst::error::{ApiError, internal};
 use crate::web::analyst::extract::ApiAnalyst;
@@ -138,7 +138,7 @@ pub async fn get(
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found("no such tip"))?;
     let replies = store.reply_statuses(&id).await.map_err(internal)?;
-    audit(&app, &analyst, "tip.view", &id, serde_json::json!({})).await;
+    viewed(&app, &analyst, &id).await;
     let mut json = tip_json(&tip);
     json["replies"] = replies_json(&replies);
     Ok(Json(json).into_response())

@@ -11,7 +11,7 @@ use super::time;
 use crate::ids::valid_id;
 use crate::store::STATUSES;
 use crate::web::analyst::AnalystState;
-use crate::web::analyst::actions::{self, Triage, Writing, audit};
+use crate::web::analyst::actions::{self, Triage, Writing, viewed};
 use crate::web::analyst::downloads;
 use crate::web::analyst::error::DeskError;
 use crate::web::analyst::extract::{CsrfForm, DeskForm, DeskSession};
@@ -69,14 +69,7 @@ pub async fn tip(
         .reply_statuses(&id)
         .await
         .map_err(|error| DeskError::internal("could not read the tip", error))?;
-    audit(
-        &app,
-        &session.analyst,
-        "tip.view",
-        &id,
-        serde_json::json!({}),
-    )
-    .await;
+    viewed(&app, &session.analyst, &id).await;
     Ok(render(
         StatusCode::OK,
         &TipPage {

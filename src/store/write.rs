@@ -1,0 +1,247 @@
+//! The one way to write: `WriteTx`, a write transaction over either backend, opened only by
+//! `Store::write` (or, for the group-commit writer, `Store::write_on_commit_pool`); the steps
+//! writers share, as its methods; and `retrying`, the one policy for a transaction that lost a
+//! race.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnection, Postgres};
+use sqlx::sqlite::{Sqlite, SqliteConnection};
+
+use super::{Backend, Pool, Result, Store, StoreError, on_backend};
+use crate::audit::{Audit, AuditKey};
+
+/// What a write transaction must hold on PostgreSQL before its body runs. (On SQLite every
+/// write transaction begins with `BEGIN IMMEDIATE`: it holds the database's one write lock
+/// from its first read, which covers all of these.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lock {
+    /// Only the row locks the body's own statements (and its shared steps) take.
+    Rows,
+    /// A key change: the keyring row `FOR UPDATE`, so that key changes on several nodes follow
+    /// one another (two admins cannot both retire "the other" key and leave none).
+    KeyChange,
+    /// A re-key swap: the keyring row `FOR SHARE`, so that the current key set the item moves
+    /// to cannot change before the swap commits.
+    KeySwap,
+    /// Something a receipt or an acknowledgement waits on: `synchronous_commit = on`, whatever
+    /// the role or the URL says, so that the commit is durable before the answer.
+    Acknowledged,
+}
+
+impl Lock {
+    fn postgres_prelude(self) -> Option<&'static str> {
+        match self {
+            Lock::Rows => None,
+            Lock::KeyChange => Some("SELECT version FROM keyring WHERE id = 1 FOR UPDATE"),
+            Lock::KeySwap => Some("SELECT version FROM keyring WHERE id = 1 FOR SHARE"),
+            Lock::Acknowledged => Some("SET LOCAL synchronous_commit = on"),
+        }
+    }
+}
+
+/// An error that may say its transaction lost a race with another one, so that running the
+/// same transaction again may succeed.
+pub(super) trait LostARace {
+    fn lost_a_race(&self) -> bool;
+}
+
+/// How many times `retrying` runs a transaction that keeps losing races.
+const ATTEMPTS: u64 = 9;
+
+/// Runs `transaction` (all of it: `Store::write`, the body, the commit) again, with a growing
+/// pause, while it fails because it lost a race (`LostARace`), up to `ATTEMPTS` times; any
+/// other outcome is returned as it is.
+///
+/// Call it as `retrying(move || async move { … })`, the closure capturing only references, so
+/// that every attempt starts from the same inputs. (Not an `AsyncFnMut`: the futures of async
+/// closures that capture references cannot yet be proven `Send`, which handlers need.)
+pub(super) async fn retrying<T, E, F>(mut transaction: impl FnMut() -> F) -> Result<T, E>
+where
+    E: LostARace,
+    F: Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match transaction().await {
+            Err(error) if error.lost_a_race() && attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// A write transaction on either backend. Dropping it without `commit` rolls back.
+pub(super) struct WriteTx {
+    tx: Backend<sqlx::Transaction<'static, Sqlite>, sqlx::Transaction<'static, Postgres>>,
+    audit_key: Option<Arc<AuditKey>>,
+}
+
+impl Store {
+    /// Begins a write transaction on the shared pool, holding `lock`.
+    pub(super) async fn write(&self, lock: Lock) -> Result<WriteTx> {
+        WriteTx::begin(&self.pool, lock, &self.audit_key).await
+    }
+
+    /// Begins a write transaction on the group-commit writer's own connection, always
+    /// `Lock::Acknowledged`: a receipt waits on every commit made there.
+    pub(super) async fn write_on_commit_pool(&self) -> Result<WriteTx> {
+        WriteTx::begin(&self.commit_pool, Lock::Acknowledged, &self.audit_key).await
+    }
+}
+
+impl WriteTx {
+    /// Where every write transaction begins.
+    async fn begin(pool: &Pool, lock: Lock, audit_key: &Option<Arc<AuditKey>>) -> Result<Self> {
+        let tx = match pool {
+            Backend::Sqlite(p) => Backend::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                if let Some(prelude) = lock.postgres_prelude() {
+                    sqlx::query(prelude).execute(&mut *tx).await?;
+                }
+                Backend::Postgres(tx)
+            }
+        };
+        Ok(Self {
+            tx,
+            audit_key: audit_key.clone(),
+        })
+    }
+
+    /// The connection the transaction runs on, for `on_backend!`.
+    pub(super) fn conn(&mut self) -> Backend<&mut SqliteConnection, &mut PgConnection> {
+        match &mut self.tx {
+            Backend::Sqlite(tx) => Backend::Sqlite(&mut **tx),
+            Backend::Postgres(tx) => Backend::Postgres(&mut **tx),
+        }
+    }
+
+    pub(super) fn is_sqlite(&self) -> bool {
+        matches!(self.tx, Backend::Sqlite(_))
+    }
+
+    /// Runs a statement that takes no parameters (a savepoint's).
+    pub(super) async fn execute(&mut self, statement: &'static str) -> Result<()> {
+        on_backend!(self.conn(), c => sqlx::query(statement).execute(c).await?.rows_affected());
+        Ok(())
+    }
+
+    pub(super) async fn commit(self) -> Result<()> {
+        on_backend!(self.tx, tx => tx.commit().await?);
+        Ok(())
+    }
+
+    /// Appends `audit` to the audit trail, chained to the entry before it. Call it last, just
+    /// before the commit: the next sequence number is the one thing every audited writer
+    /// contends for, and on PostgreSQL a second writer waits on it until this one commits (then
+    /// loses the race on the primary key and runs again).
+    pub(super) async fn append_audit(&mut self, audit: &Audit<'_>) -> Result<()> {
+        const Q_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+        const Q_APPEND: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let key = self
+            .audit_key
+            .clone()
+            .ok_or_else(|| StoreError::Setup("the audit trail needs the server secret".into()))?;
+        let head: Option<(i64, String)> =
+            on_backend!(self.conn(), c => sqlx::query_as(Q_HEAD).fetch_optional(c).await?);
+        let (seq, prev) = head.map_or((1, crate::audit::GENESIS.to_owned()), |(s, h)| (s + 1, h));
+        let action = audit.action.as_str();
+        let detail = audit.detail.to_string();
+        let hash = crate::audit::entry_hash(
+            &key,
+            seq,
+            audit.at,
+            audit.actor,
+            action,
+            audit.subject,
+            &detail,
+            &prev,
+        );
+        on_backend!(self.conn(), c => sqlx::query(Q_APPEND)
+            .bind(seq)
+            .bind(audit.at)
+            .bind(audit.actor)
+            .bind(action)
+            .bind(audit.subject)
+            .bind(&detail)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    /// Which of these key sets have a revoked key.
+    ///
+    /// This is what makes revocation strict: nothing is committed sealed to a set with a revoked
+    /// key. On SQLite the transaction holds the write lock, so a revocation is wholly before or
+    /// after it. On PostgreSQL the sets' rows stay share-locked until the commit: a revocation,
+    /// which updates them, either committed first and is seen here, or waits until this
+    /// transaction is done (and then counts what it wrote among what to re-key).
+    pub(super) async fn revoked_key_sets(
+        &mut self,
+        ids: impl IntoIterator<Item = i64>,
+    ) -> Result<HashSet<i64>> {
+        // IN lists in pieces, far below both backends' bind limits.
+        const PER_STATEMENT: usize = 500;
+        let mut ids: Vec<i64> = ids.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let share_lock = if self.is_sqlite() { "" } else { " FOR SHARE" };
+        let mut revoked = HashSet::new();
+        for piece in ids.chunks(PER_STATEMENT) {
+            let rows: Vec<(i64, Option<i64>)> = on_backend!(self.conn(), c => {
+                let mut q =
+                    sqlx::QueryBuilder::new("SELECT id, revoked_at FROM key_sets WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in piece {
+                    list.push_bind(*id);
+                }
+                q.push(")").push(share_lock);
+                q.build_query_as().fetch_all(c).await?
+            });
+            revoked.extend(
+                rows.into_iter()
+                    .filter(|(_, at)| at.is_some())
+                    .map(|(id, _)| id),
+            );
+        }
+        Ok(revoked)
+    }
+
+    /// Refuses (`StoreError::KeySetRevoked`) if any of these key sets has a revoked key (see
+    /// `revoked_key_sets`).
+    pub(super) async fn refuse_revoked(
+        &mut self,
+        ids: impl IntoIterator<Item = i64>,
+    ) -> Result<()> {
+        if self.revoked_key_sets(ids).await?.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::KeySetRevoked)
+        }
+    }
+
+    /// Locks a tip before something is added to or changed on it; false if there is no such
+    /// tip. On PostgreSQL its row stays locked until the commit, so that items added to one tip
+    /// at the same moment (a follow-up, a note, a reply) get distinct positions; on SQLite the
+    /// write lock already serializes them.
+    pub(super) async fn lock_tip(&mut self, tip_id: &str) -> Result<bool> {
+        let q = if self.is_sqlite() {
+            "SELECT id FROM tips WHERE id = $1"
+        } else {
+            "SELECT id FROM tips WHERE id = $1 FOR UPDATE"
+        };
+        let found: Option<String> = on_backend!(self.conn(), c => {
+            sqlx::query_scalar(q).bind(tip_id).fetch_optional(c).await?
+        });
+        Ok(found.is_some())
+    }
+}
