@@ -1,0 +1,92 @@
+//! What a source tells besides the message: the incident's type, country, city and time, and
+//! each attachment's original name and size — all sealed in the tip's facts item, never stored
+//! in clear.
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+/// The kinds of incident a source can pick; the form and the facts JSON use these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentType {
+    ThreatsToFamily,
+    PressureToReturn,
+    Surveillance,
+    SummonsOrVisit,
+    OnlineHarassment,
+    DetentionOrForcedReturn,
+    PoliceStationSighting,
+    Other,
+}
+
+impl IncidentType {
+    pub const ALL: [IncidentType; 8] = [
+        IncidentType::ThreatsToFamily,
+        IncidentType::PressureToReturn,
+        IncidentType::Surveillance,
+        IncidentType::SummonsOrVisit,
+        IncidentType::OnlineHarassment,
+        IncidentType::DetentionOrForcedReturn,
+        IncidentType::PoliceStationSighting,
+        IncidentType::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IncidentType::ThreatsToFamily => "threats_to_family",
+            IncidentType::PressureToReturn => "pressure_to_return",
+            IncidentType::Surveillance => "surveillance",
+            IncidentType::SummonsOrVisit => "summons_or_visit",
+            IncidentType::OnlineHarassment => "online_harassment",
+            IncidentType::DetentionOrForcedReturn => "detention_or_forced_return",
+            IncidentType::PoliceStationSighting => "police_station_sighting",
+            IncidentType::Other => "other",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// The structured, optional facts of a tip (plaintext: cleared from memory when dropped).
+#[derive(Default, Serialize)]
+pub struct Facts {
+    pub incident_type: Option<IncidentType>,
+    pub country: Option<Zeroizing<String>>,
+    pub city: Option<Zeroizing<String>>,
+    pub when: Option<Zeroizing<String>>,
+}
+
+/// What the facts item holds once decrypted: the facts, plus each attachment's original name.
+/// File names and content types are recorded here — sealed — and nowhere else.
+#[derive(Serialize)]
+pub(super) struct SealedFacts<'a> {
+    pub format: &'static str,
+    pub form_language: &'static str,
+    #[serde(flatten)]
+    pub facts: &'a Facts,
+    pub attachments: &'a [AttachmentFacts],
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttachmentFacts {
+    pub item_id: String,
+    pub file_name: String,
+    pub content_type: Option<String>,
+    pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incident_names_round_trip() {
+        for t in IncidentType::ALL {
+            assert_eq!(IncidentType::from_name(t.name()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.name());
+        }
+        assert_eq!(IncidentType::from_name("alien_abduction"), None);
+    }
+}
