@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
