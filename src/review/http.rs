@@ -2,6 +2,8 @@
 //! token on every request, waits when the server's request budget says so, and the server's
 //! refusals turned into errors.
 
+use std::path::Path;
+
 use anyhow::{Context, bail};
 use serde::de::DeserializeOwned;
 
@@ -76,6 +78,28 @@ impl Api {
             bail!("{path}: HTTP {}", response.status());
         }
         Ok(response)
+    }
+
+    /// Streams the sealed item `id` (an age file: ciphertext only) into a file at `path`
+    /// readable by this user only, which it returns.
+    pub async fn download_sealed(&self, id: &str, path: &Path) -> anyhow::Result<std::fs::File> {
+        use futures_util::StreamExt;
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        let mut stream = self
+            .get(&format!("/api/v1/items/{id}/sealed"))
+            .await?
+            .bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk?)?;
+        }
+        Ok(file)
     }
 
     /// `GET path`, which must succeed with a JSON answer of type `T`.

@@ -151,25 +151,8 @@ async fn fetch_and_decrypt(
     target: &Path,
     identities: &[Box<dyn age::Identity>],
 ) -> anyhow::Result<()> {
-    use futures_util::StreamExt;
     let sealed_path = target.with_file_name(format!(".{item}.age.part"));
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&sealed_path)?;
-        let mut stream = api
-            .get(&format!("/api/v1/items/{item}/sealed"))
-            .await?
-            .bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            file.write_all(&chunk?)?;
-        }
-        file.sync_all()?;
-    }
+    api.download_sealed(item, &sealed_path).await?.sync_all()?;
     let result = (|| -> anyhow::Result<()> {
         let sealed = std::io::BufReader::new(std::fs::File::open(&sealed_path)?);
         let decryptor = age::Decryptor::new_buffered(sealed)?;

@@ -149,26 +149,10 @@ async fn rekey_payload(
     identities: &[Box<dyn age::Identity>],
     recipients: &Recipients,
 ) -> anyhow::Result<Outcome> {
-    use futures_util::StreamExt;
-    use std::os::unix::fs::OpenOptionsExt;
     let old_path = work_dir.join(format!("{}.old.age", item.id));
     let new_path = work_dir.join(format!("{}.new.age", item.id));
     let result = async {
-        {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&old_path)?;
-            let mut stream = api
-                .get(&format!("/api/v1/items/{}/sealed", item.id))
-                .await?
-                .bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                file.write_all(&chunk?)?;
-            }
-        }
+        api.download_sealed(&item.id, &old_path).await?;
         let (old, new) = (old_path.clone(), new_path.clone());
         // Decrypting and encrypting is blocking work (and may ask a plugin or a passphrase).
         let resealed = tokio::task::block_in_place(|| reseal(&old, &new, identities, recipients))?;
