@@ -5,6 +5,7 @@
 //! The module map, top to bottom; data flows one way, request → seal → store:
 //!
 //! - `cli`: the commands. `app`: the composition root that builds and runs the server.
+//! - `api`: the JSON shapes of `/api/v1`, shared by the server and the review client.
 //! - `web`: the two listeners — `web::public` (sources) and `web::analyst` (the desk and
 //!   `/api/v1`), which never import each other, over `web::shared`, `web::middleware` and
 //!   `web::transport`.
@@ -22,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -94,7 +94,7 @@ pub async fn tip_archive(
         let writer = ChannelWriter(sender.clone());
         let mut archive = tar::Builder::new(writer);
         let result = (|| -> std::io::Result<()> {
-            let manifest = serde_json::to_vec_pretty(&super::api::tips::tip_json(&tip))
+            let manifest = serde_json::to_vec_pretty(&crate::api::Tip::from(&tip))
                 .map_err(std::io::Error::other)?;
             append(
                 &mut archive,

@@ -58,11 +58,7 @@ impl IntoResponse for ApiError {
         if let Some(cause) = &self.cause {
             tracing::error!(error = %cause, "{}", self.message);
         }
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
+        (self.status, Json(crate::api::Error::new(self.message))).into_response()
     }
 }
 

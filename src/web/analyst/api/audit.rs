@@ -6,8 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::audit::ChainStatus;
-use crate::intake::KeyState;
+use crate::api;
 use crate::web::analyst::AnalystState;
 use crate::web::analyst::error::{ApiError, internal};
 use crate::web::analyst::extract::ApiAdmin;
@@ -18,34 +17,28 @@ pub async fn trail(
     ApiAdmin(_): ApiAdmin,
 ) -> Result<Response, ApiError> {
     let entries = app.intake.store.audit_entries().await.map_err(internal)?;
-    let status = match crate::audit::verify(&app.auth.audit_key(), &entries) {
-        ChainStatus::Intact { .. } => serde_json::json!({ "intact": true }),
-        ChainStatus::Broken { seq, why } => {
-            serde_json::json!({ "intact": false, "broken_at": seq, "why": why })
-        }
-    };
-    Ok(Json(serde_json::json!({ "chain": status, "entries": entries })).into_response())
+    let chain = crate::audit::verify(&app.auth.audit_key(), &entries);
+    Ok(Json(api::AuditTrail {
+        chain: api::ChainStatus::from(&chain),
+        entries: entries.iter().map(api::AuditEntry::from).collect(),
+    })
+    .into_response())
 }
 
 /// `GET /health`: the database answers, and whether tips are accepted now.
 pub async fn health(State(app): State<AnalystState>) -> Response {
     let database = app.intake.store.counts().await.is_ok();
-    let intake = match app.intake.keys.current() {
-        KeyState::Ready(_) => "accepting",
-        KeyState::NoKeys => "paused: no active reviewer key",
-        KeyState::Unusable(_) => "paused: reviewer keys unusable on this node",
-    };
-    let status = if database {
-        StatusCode::OK
+    let (code, status) = if database {
+        (StatusCode::OK, api::HealthStatus::Ok)
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            api::HealthStatus::DatabaseUnavailable,
+        )
     };
-    (
+    let health = api::Health {
+        intake: api::IntakeState::from(&app.intake.keys.current()),
         status,
-        Json(serde_json::json!({
-            "status": if database { "ok" } else { "database unavailable" },
-            "intake": intake,
-        })),
-    )
-        .into_response()
+    };
+    (code, Json(health)).into_response()
 }

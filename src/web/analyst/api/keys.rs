@@ -2,19 +2,18 @@
 //! sealed to which key set. Every change is in the audit trail; no private key ever reaches
 //! these routes.
 
+use crate::api;
+use crate::clock::now;
+use crate::keyring::{KeyLookupError, Recipient};
+use crate::store::KeyChangeError;
+use crate::web::analyst::AnalystState;
+use crate::web::analyst::error::{ApiError, internal};
+use crate::web::analyst::extract::ApiAdmin;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-
-use crate::clock::now;
-use crate::keyring::{KeyLookupError, Recipient};
-use crate::store::{KeyChange, KeyChangeError};
-use crate::web::analyst::AnalystState;
-use crate::web::analyst::error::{ApiError, internal};
-use crate::web::analyst::extract::ApiAdmin;
 
 fn key_change_error(error: KeyChangeError) -> ApiError {
     match error {
@@ -31,17 +30,6 @@ fn key_change_error(error: KeyChangeError) -> ApiError {
     }
 }
 
-/// The answer to a key change: the key, the keyring after it, and the policy's warnings.
-fn key_change_json(change: &KeyChange) -> serde_json::Value {
-    serde_json::json!({
-        "key": change.key.to_json(),
-        "keyring_version": change.keyring.version,
-        "current_key_set": change.keyring.key_set_id,
-        "active_keys": change.active_keys,
-        "warnings": crate::keyring::policy_warnings(change.active_keys),
-    })
-}
-
 /// `GET /api/v1/keys` (admins): every key with its history, and the keyring's version.
 pub async fn list(
     State(app): State<AnalystState>,
@@ -51,22 +39,17 @@ pub async fn list(
     let keys = store.list_keys().await.map_err(internal)?;
     let keyring = store.keyring_version().await.map_err(internal)?;
     let active = keys.iter().filter(|k| k.active).count();
-    Ok(Json(serde_json::json!({
-        "keyring_version": keyring.version,
-        "current_key_set": keyring.key_set_id,
-        "min_active": app.min_active_keys,
-        "keys": keys.iter().map(|k| k.to_json()).collect::<Vec<_>>(),
-        "warnings": crate::keyring::policy_warnings(active),
-    }))
+    Ok(Json(api::KeyList {
+        current_key_set: keyring.key_set_id,
+        keyring_version: keyring.version,
+        keys: keys.iter().map(api::Key::from).collect(),
+        min_active: app.min_active_keys as u32,
+        warnings: crate::keyring::policy_warnings(active)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    })
     .into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddKeyRequest {
-    recipient: String,
-    label: String,
-    owner: Option<String>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -78,7 +61,7 @@ fn valid_name(name: &str) -> bool {
 pub async fn add(
     State(app): State<AnalystState>,
     ApiAdmin(analyst): ApiAdmin,
-    body: Result<Json<AddKeyRequest>, JsonRejection>,
+    body: Result<Json<api::NewKey>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body.map_err(|_| {
         ApiError::bad_request("expected JSON {\"recipient\", \"label\", \"owner\"?}")
@@ -107,7 +90,7 @@ pub async fn add(
         .add_key(&recipient, label, owner, &analyst.username, now())
         .await
         .map_err(key_change_error)?;
-    Ok((StatusCode::CREATED, Json(key_change_json(&change))).into_response())
+    Ok((StatusCode::CREATED, Json(api::KeyChange::from(&change))).into_response())
 }
 
 /// `POST /api/v1/keys/{id}/retire` (admins): `{id}` is the key's id, fingerprint or label.
@@ -122,7 +105,7 @@ pub async fn retire(
         .retire_key(&key, app.min_active_keys, &analyst.username, now())
         .await
         .map_err(key_change_error)?;
-    Ok(Json(key_change_json(&change)).into_response())
+    Ok(Json(api::KeyChange::from(&change)).into_response())
 }
 
 /// `POST /api/v1/keys/{id}/revoke` (admins): out of the active set at once; the answer lists
@@ -137,13 +120,15 @@ pub async fn revoke(
         .revoke_key(&key, &analyst.username, now())
         .await
         .map_err(key_change_error)?;
-    let mut answer = key_change_json(&change);
-    answer["tips_still_open"] = store
+    let tips_still_open = store
         .tips_open_to_key(change.key.id)
         .await
-        .map_err(internal)?
-        .into();
-    Ok(Json(answer).into_response())
+        .map_err(internal)?;
+    Ok(Json(api::KeyChange {
+        tips_still_open: Some(tips_still_open),
+        ..api::KeyChange::from(&change)
+    })
+    .into_response())
 }
 
 /// `GET /api/v1/keys/status` (admins): items per key set, and what still needs re-keying.
@@ -152,5 +137,5 @@ pub async fn status(
     ApiAdmin(_): ApiAdmin,
 ) -> Result<Response, ApiError> {
     let status = app.intake.store.keyring_status().await.map_err(internal)?;
-    Ok(Json(status).into_response())
+    Ok(Json(api::KeyringStatus::from(&status)).into_response())
 }

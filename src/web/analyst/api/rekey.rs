@@ -12,22 +12,16 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::StreamExt;
-use serde::Deserialize;
 
+use crate::api;
 use crate::clock::{coarsen, now};
 use crate::ids::{random_id, valid_id};
 use crate::intake::CHUNK_BYTES;
 use crate::rekey::MAX_HEADER_BYTES;
-use crate::store::{RekeyMode, RekeyRefusal, Rekeyed};
+use crate::store::{RekeyMode, RekeyRefusal};
 use crate::web::analyst::AnalystState;
 use crate::web::analyst::error::{ApiError, internal};
 use crate::web::analyst::extract::ApiAnalyst;
-
-#[derive(Deserialize)]
-pub struct RekeyQuery {
-    after: Option<String>,
-    limit: Option<i64>,
-}
 
 /// `GET /api/v1/rekey`: the current key set (with its recipients, for the client to wrap to),
 /// how many items still need re-keying, and a page of them in id order (`after`: the `next`
@@ -35,7 +29,7 @@ pub struct RekeyQuery {
 pub async fn items(
     State(app): State<AnalystState>,
     ApiAnalyst(_): ApiAnalyst,
-    query: Result<Query<RekeyQuery>, QueryRejection>,
+    query: Result<Query<api::RekeyQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::bad_request("bad query parameters"))?;
     let after = query.after.unwrap_or_default();
@@ -61,34 +55,13 @@ pub async fn items(
     let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|i| i.id.clone()))
         .flatten();
-    let key_set = snapshot.key_set.map(|(id, fingerprint, keys)| {
-        serde_json::json!({
-            "id": id,
-            "fingerprint": fingerprint,
-            "keys": keys.iter().map(|k| serde_json::json!({
-                "id": k.id,
-                "fingerprint": k.fingerprint,
-                "label": k.label,
-                "kind": k.recipient.kind.as_db(),
-                "recipient": k.recipient.text,
-            })).collect::<Vec<_>>(),
-        })
-    });
-    Ok(Json(serde_json::json!({
-        "keyring_version": snapshot.version,
-        "key_set": key_set,
-        "remaining": { "header": header, "payload": payload },
-        "items": items.iter().map(|i| serde_json::json!({
-            "id": i.id,
-            "tip": i.tip_id,
-            "kind": i.kind,
-            "size": i.size,
-            "key_set": i.key_set_id,
-            "mode": i.mode,
-            "header": i.header.as_ref().map(|h| BASE64.encode(h)),
-        })).collect::<Vec<_>>(),
-        "next": next,
-    }))
+    Ok(Json(api::RekeyPage {
+        items: items.iter().map(api::RekeyItem::from).collect(),
+        key_set: api::CurrentKeySet::of(&snapshot),
+        keyring_version: snapshot.version,
+        next,
+        remaining: api::Remaining { header, payload },
+    })
     .into_response())
 }
 
@@ -104,36 +77,13 @@ fn refusal(error: RekeyRefusal) -> ApiError {
     ApiError::new(status, error.to_string())
 }
 
-fn rekeyed_json(item: &str, rekeyed: &Rekeyed) -> Response {
-    Json(serde_json::json!({
-        "id": item,
-        "mode": rekeyed.mode,
-        "from_key_set": rekeyed.from_key_set,
-        "key_set": rekeyed.to_key_set,
-    }))
-    .into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderRequest {
-    /// The key set the item was sealed to when the client fetched its header.
-    from_key_set: i64,
-    /// The key set the new header wraps the file key to: must still be the current one.
-    to_key_set: i64,
-    /// The SHA-256 (hex) of the header the client re-wrapped.
-    replaces: String,
-    /// The new header, base64.
-    header: String,
-}
-
 /// `PUT /api/v1/items/{id}/header`: for an item sealed to a retired key (none revoked), its
 /// file key re-wrapped to the current keys. The payload stays as it is, byte for byte.
 pub async fn replace_header(
     State(app): State<AnalystState>,
     ApiAnalyst(analyst): ApiAnalyst,
     Path(id): Path<String>,
-    body: Result<Json<HeaderRequest>, JsonRejection>,
+    body: Result<Json<api::HeaderReplacement>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body.map_err(|_| {
         ApiError::bad_request(
@@ -166,13 +116,7 @@ pub async fn replace_header(
         )
         .await
         .map_err(refusal)?;
-    Ok(rekeyed_json(&id, &rekeyed))
-}
-
-#[derive(Deserialize)]
-pub struct SealedQuery {
-    from_key_set: i64,
-    to_key_set: i64,
+    Ok(Json(api::Rekeyed::new(&id, &rekeyed)).into_response())
 }
 
 /// `PUT /api/v1/items/{id}/sealed?from_key_set=N&to_key_set=M`: a complete age file, sealed to
@@ -184,7 +128,7 @@ pub async fn replace_sealed(
     State(app): State<AnalystState>,
     ApiAnalyst(analyst): ApiAnalyst,
     Path(id): Path<String>,
-    query: Result<Query<SealedQuery>, QueryRejection>,
+    query: Result<Query<api::SealedQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let Query(query) =
@@ -225,7 +169,7 @@ pub async fn replace_sealed(
             if rekeyed.mode == RekeyMode::Payload {
                 tracing::info!("an item sealed to a revoked key was encrypted afresh");
             }
-            Ok(rekeyed_json(&id, &rekeyed))
+            Ok(Json(api::Rekeyed::new(&id, &rekeyed)).into_response())
         }
         Err(error) => {
             discard(&app, &staged_id).await;

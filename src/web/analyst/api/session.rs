@@ -1,31 +1,22 @@
 //! `/api/v1/session`: signing in with password and TOTP for a bearer token, who the token
 //! belongs to, and signing out.
 
-use axum::Json;
-use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use zeroize::Zeroizing;
-
+use crate::api;
 use crate::auth::signin::SignInError;
 use crate::clock::now;
 use crate::web::analyst::AnalystState;
 use crate::web::analyst::error::ApiError;
 use crate::web::analyst::extract::ApiSession;
-
-#[derive(Deserialize)]
-pub struct SignInRequest {
-    username: String,
-    password: Zeroizing<String>,
-    totp: String,
-}
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 
 /// `POST /api/v1/session`: `{"username", "password", "totp"}` → `{"token", "expires_at"}`.
 pub async fn create(
     State(app): State<AnalystState>,
-    body: Result<Json<SignInRequest>, JsonRejection>,
+    body: Result<Json<api::SignIn>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body.map_err(|_| {
         ApiError::bad_request("expected JSON {\"username\", \"password\", \"totp\"}")
@@ -48,21 +39,20 @@ pub async fn create(
         .start_session(&analyst, "api", now)
         .await
         .map_err(|error| ApiError::internal("could not start a session", error))?;
-    Ok(Json(serde_json::json!({
-        "token": session.token.as_str(),
-        "expires_at": session.expires_at,
-    }))
+    Ok(Json(api::NewSession {
+        expires_at: session.expires_at,
+        token: session.token,
+    })
     .into_response())
 }
 
 /// `GET /api/v1/session`: who the token belongs to, and until when.
-pub async fn current(session: ApiSession) -> Response {
-    Json(serde_json::json!({
-        "username": session.analyst.username,
-        "role": session.analyst.role,
-        "expires_at": session.expires_at,
-    }))
-    .into_response()
+pub async fn current(session: ApiSession) -> Json<api::Session> {
+    Json(api::Session {
+        expires_at: session.expires_at,
+        role: session.analyst.role.into(),
+        username: session.analyst.username,
+    })
 }
 
 /// `DELETE /api/v1/session`: signs out; the token stops working at once.

@@ -1,0 +1,161 @@
+//! The review queue: tips with their items and replies, triage, and notes and replies written
+//! on a tip (`/api/v1/tips…`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::Time;
+use super::schema::{labels_schema, writing_pattern};
+
+/// `GET /api/v1/tips`: one page of the queue, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TipPage {
+    /// The `before` of the following page; null on the last one.
+    pub next: Option<String>,
+    pub tips: Vec<Tip>,
+}
+
+/// A tip as analysts see it: its triage and its sealed items (never their content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Tip {
+    /// The analyst it is assigned to.
+    pub assignee: Option<String>,
+    #[schemars(regex(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: String,
+    pub items: Vec<Item>,
+    /// The key set of the tip's message.
+    pub key_set: Option<i64>,
+    pub labels: Vec<String>,
+    /// Coarsened (to the hour by default).
+    pub received_at: Time,
+    /// Only in `GET /api/v1/tips/{id}`: the tip's replies to its source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Vec<Reply>")]
+    pub replies: Option<Vec<Reply>>,
+    /// When the source last added something with its receipt, if ever. Coarsened.
+    pub source_activity_at: Option<Time>,
+    #[schemars(with = "Status")]
+    pub status: String,
+}
+
+/// A sealed item of a tip: an age file only reviewers' identities open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Item {
+    /// When the item was added after the tip itself (a source's follow-up, a note, a reply);
+    /// null for the first submission's items. Coarsened.
+    pub added_at: Option<Time>,
+    #[schemars(regex(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: String,
+    /// The reviewer key set the item is sealed to.
+    pub key_set: i64,
+    #[schemars(with = "ItemKind")]
+    pub kind: String,
+    /// Bytes of the sealed (age) file.
+    pub size: i64,
+}
+
+/// What an item holds once opened: the source's `message`, the `facts` the server knew of the
+/// submission (JSON: the attachments' names, sizes…), an `attachment`, an analyst's internal
+/// `note`, or the reviewers' copy of a `reply` to the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Message,
+    Facts,
+    Attachment,
+    Note,
+    Reply,
+}
+
+/// A tip's triage status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    New,
+    InReview,
+    Verified,
+    Closed,
+    Spam,
+}
+
+/// A reply to the source, as analysts see it: when it was sent, read and deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Reply {
+    pub created_at: Time,
+    /// When the source deleted its copy (the reviewers' copy stays). Coarsened.
+    pub deleted_by_source_at: Option<Time>,
+    /// Also the id of the reviewers' sealed copy (an item of kind `reply`).
+    #[schemars(regex(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: String,
+    /// When the source first read it. Coarsened.
+    pub read_at: Option<Time>,
+}
+
+/// The query of `GET /api/v1/tips` (every filter optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipsQuery {
+    pub status: Option<String>,
+    pub label: Option<String>,
+    /// A username; empty for unassigned tips.
+    pub assignee: Option<String>,
+    /// Only tips with items this analyst has not downloaded yet.
+    #[serde(default)]
+    pub unpulled: bool,
+    /// Only tips the source added to after the first submission.
+    #[serde(default)]
+    pub followed_up: bool,
+    /// The `next` of the previous page.
+    pub before: Option<String>,
+    /// Tips per page: 50 if absent, clamped to 1..=500.
+    pub limit: Option<i64>,
+}
+
+/// `PATCH /api/v1/tips/{id}`: any of status, labels and assignee; an absent field stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Triage {
+    /// A username, or null to unassign.
+    #[serde(
+        default,
+        deserialize_with = "super::absent_null_or_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub assignee: Option<Option<String>>,
+    /// Replaces every label: at most 20, each 1 to 64 characters without control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "labels_schema")]
+    pub labels: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Status>")]
+    pub status: Option<String>,
+}
+
+/// `POST /api/v1/tips/{id}/notes` and `…/replies`: the text, which the server seals at once.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Writing {
+    /// Not only white space; at most 32 KiB of UTF-8 (32768 bytes, which is fewer characters
+    /// when some take several bytes).
+    #[schemars(with = "String", length(max = 32768), pattern(writing_pattern()))]
+    pub text: Zeroizing<String>,
+}
+
+/// The answer to a new note or reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WritingCreated {
+    /// The sealed item's id (for a reply, also the reply's).
+    #[schemars(regex(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: String,
+    pub kind: WritingKind,
+}
+
+/// What an analyst wrote on a tip: an internal `note`, sealed to the reviewer keys, or a
+/// `reply` for the source, sealed to its reply key and (a copy) to the reviewer keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WritingKind {
+    Note,
+    Reply,
+}
