@@ -53,7 +53,10 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
     use crate::auth::{self, Role, totp};
     let store = crate::app::open_store(config).await?;
     let secret = crate::app::load_secret(config, &store).await?;
-    let store = store.with_audit_key(crate::audit::AuditKey::new(&secret));
+    let store = store.with_audit_key(
+        crate::audit::AuditKey::new(&secret),
+        config.privacy.time_granularity_seconds,
+    );
     let now = crate::clock::now();
     let audit = |action, name| Audit {
         at: now,
@@ -78,7 +81,7 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
                     &name,
                     role.as_str(),
                     &hash,
-                    &totp::seal_secret(&secret, &totp_secret),
+                    &totp::seal_secret(&secret, &name, &totp_secret),
                     now,
                     &Audit {
                         detail: serde_json::json!({ "role": role.as_str() }),
@@ -190,7 +193,7 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
             if !store
                 .reset_totp(
                     &name,
-                    &totp::seal_secret(&secret, &totp_secret),
+                    &totp::seal_secret(&secret, &name, &totp_secret),
                     &audit(AuditAction::AnalystReset2fa, &name),
                 )
                 .await?

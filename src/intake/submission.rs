@@ -342,11 +342,17 @@ impl Submission {
         for (position, item) in items.iter_mut().enumerate().skip(2) {
             item.position = position as i64;
         }
+        let tip_id = random_id();
+        let binding = self
+            .intake
+            .binding_key
+            .bind(&tip_id, &receipt_hash, &reply_recipient);
         let tip = NewTip {
-            id: random_id(),
+            id: tip_id,
             received_at: coarsen(now(), self.intake.time_granularity),
             receipt_hash,
             reply_recipient,
+            binding,
             items,
         };
         match self.intake.queue.commit(tip).await {

@@ -72,7 +72,13 @@ impl Intake {
         let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
             return Err(IntakeError::Paused);
         };
-        let Some(recipient) = self.store.reply_recipient(tip_id).await? else {
+        // Refused unless the tip's binding verifies: a recipient copied onto this tip from
+        // another would hand the reply to whoever holds that other tip's receipt.
+        let Some(recipient) = self
+            .store
+            .reply_recipient(tip_id, &self.binding_key)
+            .await?
+        else {
             return Ok(None);
         };
         let recipient: age::x25519::Recipient = recipient
