@@ -26,7 +26,7 @@ use crate::seal::SealError;
 use crate::secrets::ServerSecret;
 use crate::store::{CommitQueue, SourceTip, Store, StoreError};
 
-pub use facts::{AttachmentFacts, Facts, IncidentType};
+pub use facts::{AttachmentFacts, Facts, IncidentType, json_to_seal};
 pub use keys::{KeyState, KeyringCache};
 pub use submission::{AttachmentUpload, Submission};
 

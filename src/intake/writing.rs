@@ -2,13 +2,32 @@
 //! (sealed to the tip's source and, as a separate item, to the reviewer keys). The server
 //! seals them and never stores their plaintext.
 
+use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::{Intake, IntakeError, KeyState};
+use super::{Intake, IntakeError, KeyState, json_to_seal};
 use crate::audit::{Audit, AuditAction};
 use crate::clock::{coarsen, now};
 use crate::ids::random_id;
 use crate::seal::{seal_bytes, seal_to_source};
+
+/// A note or a reply as the reviewers open it. Borrowed fields, serialized straight into the
+/// buffer that is sealed: no copy of the text (a `serde_json::Value` would make one) is left
+/// behind in freed memory. Fields in the order the JSON has always had.
+#[derive(Serialize)]
+struct ForReviewers<'a> {
+    author: &'a str,
+    format: &'static str,
+    text: &'a str,
+    written_at: &'a str,
+}
+
+/// A reply as its source opens it.
+#[derive(Serialize)]
+struct ForSource<'a> {
+    format: &'static str,
+    text: &'a str,
+}
 
 impl Intake {
     /// Seals an analyst's internal note to the active key set and adds it to the tip, with its
@@ -23,14 +42,16 @@ impl Intake {
         let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
             return Err(IntakeError::Paused);
         };
-        let note = Zeroizing::new(
-            serde_json::to_vec_pretty(&serde_json::json!({
-                "format": "tipbox-note/1",
-                "author": author,
-                "written_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-                "text": text.as_str(),
-            }))
-            .expect("a note serializes"),
+        let written_at =
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let note = json_to_seal(
+            &ForReviewers {
+                author,
+                format: "tipbox-note/1",
+                text: &text,
+                written_at: &written_at,
+            },
+            true,
         );
         drop(text);
         let key_set_id = keys.id;
@@ -86,21 +107,21 @@ impl Intake {
             .map_err(|e: &str| IntakeError::Task(format!("stored reply recipient: {e}")))?;
         let written_at =
             humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let for_reviewers = Zeroizing::new(
-            serde_json::to_vec_pretty(&serde_json::json!({
-                "format": "tipbox-reply/1",
-                "author": author,
-                "written_at": written_at,
-                "text": text.as_str(),
-            }))
-            .expect("a reply serializes"),
+        let for_reviewers = json_to_seal(
+            &ForReviewers {
+                author,
+                format: "tipbox-reply/1",
+                text: &text,
+                written_at: &written_at,
+            },
+            true,
         );
-        let for_source = Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({
-                "format": "tipbox-reply/1",
-                "text": text.as_str(),
-            }))
-            .expect("a reply serializes"),
+        let for_source = json_to_seal(
+            &ForSource {
+                format: "tipbox-reply/1",
+                text: &text,
+            },
+            false,
         );
         drop(text);
         let key_set_id = keys.id;
