@@ -10,8 +10,8 @@
 //! global, and `unsafe` is needed to write one (the library itself forbids `unsafe`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::{Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use tipbox::i18n::Lang;
 use tipbox::intake::{AttachmentFacts, json_to_seal};
@@ -99,7 +99,10 @@ fn the_words_of_a_receipt_leave_nothing_behind() {
     let code = ReceiptCode::generate();
     let text = code.words(Lang::En).to_string();
     let words: Vec<&str> = text.split(' ').collect();
-    assert_eq!(std::mem::size_of::<&str>(), 2 * std::mem::size_of::<usize>());
+    assert_eq!(
+        std::mem::size_of::<&str>(),
+        2 * std::mem::size_of::<usize>()
+    );
     let patterns = vec![exactly(text.as_bytes()), list_of_strs(&words)];
 
     let found = freed_blocks_holding(patterns.clone(), || {
@@ -153,4 +156,3 @@ fn json_to_seal_leaves_no_plaintext_behind() {
     });
     assert!(found > 0, "the detector sees the outgrown buffer");
 }
-

@@ -27,85 +27,49 @@ enum Arg {
     Bytes(Vec<u8>),
 }
 
+/// Evaluates `$body` with `$pool` connected to the deployment's database, whichever backend it
+/// is (so that the statement is written once), then closes the pool.
+macro_rules! on_database {
+    ($deployment:expr, $pool:ident => $body:expr) => {{
+        macro_rules! connected {
+            ($connect:expr) => {{
+                let $pool = $connect.await.unwrap();
+                let result = $body;
+                $pool.close().await;
+                result
+            }};
+        }
+        match $deployment.backend {
+            Backend::Sqlite => connected!(sqlx::SqlitePool::connect(&$deployment.database_url)),
+            Backend::Postgres => connected!(sqlx::PgPool::connect(&$deployment.database_url)),
+        }
+    }};
+}
+
 /// Runs `sql` with `args` on the deployment's database, bypassing tipbox: what someone who can
 /// write the database (a PostgreSQL administrator) but does not hold the server secret can do.
 async fn write_directly(deployment: &Deployment, sql: &str, args: Vec<Arg>) {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match deployment.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&deployment.database_url)
-                .await
-                .unwrap();
-            let mut q = sqlx::query(sql);
-            for arg in args {
-                q = match arg {
-                    Arg::Text(t) => q.bind(t),
-                    Arg::Bytes(b) => q.bind(b),
-                };
-            }
-            q.execute(&pool).await.unwrap();
-            pool.close().await;
+    on_database!(deployment, pool => {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+        for arg in args {
+            q = match arg {
+                Arg::Text(t) => q.bind(t),
+                Arg::Bytes(b) => q.bind(b),
+            };
         }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&deployment.database_url)
-                .await
-                .unwrap();
-            let mut q = sqlx::query(sql);
-            for arg in args {
-                q = match arg {
-                    Arg::Text(t) => q.bind(t),
-                    Arg::Bytes(b) => q.bind(b),
-                };
-            }
-            q.execute(&pool).await.unwrap();
-            pool.close().await;
-        }
-    }
+        q.execute(&pool).await.unwrap();
+    })
 }
 
 /// A tip's stored receipt hash, reply recipient and binding.
 async fn tip_row(deployment: &Deployment, id: &str) -> (Vec<u8>, String, Option<Vec<u8>>) {
     const Q: &str = "SELECT receipt_hash, reply_recipient, binding FROM tips WHERE id = $1";
-    match deployment.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&deployment.database_url)
-                .await
-                .unwrap();
-            let row = sqlx::query_as(Q).bind(id).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            row
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&deployment.database_url)
-                .await
-                .unwrap();
-            let row = sqlx::query_as(Q).bind(id).fetch_one(&pool).await.unwrap();
-            pool.close().await;
-            row
-        }
-    }
+    on_database!(deployment, pool => sqlx::query_as(Q).bind(id).fetch_one(&pool).await.unwrap())
 }
 
 /// Integers from the database (`SELECT` one integer column).
 async fn integers(deployment: &Deployment, sql: &'static str) -> Vec<i64> {
-    match deployment.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&deployment.database_url)
-                .await
-                .unwrap();
-            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            rows
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&deployment.database_url)
-                .await
-                .unwrap();
-            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-            pool.close().await;
-            rows
-        }
-    }
+    on_database!(deployment, pool => sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap())
 }
 
 async fn tip_ids(deployment: &Deployment) -> Vec<String> {
@@ -363,6 +327,23 @@ async fn api_sign_in_status(server: &Server, name: &str, a: &Analyst, offset: i6
         .status()
 }
 
+/// Rows as they were before bindings: no tip bound, ana's TOTP secret sealed without her name
+/// (`legacy`), and no record in the database that the one-time pass ran.
+async fn unbind(deployment: &Deployment, legacy: &[u8]) {
+    write_directly(
+        deployment,
+        "UPDATE analysts SET totp_secret = $1 WHERE username = 'ana'",
+        vec![Arg::Bytes(legacy.to_vec())],
+    )
+    .await;
+    deployment
+        .execute_sql("UPDATE tips SET binding = NULL")
+        .await;
+    deployment
+        .execute_sql("DELETE FROM settings WHERE name = 'bindings_made'")
+        .await;
+}
+
 /// A database from before bindings: its tips and TOTP secrets are bound by the first start, and
 /// from then on a missing binding (or a secret sealed without its account) never opens, however
 /// often the server starts again.
@@ -380,18 +361,7 @@ async fn rows_stored_before_bindings_are_bound_once_and_never_again() {
     // The state of a database before migration 0007 was first served.
     ana.totp_secret = vec![0x42; 20];
     let legacy = sealed_without_account(&deployment, &ana.totp_secret);
-    write_directly(
-        &deployment,
-        "UPDATE analysts SET totp_secret = $1 WHERE username = 'ana'",
-        vec![Arg::Bytes(legacy.clone())],
-    )
-    .await;
-    deployment
-        .execute_sql("UPDATE tips SET binding = NULL")
-        .await;
-    deployment
-        .execute_sql("DELETE FROM settings WHERE name = 'bindings_made'")
-        .await;
+    unbind(&deployment, &legacy).await;
     std::fs::remove_file(&marker).unwrap();
     let server = deployment.start();
     assert_eq!(
@@ -407,18 +377,7 @@ async fn rows_stored_before_bindings_are_bound_once_and_never_again() {
 
     // Now the same rows are forgeries: nothing binds them again, even without the database's
     // own record of the pass.
-    write_directly(
-        &deployment,
-        "UPDATE analysts SET totp_secret = $1 WHERE username = 'ana'",
-        vec![Arg::Bytes(legacy)],
-    )
-    .await;
-    deployment
-        .execute_sql("UPDATE tips SET binding = NULL")
-        .await;
-    deployment
-        .execute_sql("DELETE FROM settings WHERE name = 'bindings_made'")
-        .await;
+    unbind(&deployment, &legacy).await;
     let server = deployment.start();
     let wrong = wrong_receipt_answer(&server).await;
     assert_eq!(post_receipt(&server, &receipt).await, wrong);
@@ -805,6 +764,18 @@ fn set_cookies(response: &reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// Loads `page` with the session `cookie` and posts its form token to `sign_out`, as a browser
+/// signs out: every `Set-Cookie` of both answers.
+async fn sign_out(page: String, sign_out: String, cookie: &str) -> Vec<String> {
+    let page = get(&page, Some(cookie)).await;
+    let mut set = set_cookies(&page);
+    let csrf = hidden_csrf(&page.text().await.unwrap());
+    let signed_out = form(&sign_out, Some(cookie), &[("csrf", &csrf)]).await;
+    assert!(signed_out.status().is_success() || signed_out.status().is_redirection());
+    set.extend(set_cookies(&signed_out));
+    set
+}
+
 /// A cookie that a browser would keep on disk: one with an `Expires`, or a `Max-Age` other
 /// than the `Max-Age=0` that clears a cookie.
 fn persistent(cookie: &str) -> bool {
@@ -839,20 +810,14 @@ async fn every_cookie_is_a_session_cookie() {
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     seen.extend(set_cookies(&signed_in));
     let (session, _) = cookie_from(&signed_in, CASE_COOKIE).unwrap();
-    let case = get(
-        &format!("{}/followup/case?lang=en", server.public),
-        Some(&format!("{CASE_COOKIE}={session}")),
-    )
-    .await;
-    seen.extend(set_cookies(&case));
-    let csrf = hidden_csrf(&case.text().await.unwrap());
-    let signed_out = form(
-        &format!("{}/followup/signout?lang=en", server.public),
-        Some(&format!("{CASE_COOKIE}={session}")),
-        &[("csrf", &csrf)],
-    )
-    .await;
-    seen.extend(set_cookies(&signed_out));
+    seen.extend(
+        sign_out(
+            format!("{}/followup/case?lang=en", server.public),
+            format!("{}/followup/signout?lang=en", server.public),
+            &format!("{CASE_COOKIE}={session}"),
+        )
+        .await,
+    );
 
     // The desk: the sign-in form, signing in, signing out.
     let login = get(&format!("{}/login", server.analyst), None).await;
@@ -873,19 +838,14 @@ async fn every_cookie_is_a_session_cookie() {
     assert_eq!(desk.status(), StatusCode::SEE_OTHER);
     seen.extend(set_cookies(&desk));
     let (desk_session, _) = cookie_from(&desk, "__Host-tipbox_session").unwrap();
-    let queue = get(
-        &format!("{}/queue", server.analyst),
-        Some(&format!("__Host-tipbox_session={desk_session}")),
-    )
-    .await;
-    let csrf = hidden_csrf(&queue.text().await.unwrap());
-    let logout = form(
-        &format!("{}/logout", server.analyst),
-        Some(&format!("__Host-tipbox_session={desk_session}")),
-        &[("csrf", &csrf)],
-    )
-    .await;
-    seen.extend(set_cookies(&logout));
+    seen.extend(
+        sign_out(
+            format!("{}/queue", server.analyst),
+            format!("{}/logout", server.analyst),
+            &format!("__Host-tipbox_session={desk_session}"),
+        )
+        .await,
+    );
 
     for name in [
         SIGNIN_COOKIE,
@@ -1030,35 +990,15 @@ fn the_base_images_are_pinned_by_digest() {
     }
 }
 
-/// A server whose log goes to a file (or a pipe, or the journal) writes it without colour
-/// codes, even with `NO_COLOR` unset.
+/// A server whose log goes to a file (here the harness's log file, through a pipe; or the
+/// journal) writes it without colour codes. (Meaningful where `NO_COLOR` is unset, as on this
+/// project's machines: with it set, colour was off before too.)
 #[test]
 fn logs_off_a_terminal_carry_no_colour_codes() {
     let deployment = Deployment::new(Backend::Sqlite, "");
-    let mut child = Command::new(TIPBOX)
-        .arg("--config")
-        .arg(&deployment.config_path)
-        .arg("serve")
-        .env_remove("TIPBOX_CONFIG")
-        .env_remove("NO_COLOR")
-        .env("TIPBOX_LOG", "info")
-        .current_dir(deployment.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut log = String::new();
-    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("tipbox is serving") {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let server = deployment.start();
+    server.stop();
+    let log = deployment.log();
     assert!(log.contains("tipbox is serving"), "{log}");
     assert!(log.contains("INFO"), "{log}");
     assert!(

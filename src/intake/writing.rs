@@ -22,6 +22,23 @@ struct ForReviewers<'a> {
     written_at: &'a str,
 }
 
+impl ForReviewers<'_> {
+    /// The reviewers' copy of what `author` wrote, written now, as JSON to seal.
+    fn json(format: &'static str, author: &str, text: &str) -> Zeroizing<Vec<u8>> {
+        let written_at =
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        json_to_seal(
+            &ForReviewers {
+                author,
+                format,
+                text,
+                written_at: &written_at,
+            },
+            true,
+        )
+    }
+}
+
 /// A reply as its source opens it.
 #[derive(Serialize)]
 struct ForSource<'a> {
@@ -42,17 +59,7 @@ impl Intake {
         let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
             return Err(IntakeError::Paused);
         };
-        let written_at =
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let note = json_to_seal(
-            &ForReviewers {
-                author,
-                format: "tipbox-note/1",
-                text: &text,
-                written_at: &written_at,
-            },
-            true,
-        );
+        let note = ForReviewers::json("tipbox-note/1", author, &text);
         drop(text);
         let key_set_id = keys.id;
         let sealed = tokio::task::spawn_blocking(move || seal_bytes(&keys, &note))
@@ -105,17 +112,7 @@ impl Intake {
         let recipient: age::x25519::Recipient = recipient
             .parse()
             .map_err(|e: &str| IntakeError::Task(format!("stored reply recipient: {e}")))?;
-        let written_at =
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let for_reviewers = json_to_seal(
-            &ForReviewers {
-                author,
-                format: "tipbox-reply/1",
-                text: &text,
-                written_at: &written_at,
-            },
-            true,
-        );
+        let for_reviewers = ForReviewers::json("tipbox-reply/1", author, &text);
         let for_source = json_to_seal(
             &ForSource {
                 format: "tipbox-reply/1",
