@@ -31,6 +31,8 @@ async fn fill(store: &Store, key_set: i64, tips: usize) -> Duration {
             received_at: tipbox::clock::coarsen(now - (n as i64 % 1900) * 3600, 3600),
             receipt_hash: tipbox::ids::random_id().into_bytes(),
             reply_recipient: "age1stand-in".to_owned(),
+            // The listing never checks bindings.
+            binding: Vec::new(),
             items: (0..2)
                 .map(|position| NewItem {
                     id: tipbox::ids::random_id(),
@@ -79,7 +81,7 @@ async fn run(backend: Backend, tips: usize) {
     let store = Store::connect(&deployment.database_url, 10)
         .await
         .unwrap()
-        .with_audit_key(AuditKey::new(&secret));
+        .with_audit_key(AuditKey::new(&secret), 3600);
     store.migrate().await.unwrap();
     let key_set = store.keyring_version().await.unwrap().key_set_id.unwrap();
     let filled = fill(&store, key_set, tips).await;

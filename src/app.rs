@@ -36,7 +36,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 pub async fn open_audited_store(config: &Config) -> anyhow::Result<Store> {
     let store = open_store(config).await?;
     let secret = load_secret(config, &store).await?;
-    Ok(store.with_audit_key(crate::audit::AuditKey::new(&secret)))
+    Ok(store.with_audit_key(
+        crate::audit::AuditKey::new(&secret),
+        config.privacy.time_granularity_seconds,
+    ))
 }
 
 /// Loads the server secret, creating it on the very first start of a fresh deployment (so the
@@ -60,6 +63,69 @@ pub async fn load_secret(config: &Config, store: &Store) -> anyhow::Result<Serve
             data_dir.display()
         ),
     }
+}
+
+/// The file next to the server secret that says this deployment's rows stored before bindings
+/// existed have been bound (`bind_rows_stored_before_bindings`).
+pub const BINDINGS_MADE_FILE: &str = "bindings-made";
+
+/// Binds, once per deployment, what was stored before tips' receipts and analysts' TOTP
+/// secrets were bound (migration 0007): tips without a binding get one, and TOTP secrets sealed
+/// without their account are sealed again for it.
+///
+/// Once, and never again: after this pass a tip without a binding, or a TOTP secret sealed
+/// without its account, is one that someone put there by writing the database, and binding it
+/// would launder the forgery. Two records say it is done: `bindings_made` in the database's
+/// settings (so that other nodes of the deployment skip it), and `BINDINGS_MADE_FILE` in the
+/// data directory, next to the server secret, where someone who can only write the database
+/// cannot remove it. A node whose data directory has the file never binds anything, whatever
+/// the database says.
+pub async fn bind_rows_stored_before_bindings(
+    data_dir: &Path,
+    store: &Store,
+    secret: &ServerSecret,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let marker = data_dir.join(BINDINGS_MADE_FILE);
+    if marker.exists() {
+        return Ok(());
+    }
+    if !store.bindings_made().await? {
+        let key = crate::receipt::TipBindingKey::new(secret);
+        let tips = store
+            .bind_unbound_tips(|id, hash, recipient| key.bind(id, hash, recipient), 500)
+            .await
+            .context("binding the receipts of tips stored before bindings existed")?;
+        let accounts = store
+            .reseal_totp_secrets(|username, sealed| {
+                crate::auth::totp::reseal_unbound_secret(secret, username, sealed)
+            })
+            .await
+            .context("binding TOTP secrets stored before bindings existed to their accounts")?;
+        if tips + accounts > 0 {
+            tracing::info!(
+                tips,
+                accounts,
+                "bound the receipts of tips and the TOTP secrets of accounts stored before bindings existed"
+            );
+        }
+        store.record_bindings_made().await?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&marker)
+        .with_context(|| format!("writing {}", marker.display()))?;
+    file.write_all(
+        b"tipbox: the tips and TOTP secrets stored before bindings existed have been bound.\n\
+          While this file exists, tipbox never binds a row without a binding. Keep it with server.secret.\n",
+    )
+    .and_then(|()| file.sync_all())
+    .with_context(|| format!("writing {}", marker.display()))?;
+    Ok(())
 }
 
 /// `tipbox serve`: both listeners on the configured addresses until SIGTERM or Ctrl-C.
@@ -119,7 +185,11 @@ impl App {
         let config = Arc::new(config);
         let store = open_store(&config).await?;
         let secret = load_secret(&config, &store).await?;
-        let store = store.with_audit_key(crate::audit::AuditKey::new(&secret));
+        let store = store.with_audit_key(
+            crate::audit::AuditKey::new(&secret),
+            config.privacy.time_granularity_seconds,
+        );
+        bind_rows_stored_before_bindings(&config.storage.data_dir, &store, &secret).await?;
         let keys = KeyringCache::load(&store).await?;
         match keys.current() {
             KeyState::Ready(set) => tracing::info!(
@@ -150,6 +220,7 @@ impl App {
             hasher,
             Arc::new(secret),
             config.analyst.session_policy(),
+            config.privacy.time_granularity_seconds,
         ));
         let tasks = vec![
             tls_reloader,

@@ -7,6 +7,11 @@
 //! consistent chain. The chain cannot show that its newest entries were cut off; `audit verify`
 //! prints the head hash so that an admin can note it elsewhere and compare later. Entries never
 //! contain an IP address, a User-Agent, a receipt or any tip content.
+//!
+//! An entry about a tip or an item (viewed, downloaded, triaged, written on, re-keyed, deleted
+//! by retention) is dated as coarsely as the tip's received time: an analyst's exact first look
+//! at a new tip would otherwise narrow down when it arrived. Entries about analysts, accounts and
+//! keys keep their exact time (see `AuditAction::refers_to_tips`).
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -81,6 +86,32 @@ impl AuditAction {
     }
 }
 
+impl AuditAction {
+    /// Whether an entry of this action is about a tip or an item, and so is dated like a
+    /// received time (`privacy.time_granularity_seconds`). Sign-ins, sign-outs, account and key
+    /// changes are about analysts and operators, whom the trail exists to hold to account: they
+    /// keep the exact time.
+    pub fn refers_to_tips(self) -> bool {
+        use AuditAction::*;
+        match self {
+            TipView | TipUpdate | TipDownloadAll | ItemDownload | NoteAdd | ReplyAdd
+            | ItemRekey | RetentionDelete => true,
+            AnalystAdd
+            | AnalystDisable
+            | AnalystUnlock
+            | AnalystReset2fa
+            | AnalystOnionKey
+            | AnalystOnionKeyRevoke
+            | SigninSuccess
+            | SigninFailure
+            | Signout
+            | KeyAdd
+            | KeyRetire
+            | KeyRevoke => false,
+        }
+    }
+}
+
 /// An entry to append, in the same transaction as the action it records (the store methods
 /// that perform an audited action take one).
 #[derive(Debug, Clone)]
@@ -93,6 +124,18 @@ pub struct Audit<'a> {
     pub subject: &'a str,
     /// A JSON object with what else matters; never tip content, an address or a User-Agent.
     pub detail: serde_json::Value,
+}
+
+impl Audit<'_> {
+    /// The time stored (and hashed) for this entry: `at` rounded down to `time_granularity`
+    /// seconds if the entry is about a tip, `at` itself otherwise.
+    pub fn stored_time(&self, time_granularity: u64) -> i64 {
+        if self.action.refers_to_tips() {
+            crate::clock::coarsen(self.at, time_granularity)
+        } else {
+            self.at
+        }
+    }
 }
 
 /// The `prev_hash` of the first entry.
@@ -280,6 +323,30 @@ mod tests {
             (RetentionDelete, "retention.delete"),
         ] {
             assert_eq!(action.as_str(), stored);
+        }
+    }
+
+    #[test]
+    fn entries_about_tips_are_dated_like_received_times() {
+        let entry = |action| Audit {
+            at: 7_199,
+            actor: "ana",
+            action,
+            subject: "t",
+            detail: serde_json::json!({}),
+        };
+        for action in [
+            AuditAction::TipView,
+            AuditAction::ItemDownload,
+            AuditAction::NoteAdd,
+            AuditAction::ReplyAdd,
+            AuditAction::TipUpdate,
+            AuditAction::ItemRekey,
+        ] {
+            assert_eq!(entry(action).stored_time(3600), 3600, "{action:?}");
+        }
+        for action in [AuditAction::SigninSuccess, AuditAction::KeyAdd] {
+            assert_eq!(entry(action).stored_time(3600), 7_199, "{action:?}");
         }
     }
 

@@ -6,6 +6,11 @@
 //! the receipt holder can open). Because the receipt carries 128 bits of entropy, a fast keyed
 //! hash is enough — no memory-hard KDF is needed on the public path, which keeps intake cheap
 //! under flood.
+//!
+//! The lookup hash and the reply recipient are stored on the tip with a binding
+//! (`TipBindingKey`): a MAC, under another subkey, over the tip's id and both values. Someone
+//! who can write the database but does not hold the server secret can copy a receipt hash or a
+//! reply recipient from one tip to another, but not its binding, so the copy opens nothing.
 
 use bip39::{Language, Mnemonic};
 use hkdf::Hkdf;
@@ -21,6 +26,7 @@ pub const RECEIPT_ENTROPY_BYTES: usize = 16;
 /// Subkey purposes (see `ServerSecret::subkey`).
 pub const LOOKUP_KEY_PURPOSE: &str = "receipt lookup";
 pub const REPLY_SALT_PURPOSE: &str = "receipt reply identity salt";
+pub const BINDING_KEY_PURPOSE: &str = "tip binding";
 
 pub struct ReceiptCode {
     entropy: Zeroizing<[u8; RECEIPT_ENTROPY_BYTES]>,
@@ -58,10 +64,22 @@ impl ReceiptCode {
     }
 
     /// The receipt as the source sees it: 12 words, space separated.
+    ///
+    /// Written straight into a string allocated at its final length: no list of the words (whose
+    /// pointers into the word list spell the receipt) and no smaller buffer outgrown on the way
+    /// is left behind in freed memory.
     pub fn words(&self, lang: Lang) -> Zeroizing<String> {
         let mnemonic = Mnemonic::from_entropy_in(bip39_language(lang), self.entropy.as_ref())
             .expect("16 bytes is a valid BIP39 entropy length");
-        let words = Zeroizing::new(mnemonic.words().collect::<Vec<_>>().join(" "));
+        let length = mnemonic.words().map(str::len).sum::<usize>() + mnemonic.word_count() - 1;
+        let mut words = Zeroizing::new(String::with_capacity(length));
+        for (i, word) in mnemonic.words().enumerate() {
+            if i > 0 {
+                words.push(' ');
+            }
+            words.push_str(word);
+        }
+        debug_assert_eq!(words.capacity(), length, "never grown");
         drop(mnemonic); // bip39's `zeroize` feature clears it
         words
     }
@@ -143,9 +161,96 @@ impl ReceiptCode {
     }
 }
 
+/// The key that binds a tip's receipt hash and reply recipient to the tip (see the module
+/// documentation). `bind` at intake, `verifies` before either value is trusted.
+pub struct TipBindingKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for TipBindingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TipBindingKey(<redacted>)")
+    }
+}
+
+impl TipBindingKey {
+    pub fn new(secret: &crate::secrets::ServerSecret) -> Self {
+        Self(secret.subkey(BINDING_KEY_PURPOSE))
+    }
+
+    fn mac(&self, tip_id: &str, receipt_hash: &[u8], reply_recipient: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.as_ref()).expect("any key length");
+        // Each field with its length first: no two different triples encode alike.
+        for field in [tip_id.as_bytes(), receipt_hash, reply_recipient.as_bytes()] {
+            mac.update(&(field.len() as u64).to_be_bytes());
+            mac.update(field);
+        }
+        mac
+    }
+
+    /// The binding to store with a new tip.
+    pub fn bind(&self, tip_id: &str, receipt_hash: &[u8], reply_recipient: &str) -> Vec<u8> {
+        self.mac(tip_id, receipt_hash, reply_recipient)
+            .finalize()
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// Whether `binding` is this tip's binding of these values, compared in constant time. No
+    /// binding (`None`: a row stored before bindings existed and never bound) does not verify,
+    /// after the same work.
+    pub fn verifies(
+        &self,
+        tip_id: &str,
+        receipt_hash: &[u8],
+        reply_recipient: &str,
+        binding: Option<&[u8]>,
+    ) -> bool {
+        let mac = self.mac(tip_id, receipt_hash, reply_recipient);
+        match binding {
+            Some(binding) => mac.verify_slice(binding).is_ok(),
+            None => {
+                let _ = mac.finalize();
+                false
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binding_verifies_only_for_its_own_tip_and_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = crate::secrets::ServerSecret::create(dir.path()).unwrap();
+        let key = TipBindingKey::new(&secret);
+        let binding = key.bind("tip-a", b"hash-a", "age1a");
+        assert!(key.verifies("tip-a", b"hash-a", "age1a", Some(&binding)));
+        for (tip, hash, recipient) in [
+            ("tip-b", &b"hash-a"[..], "age1a"),
+            ("tip-a", &b"hash-b"[..], "age1a"),
+            ("tip-a", &b"hash-a"[..], "age1b"),
+            // Bytes moved from one field to the next.
+            ("tip-", &b"ahash-a"[..], "age1a"),
+        ] {
+            assert!(!key.verifies(tip, hash, recipient, Some(&binding)));
+        }
+        assert!(!key.verifies("tip-a", b"hash-a", "age1a", None));
+        assert!(!key.verifies("tip-a", b"hash-a", "age1a", Some(&binding[..16])));
+        let other_dir = tempfile::tempdir().unwrap();
+        let other =
+            TipBindingKey::new(&crate::secrets::ServerSecret::create(other_dir.path()).unwrap());
+        assert!(!other.verifies("tip-a", b"hash-a", "age1a", Some(&binding)));
+    }
+
+    #[test]
+    fn the_words_fill_exactly_the_string_they_are_written_into() {
+        let code = ReceiptCode::generate();
+        for lang in Lang::ALL {
+            let words = code.words(lang);
+            assert_eq!(words.capacity(), words.len(), "{}", lang.tag());
+        }
+    }
 
     #[test]
     fn a_receipt_round_trips_in_every_language() {

@@ -6,7 +6,8 @@
 //! are indistinguishable from outside. Back-off is per account, so a flood against one name
 //! never locks out another.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -14,6 +15,7 @@ use zeroize::Zeroizing;
 use super::password::{PasswordHasherPool, Verified};
 use super::{Role, totp, valid_username};
 use crate::audit::{Audit, AuditAction};
+use crate::clock::coarsen;
 use crate::secrets::ServerSecret;
 use crate::store::{Store, StoreError};
 
@@ -75,6 +77,54 @@ pub struct Authenticator {
     hasher: PasswordHasherPool,
     secret: Arc<ServerSecret>,
     pub policy: SessionPolicy,
+    /// `privacy.time_granularity_seconds`: how coarsely a session's last use is stored.
+    time_granularity: i64,
+    last_seen: LastSeen,
+}
+
+/// When sessions were last used, to the second, kept in this process's memory only.
+///
+/// The database stores a session's last use rounded down like a received time
+/// (`sessions.last_seen_at`): the exact time of an analyst's last request would narrow down when
+/// the tip they had just opened arrived. The idle timeout still holds to the second on the node
+/// that serves a session: it remembers the exact time next to the rounded value it stored. When
+/// the stored value is not the one it wrote (another node used the session in a later period,
+/// the node restarted, or the row was changed), it takes the last second of the stored period:
+/// the session then ends at most one period late on that node, never early. (Several nodes
+/// serving one session within one period each go by their own last time, and may end it early.)
+#[derive(Default)]
+struct LastSeen(Mutex<HashMap<Vec<u8>, Seen>>);
+
+#[derive(Clone, Copy)]
+struct Seen {
+    stored: i64,
+    exact: i64,
+}
+
+impl LastSeen {
+    fn get(&self, token_hash: &[u8]) -> Option<Seen> {
+        self.lock().get(token_hash).copied()
+    }
+
+    fn record(&self, token_hash: Vec<u8>, seen: Seen) {
+        self.lock().insert(token_hash, seen);
+    }
+
+    fn forget(&self, token_hash: &[u8]) {
+        self.lock().remove(token_hash);
+    }
+
+    fn forget_idle(&self, now: i64, idle_seconds: i64) {
+        self.lock()
+            .retain(|_, seen| seen.exact + idle_seconds > now);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Seen>> {
+        // A panic while holding it cannot leave the map half-written: use it as it is.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Back-off after `failures` failed attempts, in seconds (0 while under the free allowance).
@@ -104,12 +154,15 @@ impl Authenticator {
         hasher: PasswordHasherPool,
         secret: Arc<ServerSecret>,
         policy: SessionPolicy,
+        time_granularity: u64,
     ) -> Self {
         Self {
             store,
             hasher,
             secret,
             policy,
+            time_granularity: time_granularity.max(1) as i64,
+            last_seen: LastSeen::default(),
         }
     }
 
@@ -166,16 +219,18 @@ impl Authenticator {
             .await;
             return Err(SignInError::Invalid);
         }
-        let step = match (
-            &verified,
-            totp::open_secret(&self.secret, &record.totp_secret),
-        ) {
-            (Verified::No, _) => None,
-            (_, None) => {
-                return Err(SignInError::Internal(
-                    "the TOTP secret does not open with this server secret".into(),
-                ));
-            }
+        // A secret sealed for another account (moved onto this one in the database) or with
+        // another server secret does not open: the sign-in fails like a wrong code.
+        let opened = totp::open_secret(&self.secret, &record.username, &record.totp_secret);
+        let unopenable = opened.is_none();
+        if unopenable && !matches!(verified, Verified::No) {
+            tracing::error!(
+                analyst = %record.username,
+                "this account's TOTP secret does not open for it: it was sealed for another account or with another server secret (changed in the database outside tipbox?); give it a new one with `tipbox analyst reset-2fa`"
+            );
+        }
+        let step = match (&verified, opened) {
+            (Verified::No, _) | (_, None) => None,
             (_, Some(secret)) => totp::check(&secret, code, now as u64, record.totp_last_step),
         };
         // Claiming the step is atomic: of two sign-ins racing with one code, one wins.
@@ -184,10 +239,10 @@ impl Authenticator {
             None => false,
         };
         if !accepted {
-            let why = if matches!(verified, Verified::No) {
-                "wrong password"
-            } else {
-                "wrong or reused code"
+            let why = match verified {
+                Verified::No => "wrong password",
+                _ if unopenable => "the stored TOTP secret does not open for this account",
+                _ => "wrong or reused code",
             };
             self.audit(
                 ATTEMPT,
@@ -232,16 +287,23 @@ impl Authenticator {
         let token = random_token();
         let csrf_token = self.csrf_token(&token);
         let expires_at = now + self.policy.max_seconds;
+        let hash = token_hash(&token);
+        let seen = Seen {
+            stored: coarsen(now, self.time_granularity as u64),
+            exact: now,
+        };
         self.store
             .create_session(
-                &token_hash(&token),
+                &hash,
                 analyst.id,
                 kind,
                 &token_hash(&csrf_token),
                 now,
+                seen.stored,
                 expires_at,
             )
             .await?;
+        self.last_seen.record(hash, seen);
         Ok(NewSession {
             token,
             csrf_token,
@@ -258,19 +320,28 @@ impl Authenticator {
     ) -> Result<Option<(Analyst, Vec<u8>, i64)>, StoreError> {
         let hash = token_hash(token);
         let Some(found) = self.store.find_session(&hash).await? else {
+            self.last_seen.forget(&hash);
             return Ok(None);
         };
         if found.kind != kind {
             return Ok(None);
         }
-        if found.disabled
-            || found.expires_at <= now
-            || found.last_seen_at + self.policy.idle_seconds <= now
+        let last_seen = match self.last_seen.get(&hash) {
+            Some(seen) if seen.stored == found.last_seen_at => seen.exact,
+            _ => found.last_seen_at + self.time_granularity - 1,
+        };
+        if found.disabled || found.expires_at <= now || last_seen + self.policy.idle_seconds <= now
         {
             self.store.delete_session(&hash).await?;
+            self.last_seen.forget(&hash);
             return Ok(None);
         }
-        self.store.touch_session(&hash, now).await?;
+        // Written only when the rounded time moves on: most requests write nothing.
+        let stored = coarsen(now, self.time_granularity as u64).max(found.last_seen_at);
+        if stored != found.last_seen_at {
+            self.store.touch_session(&hash, stored).await?;
+        }
+        self.last_seen.record(hash, Seen { stored, exact: now });
         Ok(Some((
             Analyst {
                 id: found.analyst_id,
@@ -288,9 +359,12 @@ impl Authenticator {
     }
 
     /// Deletes sessions that have ended, so the database keeps no record of old sign-ins.
+    /// (Going by the stored, rounded last use: a session is deleted here once it has certainly
+    /// been idle long enough; `session` ends it to the second on the node that served it.)
     pub async fn sweep_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        self.last_seen.forget_idle(now, self.policy.idle_seconds);
         self.store
-            .delete_ended_sessions(now, self.policy.idle_seconds)
+            .delete_ended_sessions(now, self.policy.idle_seconds + self.time_granularity - 1)
             .await
     }
 
@@ -318,7 +392,9 @@ impl Authenticator {
         analyst: &Analyst,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.store.delete_session(&token_hash(token)).await?;
+        let hash = token_hash(token);
+        self.store.delete_session(&hash).await?;
+        self.last_seen.forget(&hash);
         self.audit(
             &analyst.username,
             AuditAction::Signout,

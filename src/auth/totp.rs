@@ -2,9 +2,17 @@
 //! remembered so that a code is never accepted twice.
 //!
 //! The secret is stored sealed with a subkey of the server secret (XChaCha20-Poly1305), so a
-//! copy of the database alone does not yield analysts' second factors.
+//! copy of the database alone does not yield analysts' second factors; and sealed with the
+//! account's username as associated data, so that someone who can write the database cannot
+//! move a second factor they know (their own account's) onto another account: it no longer
+//! opens there, and the sign-in fails like a wrong code.
+//!
+//! The username, not the numeric id: it is what an analyst signs in with and what the audit
+//! trail names, it is known before the account's row exists, no command changes it, and a
+//! database writer who renames their own row to a victim's name gains nothing (the secret was
+//! sealed to the old name). Usernames are never reused: accounts are disabled, not deleted.
 
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use totp_rs::{Builder, Secret, Totp};
 use zeroize::Zeroizing;
@@ -58,28 +66,73 @@ fn cipher(server: &ServerSecret) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key[..]))
 }
 
-/// Seals a TOTP secret for storage: a random 24-byte nonce followed by the ciphertext.
-pub fn seal_secret(server: &ServerSecret, secret: &[u8]) -> Vec<u8> {
+/// The associated data that binds a sealed secret to its account.
+fn account_binding(username: &str) -> Vec<u8> {
+    format!("tipbox totp secret v2 of {username}").into_bytes()
+}
+
+/// Seals `account`'s TOTP secret for storage: a random 24-byte nonce followed by the
+/// ciphertext, with the account name as associated data.
+pub fn seal_secret(server: &ServerSecret, account: &str, secret: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; 24];
     getrandom::fill(&mut nonce).expect("the operating system's random source works");
+    let aad = account_binding(account);
     let mut out = nonce.to_vec();
     out.extend(
         cipher(server)
-            .encrypt(XNonce::from_slice(&nonce), secret)
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: secret,
+                    aad: &aad,
+                },
+            )
             .expect("encryption of a short secret cannot fail"),
     );
     out
 }
 
-pub fn open_secret(server: &ServerSecret, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+/// Opens `account`'s sealed TOTP secret; `None` if it was not sealed by this server secret for
+/// this account.
+pub fn open_secret(
+    server: &ServerSecret,
+    account: &str,
+    sealed: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    open_with(server, sealed, &account_binding(account))
+}
+
+fn open_with(server: &ServerSecret, sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     if sealed.len() < 24 {
         return None;
     }
     let (nonce, ciphertext) = sealed.split_at(24);
     cipher(server)
-        .decrypt(XNonce::from_slice(nonce), ciphertext)
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .ok()
         .map(Zeroizing::new)
+}
+
+/// A secret sealed before secrets were bound to their account (without associated data),
+/// sealed again for `account`; `None` if it is already bound, or does not open either way.
+/// Only the one-time start-up pass (`app::bind_rows_stored_before_bindings`) calls this: after
+/// it, an unbound secret on an account is one moved there, and must not be adopted.
+pub fn reseal_unbound_secret(
+    server: &ServerSecret,
+    account: &str,
+    sealed: &[u8],
+) -> Option<Vec<u8>> {
+    if open_secret(server, account, sealed).is_some() {
+        return None;
+    }
+    let secret = open_with(server, sealed, b"")?;
+    Some(seal_secret(server, account, &secret))
 }
 
 #[cfg(test)]
@@ -101,16 +154,39 @@ mod tests {
     }
 
     #[test]
-    fn sealed_secrets_open_only_with_the_server_secret() {
+    fn sealed_secrets_open_only_with_the_server_secret_and_for_their_account() {
         let dir = tempfile::tempdir().unwrap();
         let server = ServerSecret::create(dir.path()).unwrap();
         let secret = generate_secret();
-        let sealed = seal_secret(&server, &secret);
-        assert_eq!(*open_secret(&server, &sealed).unwrap(), *secret);
+        let sealed = seal_secret(&server, "alice", &secret);
+        assert_eq!(*open_secret(&server, "alice", &sealed).unwrap(), *secret);
+        assert!(open_secret(&server, "mallory", &sealed).is_none());
         let other_dir = tempfile::tempdir().unwrap();
         let other = ServerSecret::create(other_dir.path()).unwrap();
-        assert!(open_secret(&other, &sealed).is_none());
+        assert!(open_secret(&other, "alice", &sealed).is_none());
+        assert!(
+            reseal_unbound_secret(&server, "alice", &sealed).is_none(),
+            "already bound"
+        );
         let uri = enrolment(&secret, "alice").otpauth_uri;
         assert!(uri.starts_with("otpauth://totp/tipbox:alice?"), "{}", *uri);
+    }
+
+    #[test]
+    fn a_secret_sealed_without_its_account_is_resealed_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ServerSecret::create(dir.path()).unwrap();
+        let secret = generate_secret();
+        let mut unbound = vec![7u8; 24];
+        unbound.extend(
+            cipher(&server)
+                .encrypt(XNonce::from_slice(&unbound[..24]), &secret[..])
+                .unwrap(),
+        );
+        assert!(open_secret(&server, "alice", &unbound).is_none());
+        let bound = reseal_unbound_secret(&server, "alice", &unbound).unwrap();
+        assert_eq!(*open_secret(&server, "alice", &bound).unwrap(), *secret);
+        assert!(open_secret(&server, "bob", &bound).is_none());
+        assert!(reseal_unbound_secret(&server, "alice", b"garbage").is_none());
     }
 }

@@ -23,12 +23,21 @@ pub enum AnalystCommand {
     },
     /// List accounts.
     List,
-    /// Disable an account and end its sessions.
-    Disable { name: String },
+    /// Disable an account and end its sessions (and remove its onion-service client key, if
+    /// analyst.onion_service_dir is set).
+    Disable {
+        name: String,
+        /// Remove the key even if it is the analyst onion's last one: tor then turns client
+        /// authorization off, and anyone with the address reaches the analyst listener
+        #[arg(long)]
+        open_analyst_onion: bool,
+    },
     /// End an account's sign-in back-off (after checking who was locked out, and why).
     Unlock { name: String },
     /// Make a tor client-authorization key for the analyst onion service: writes the service's
     /// authorized_clients/NAME.auth and prints the analyst's private .auth_private line once.
+    /// Before tor has ever started the service, this makes the service's own key too, so that
+    /// tor publishes it with client authorization from the first time (deploy/README.md).
     #[command(name = "onion-key")]
     OnionKey {
         name: String,
@@ -38,6 +47,10 @@ pub enum AnalystCommand {
         /// Remove NAME's authorization instead (then reload tor)
         #[arg(long)]
         revoke: bool,
+        /// With --revoke: remove the key even if it is the last one, which opens the analyst
+        /// onion to anyone with its address (tor turns client authorization off)
+        #[arg(long, requires = "revoke")]
+        open_analyst_onion: bool,
     },
     /// Give an account a new TOTP secret (prints it once) and end its sessions.
     #[command(name = "reset-2fa")]
@@ -53,7 +66,10 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
     use crate::auth::{self, Role, totp};
     let store = crate::app::open_store(config).await?;
     let secret = crate::app::load_secret(config, &store).await?;
-    let store = store.with_audit_key(crate::audit::AuditKey::new(&secret));
+    let store = store.with_audit_key(
+        crate::audit::AuditKey::new(&secret),
+        config.privacy.time_granularity_seconds,
+    );
     let now = crate::clock::now();
     let audit = |action, name| Audit {
         at: now,
@@ -78,7 +94,7 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
                     &name,
                     role.as_str(),
                     &hash,
-                    &totp::seal_secret(&secret, &totp_secret),
+                    &totp::seal_secret(&secret, &name, &totp_secret),
                     now,
                     &Audit {
                         detail: serde_json::json!({ "role": role.as_str() }),
@@ -109,7 +125,10 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
                 }
             }
         }
-        AnalystCommand::Disable { name } => {
+        AnalystCommand::Disable {
+            name,
+            open_analyst_onion,
+        } => {
             if !store
                 .disable_analyst(&name, &audit(AuditAction::AnalystDisable, &name))
                 .await?
@@ -121,21 +140,29 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
                 && store
                     .audited(&audit(AuditAction::AnalystOnionKeyRevoke, &name), || {
                         Ok::<_, anyhow::Error>(
-                            crate::onion::revoke_client(dir, &name)?.then_some(()),
+                            crate::onion::revoke_client(dir, &name, open_analyst_onion)?
+                                .then_some(()),
                         )
                     })
-                    .await?
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "{name}'s account is disabled and their sessions ended, but their onion-service key was kept"
+                        )
+                    })?
                     .is_some()
             {
                 println!(
                     "removed {name}'s onion-service authorization; reload tor to apply it (systemctl reload tor)"
                 );
+                warn_if_open(dir)?;
             }
         }
         AnalystCommand::OnionKey {
             name,
             service_dir,
             revoke,
+            open_analyst_onion,
         } => {
             let Some(dir) = service_dir.or_else(|| config.analyst.onion_service_dir.clone()) else {
                 bail!(
@@ -146,7 +173,8 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
                 let revoked = store
                     .audited(&audit(AuditAction::AnalystOnionKeyRevoke, &name), || {
                         Ok::<_, anyhow::Error>(
-                            crate::onion::revoke_client(&dir, &name)?.then_some(()),
+                            crate::onion::revoke_client(&dir, &name, open_analyst_onion)?
+                                .then_some(()),
                         )
                     })
                     .await?;
@@ -156,9 +184,19 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
                 println!(
                     "removed {name}'s authorization; reload tor to apply it (systemctl reload tor)"
                 );
+                warn_if_open(&dir)?;
             } else {
                 if store.analyst_id(&name).await?.is_none() {
                     bail!("there is no enabled analyst named {name}");
+                }
+                let (address, new_service) = crate::onion::prepare_service(&dir)?;
+                if new_service {
+                    eprintln!(
+                        "made the analyst onion service's key in {} ({address}.onion); tor has not published it yet. \
+                         Point tor's HiddenServiceDir at this directory and start or reload tor: it publishes the service \
+                         with client authorization from the first time.",
+                        dir.display()
+                    );
                 }
                 let key = store
                     .audited(&audit(AuditAction::AnalystOnionKey, &name), || {
@@ -190,7 +228,7 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
             if !store
                 .reset_totp(
                     &name,
-                    &totp::seal_secret(&secret, &totp_secret),
+                    &totp::seal_secret(&secret, &name, &totp_secret),
                     &audit(AuditAction::AnalystReset2fa, &name),
                 )
                 .await?
@@ -201,6 +239,16 @@ pub async fn run(config: &Config, command: AnalystCommand) -> anyhow::Result<()>
         }
     }
     store.close().await;
+    Ok(())
+}
+
+/// Says so when the analyst onion has no client key left (after `--open-analyst-onion`).
+fn warn_if_open(service_dir: &std::path::Path) -> anyhow::Result<()> {
+    if crate::onion::client_keys(service_dir)?.is_empty() {
+        eprintln!(
+            "warning: the analyst onion service has no client key left: once tor is reloaded, client authorization is off and anyone with its address reaches the analyst listener"
+        );
+    }
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! each attachment's original name and size — all sealed in the tip's facts item, never stored
 //! in clear.
 
+use std::io::Write;
+
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -77,9 +79,73 @@ pub struct AttachmentFacts {
     pub size: u64,
 }
 
+/// `value` as JSON (indented if `pretty`), in a buffer cleared when dropped, for sealing.
+///
+/// The buffer is allocated once at its final size, measured by serializing into a counter
+/// first: a buffer that grew while the JSON was written into it would leave each outgrown copy,
+/// plaintext and all, in freed memory, where nothing clears it.
+pub fn json_to_seal<T: Serialize + ?Sized>(value: &T, pretty: bool) -> Zeroizing<Vec<u8>> {
+    fn write<T: Serialize + ?Sized>(out: impl Write, value: &T, pretty: bool) {
+        let written = if pretty {
+            serde_json::to_writer_pretty(out, value)
+        } else {
+            serde_json::to_writer(out, value)
+        };
+        written.expect("what tipbox seals serializes");
+    }
+    let mut length = ByteCounter(0);
+    write(&mut length, value, pretty);
+    let mut json = Zeroizing::new(Vec::with_capacity(length.0));
+    write(&mut *json, value, pretty);
+    debug_assert_eq!(json.capacity(), length.0, "never grown");
+    json
+}
+
+/// Counts what is written to it, and keeps none of it.
+struct ByteCounter(usize);
+
+impl Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Facts far beyond the 64 KiB the buffer used to be pre-sized to are written into a
+    /// buffer of exactly their length: it was never grown (and so never left a copy behind).
+    #[test]
+    fn facts_json_is_written_into_a_buffer_of_its_own_length() {
+        let attachments: Vec<AttachmentFacts> = (0..400)
+            .map(|n| AttachmentFacts {
+                item_id: format!("{n:032x}"),
+                file_name: format!("{}\u{1}", "名".repeat(80)),
+                content_type: Some("application/octet-stream".into()),
+                size: n,
+            })
+            .collect();
+        let facts = Facts::default();
+        let sealed = SealedFacts {
+            format: "tipbox-facts/1",
+            form_language: "en",
+            facts: &facts,
+            attachments: &attachments,
+        };
+        for pretty in [true, false] {
+            let json = json_to_seal(&sealed, pretty);
+            assert!(json.len() > 128 * 1024, "{}", json.len());
+            assert_eq!(json.capacity(), json.len());
+            let parsed: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            assert_eq!(parsed["attachments"].as_array().unwrap().len(), 400);
+        }
+    }
 
     #[test]
     fn incident_names_round_trip() {

@@ -21,12 +21,12 @@ use zeroize::Zeroizing;
 
 use crate::clock::now;
 use crate::keyring::{ActiveKeySet, KeyError};
-use crate::receipt::{LOOKUP_KEY_PURPOSE, REPLY_SALT_PURPOSE, ReceiptCode};
+use crate::receipt::{LOOKUP_KEY_PURPOSE, REPLY_SALT_PURPOSE, ReceiptCode, TipBindingKey};
 use crate::seal::SealError;
 use crate::secrets::ServerSecret;
 use crate::store::{CommitQueue, SourceTip, Store, StoreError};
 
-pub use facts::{AttachmentFacts, Facts, IncidentType};
+pub use facts::{AttachmentFacts, Facts, IncidentType, json_to_seal};
 pub use keys::{KeyState, KeyringCache};
 pub use submission::{AttachmentUpload, Submission};
 
@@ -65,6 +65,7 @@ pub struct Intake {
     pub keys: KeyringCache,
     lookup_key: Zeroizing<[u8; 32]>,
     reply_salt: Zeroizing<[u8; 32]>,
+    binding_key: TipBindingKey,
     time_granularity: u64,
 }
 
@@ -87,6 +88,7 @@ impl Intake {
             keys,
             lookup_key: secret.subkey(LOOKUP_KEY_PURPOSE),
             reply_salt: secret.subkey(REPLY_SALT_PURPOSE),
+            binding_key: TipBindingKey::new(secret),
             time_granularity,
         }
     }
@@ -98,9 +100,10 @@ impl Intake {
 
     /// Looks up the tip of a receipt typed back by a source (every reading of its words: the
     /// Chinese word lists overlap). Every reading is looked up whether or not an earlier one
-    /// matched, so the work done depends on the words only, not on what is stored. On a match,
-    /// the reply identity is derived here, in memory; the caller keeps it only for the
-    /// source's session.
+    /// matched, so the work done depends on the words only, not on what is stored. A tip whose
+    /// binding does not verify is no match (`Store::tip_by_receipt`): the source sees what a
+    /// wrong receipt gets. On a match, the reply identity is derived here, in memory; the caller
+    /// keeps it only for the source's session.
     pub async fn open_case(
         &self,
         readings: Vec<ReceiptCode>,
@@ -108,7 +111,7 @@ impl Intake {
         let mut found = None;
         for receipt in readings {
             let hash = receipt.lookup_hash(&self.lookup_key);
-            if let Some(tip) = self.store.tip_by_receipt(&hash).await?
+            if let Some(tip) = self.store.tip_by_receipt(&hash, &self.binding_key).await?
                 && found.is_none()
             {
                 found = Some((tip, receipt.reply_identity(&self.reply_salt)));

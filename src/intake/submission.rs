@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::facts::SealedFacts;
+use super::facts::{SealedFacts, json_to_seal};
 use super::{Accepted, AttachmentFacts, CHUNK_BYTES, Facts, Intake, IntakeError};
 use crate::clock::{coarsen, now};
 use crate::i18n::Lang;
@@ -208,17 +208,15 @@ impl Submission {
             let facts = if attachments.is_empty() {
                 None
             } else {
-                let mut json = Zeroizing::new(Vec::with_capacity(64 * 1024));
-                serde_json::to_writer_pretty(
-                    &mut *json,
+                let json = json_to_seal(
                     &SealedFacts {
                         format: "tipbox-followup/1",
                         form_language: lang.tag(),
                         facts: &Facts::default(),
                         attachments: &attachments,
                     },
-                )
-                .expect("facts serialize");
+                    true,
+                );
                 Some(seal_bytes(&keys, &json)?)
             };
             Ok((message, facts))
@@ -282,18 +280,15 @@ impl Submission {
         let sealed = tokio::task::spawn_blocking(move || -> Result<_, IntakeError> {
             let sealed_message = seal_bytes(&keys, message.as_bytes())?;
             drop(message);
-            // Sized up front so that growing it leaves no stray plaintext copies behind.
-            let mut facts_json = Zeroizing::new(Vec::with_capacity(64 * 1024));
-            serde_json::to_writer_pretty(
-                &mut *facts_json,
+            let facts_json = json_to_seal(
                 &SealedFacts {
                     format: "tipbox-facts/1",
                     form_language: lang.tag(),
                     facts: &facts,
                     attachments: &attachments,
                 },
-            )
-            .expect("facts serialize");
+                true,
+            );
             drop(facts);
             let sealed_facts = seal_bytes(&keys, &facts_json)?;
             let receipt = ReceiptCode::generate();
@@ -342,11 +337,17 @@ impl Submission {
         for (position, item) in items.iter_mut().enumerate().skip(2) {
             item.position = position as i64;
         }
+        let tip_id = random_id();
+        let binding = self
+            .intake
+            .binding_key
+            .bind(&tip_id, &receipt_hash, &reply_recipient);
         let tip = NewTip {
-            id: random_id(),
+            id: tip_id,
             received_at: coarsen(now(), self.intake.time_granularity),
             receipt_hash,
             reply_recipient,
+            binding,
             items,
         };
         match self.intake.queue.commit(tip).await {

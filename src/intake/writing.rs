@@ -2,13 +2,49 @@
 //! (sealed to the tip's source and, as a separate item, to the reviewer keys). The server
 //! seals them and never stores their plaintext.
 
+use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::{Intake, IntakeError, KeyState};
+use super::{Intake, IntakeError, KeyState, json_to_seal};
 use crate::audit::{Audit, AuditAction};
 use crate::clock::{coarsen, now};
 use crate::ids::random_id;
 use crate::seal::{seal_bytes, seal_to_source};
+
+/// A note or a reply as the reviewers open it. Borrowed fields, serialized straight into the
+/// buffer that is sealed: no copy of the text (a `serde_json::Value` would make one) is left
+/// behind in freed memory. Fields in the order the JSON has always had.
+#[derive(Serialize)]
+struct ForReviewers<'a> {
+    author: &'a str,
+    format: &'static str,
+    text: &'a str,
+    written_at: &'a str,
+}
+
+impl ForReviewers<'_> {
+    /// The reviewers' copy of what `author` wrote, written now, as JSON to seal.
+    fn json(format: &'static str, author: &str, text: &str) -> Zeroizing<Vec<u8>> {
+        let written_at =
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        json_to_seal(
+            &ForReviewers {
+                author,
+                format,
+                text,
+                written_at: &written_at,
+            },
+            true,
+        )
+    }
+}
+
+/// A reply as its source opens it.
+#[derive(Serialize)]
+struct ForSource<'a> {
+    format: &'static str,
+    text: &'a str,
+}
 
 impl Intake {
     /// Seals an analyst's internal note to the active key set and adds it to the tip, with its
@@ -23,15 +59,7 @@ impl Intake {
         let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
             return Err(IntakeError::Paused);
         };
-        let note = Zeroizing::new(
-            serde_json::to_vec_pretty(&serde_json::json!({
-                "format": "tipbox-note/1",
-                "author": author,
-                "written_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-                "text": text.as_str(),
-            }))
-            .expect("a note serializes"),
-        );
+        let note = ForReviewers::json("tipbox-note/1", author, &text);
         drop(text);
         let key_set_id = keys.id;
         let sealed = tokio::task::spawn_blocking(move || seal_bytes(&keys, &note))
@@ -72,29 +100,25 @@ impl Intake {
         let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
             return Err(IntakeError::Paused);
         };
-        let Some(recipient) = self.store.reply_recipient(tip_id).await? else {
+        // Refused unless the tip's binding verifies: a recipient copied onto this tip from
+        // another would hand the reply to whoever holds that other tip's receipt.
+        let Some(recipient) = self
+            .store
+            .reply_recipient(tip_id, &self.binding_key)
+            .await?
+        else {
             return Ok(None);
         };
         let recipient: age::x25519::Recipient = recipient
             .parse()
             .map_err(|e: &str| IntakeError::Task(format!("stored reply recipient: {e}")))?;
-        let written_at =
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let for_reviewers = Zeroizing::new(
-            serde_json::to_vec_pretty(&serde_json::json!({
-                "format": "tipbox-reply/1",
-                "author": author,
-                "written_at": written_at,
-                "text": text.as_str(),
-            }))
-            .expect("a reply serializes"),
-        );
-        let for_source = Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({
-                "format": "tipbox-reply/1",
-                "text": text.as_str(),
-            }))
-            .expect("a reply serializes"),
+        let for_reviewers = ForReviewers::json("tipbox-reply/1", author, &text);
+        let for_source = json_to_seal(
+            &ForSource {
+                format: "tipbox-reply/1",
+                text: &text,
+            },
+            false,
         );
         drop(text);
         let key_set_id = keys.id;

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 /// A name from the sealed facts, made safe to create inside `dir`: one path component, no
-/// control characters, never `.`/`..`, never hidden, and never an existing file.
+/// control characters, never `.`/`..`, never hidden, never starting with `-` (so that a
+/// command an analyst runs on it, `file -- …` forgotten, cannot take it for an option), and
+/// never an existing file.
 pub fn safe_file_name(dir: &Path, wanted: &str) -> PathBuf {
     let last = wanted.rsplit(['/', '\\']).next().unwrap_or_default();
     let mut name: String = last
@@ -14,7 +16,7 @@ pub fn safe_file_name(dir: &Path, wanted: &str) -> PathBuf {
         .filter(|c| !c.is_control() && !is_invisible_format(*c))
         .collect::<String>()
         .trim()
-        .trim_start_matches('.')
+        .trim_start_matches(|c: char| c == '.' || c == '-' || c.is_whitespace())
         .to_owned();
     if name.is_empty() {
         name = "attachment".to_owned();
@@ -60,6 +62,11 @@ mod tests {
             ("", "attachment"),
             ("photo.jpg", "photo.jpg"),
             ("invoice\u{202E}fdp.sh", "invoicefdp.sh"),
+            ("-rf", "rf"),
+            ("--help.txt", "help.txt"),
+            ("-.- x.pdf", "x.pdf"),
+            ("-", "attachment"),
+            ("a-b.txt", "a-b.txt"),
         ] {
             let path = safe_file_name(dir.path(), wanted);
             assert_eq!(path.parent().unwrap(), dir.path(), "{wanted}");

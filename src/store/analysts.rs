@@ -171,6 +171,34 @@ impl Store {
         .await
     }
 
+    /// Seals again, in one write transaction, every account's TOTP secret for which `reseal`
+    /// (given the username and the sealed secret) returns a new sealed value; returns how many.
+    /// Each is replaced only if unchanged since it was read. For the one-time start-up pass that
+    /// binds secrets sealed before they were bound to their account
+    /// (`app::bind_rows_stored_before_bindings`).
+    pub async fn reseal_totp_secrets(
+        &self,
+        reseal: impl Fn(&str, &[u8]) -> Option<Vec<u8>>,
+    ) -> Result<u64> {
+        const Q_SELECT: &str = "SELECT id, username, totp_secret FROM analysts ORDER BY id";
+        const Q_UPDATE: &str =
+            "UPDATE analysts SET totp_secret = $3 WHERE id = $1 AND totp_secret = $2";
+        let reseal = &reseal;
+        retrying(move || async move {
+            let mut tx = self.write(Lock::Rows).await?;
+            let rows: Vec<(i64, String, Vec<u8>)> = on_backend!(tx.conn(), c => sqlx::query_as(Q_SELECT).fetch_all(c).await?);
+            let mut resealed = 0;
+            for (id, username, sealed) in &rows {
+                if let Some(new) = reseal(username, sealed) {
+                    resealed += on_backend!(tx.conn(), c => sqlx::query(Q_UPDATE).bind(id).bind(sealed).bind(&new).execute(c).await?.rows_affected());
+                }
+            }
+            tx.commit().await?;
+            Ok(resealed)
+        })
+        .await
+    }
+
     /// Records that `step` was used; false if it (or a later one) already was.
     pub async fn claim_totp_step(&self, analyst_id: i64, step: i64) -> Result<bool> {
         const Q: &str =
@@ -226,23 +254,28 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a new session. `last_seen_at` is rounded like a received time (see
+    /// `auth::signin::Authenticator::session`); `created_at` is the sign-in's own time.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_session(
         &self,
         token_hash: &[u8],
         analyst_id: i64,
         kind: &str,
         csrf_hash: &[u8],
-        now: i64,
+        created_at: i64,
+        last_seen_at: i64,
         expires_at: i64,
     ) -> Result<()> {
         const Q: &str = "INSERT INTO sessions (token_hash, analyst_id, kind, csrf_hash, created_at, last_seen_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6)";
+             VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_backend!(&self.pool, p => sqlx::query(Q)
             .bind(token_hash)
             .bind(analyst_id)
             .bind(kind)
             .bind(csrf_hash)
-            .bind(now)
+            .bind(created_at)
+            .bind(last_seen_at)
             .bind(expires_at)
             .execute(p)
             .await?
@@ -269,12 +302,15 @@ impl Store {
         })
     }
 
-    pub async fn touch_session(&self, token_hash: &[u8], now: i64) -> Result<()> {
-        const Q: &str = "UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1";
-        on_backend!(&self.pool, p => sqlx::query(Q).bind(token_hash).bind(now).execute(p).await?.rows_affected());
+    /// Moves a session's (rounded) last use forward; never back.
+    pub async fn touch_session(&self, token_hash: &[u8], last_seen_at: i64) -> Result<()> {
+        const Q: &str =
+            "UPDATE sessions SET last_seen_at = $2 WHERE token_hash = $1 AND last_seen_at < $2";
+        on_backend!(&self.pool, p => sqlx::query(Q).bind(token_hash).bind(last_seen_at).execute(p).await?.rows_affected());
         Ok(())
     }
 
+    /// Deletes sessions past their end, or whose stored last use is `idle_seconds` or more ago.
     pub async fn delete_ended_sessions(&self, now: i64, idle_seconds: i64) -> Result<u64> {
         const Q: &str = "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at + $2 <= $1";
         Ok(

@@ -36,6 +36,8 @@ pub struct NewTip {
     pub received_at: i64,
     pub receipt_hash: Vec<u8>,
     pub reply_recipient: String,
+    /// `receipt::TipBindingKey::bind` of the id, the receipt hash and the reply recipient.
+    pub binding: Vec<u8>,
     pub items: Vec<NewItem>,
 }
 
@@ -145,13 +147,14 @@ impl Store {
             on_backend!(tx.conn(), c => {
                 for chunk in tips.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::new(
-                        "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, status) ",
+                        "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, binding, status) ",
                     );
                     q.push_values(chunk, |mut row, tip| {
                         row.push_bind(&tip.id)
                             .push_bind(tip.received_at)
                             .push_bind(&tip.receipt_hash)
                             .push_bind(&tip.reply_recipient)
+                            .push_bind(&tip.binding)
                             .push_bind("new");
                     });
                     q.build().execute(&mut *c).await?;
@@ -185,8 +188,8 @@ impl Store {
     /// Writes every tip in one transaction; the outer result fails only if the commit itself
     /// fails (then nothing was stored), the inner ones say which tips were rolled back.
     async fn commit_batch(&self, tips: &[&NewTip]) -> Result<Vec<Result<()>>> {
-        const Q_TIP: &str = "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, status) \
-             VALUES ($1, $2, $3, $4, 'new')";
+        const Q_TIP: &str = "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, binding, status) \
+             VALUES ($1, $2, $3, $4, $5, 'new')";
         retrying(move || async move {
             let mut tx = self.write_on_commit_pool().await?;
             let revoked = tx.revoked_key_sets(key_sets_of(tips)).await?;
@@ -208,6 +211,7 @@ impl Store {
                         .bind(tip.received_at)
                         .bind(&tip.receipt_hash)
                         .bind(&tip.reply_recipient)
+                        .bind(&tip.binding)
                         .execute(c)
                         .await?
                         .rows_affected());

@@ -3,8 +3,9 @@
 //! copy a row of `replies`).
 
 use super::write::{Lock, WriteTx, retrying};
-use super::{NewItem, Result, SealedBody, Store, on_backend};
+use super::{NewItem, Result, SealedBody, Store, StoreError, on_backend};
 use crate::audit::Audit;
+use crate::receipt::TipBindingKey;
 
 /// What a source's session needs to know about its tip.
 #[derive(Debug, Clone)]
@@ -32,11 +33,25 @@ pub struct ReplyStatus {
 }
 
 impl Store {
-    /// The tip whose receipt has this lookup hash.
-    pub async fn tip_by_receipt(&self, receipt_hash: &[u8]) -> Result<Option<SourceTip>> {
-        const Q: &str = "SELECT id, status FROM tips WHERE receipt_hash = $1";
-        let row: Option<(String, String)> = on_backend!(&self.pool, p => sqlx::query_as(Q).bind(receipt_hash).fetch_optional(p).await?);
-        Ok(row.map(|(id, status)| SourceTip { id, status }))
+    /// The tip whose receipt has this lookup hash, if its binding verifies. A row whose binding
+    /// does not (a receipt hash or reply recipient copied from another tip, or never bound) is
+    /// not found, exactly as for a receipt that was never issued, after the same work.
+    pub async fn tip_by_receipt(
+        &self,
+        receipt_hash: &[u8],
+        binding_key: &TipBindingKey,
+    ) -> Result<Option<SourceTip>> {
+        const Q: &str =
+            "SELECT id, status, reply_recipient, binding FROM tips WHERE receipt_hash = $1";
+        type Row = (String, String, String, Option<Vec<u8>>);
+        let row: Option<Row> = on_backend!(&self.pool, p => sqlx::query_as(Q).bind(receipt_hash).fetch_optional(p).await?);
+        let Some((id, status, reply_recipient, binding)) = row else {
+            // The same work as a row whose binding does not verify.
+            let _ = binding_key.verifies("", receipt_hash, "", None);
+            return Ok(None);
+        };
+        let bound = binding_key.verifies(&id, receipt_hash, &reply_recipient, binding.as_deref());
+        Ok(bound.then_some(SourceTip { id, status }))
     }
 
     /// A tip's current status (for a source's page), or `None` if it no longer exists.
@@ -164,12 +179,59 @@ impl Store {
             .collect())
     }
 
-    /// The reply recipient (public) of a tip, for sealing a reply.
-    pub async fn reply_recipient(&self, tip_id: &str) -> Result<Option<String>> {
-        const Q: &str = "SELECT reply_recipient FROM tips WHERE id = $1";
-        Ok(
-            on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(tip_id).fetch_optional(p).await?),
-        )
+    /// The reply recipient (public) of a tip, for sealing a reply; `None` if there is no such
+    /// tip. Refused (`StoreError::UnboundRecipient`) unless the tip's binding verifies: a
+    /// recipient copied from another tip would let its holder read the reply.
+    pub async fn reply_recipient(
+        &self,
+        tip_id: &str,
+        binding_key: &TipBindingKey,
+    ) -> Result<Option<String>> {
+        const Q: &str = "SELECT receipt_hash, reply_recipient, binding FROM tips WHERE id = $1";
+        type Row = (Vec<u8>, String, Option<Vec<u8>>);
+        let row: Option<Row> =
+            on_backend!(&self.pool, p => sqlx::query_as(Q).bind(tip_id).fetch_optional(p).await?);
+        let Some((receipt_hash, reply_recipient, binding)) = row else {
+            return Ok(None);
+        };
+        if !binding_key.verifies(tip_id, &receipt_hash, &reply_recipient, binding.as_deref()) {
+            return Err(StoreError::UnboundRecipient(tip_id.to_owned()));
+        }
+        Ok(Some(reply_recipient))
+    }
+
+    /// Binds every tip stored without a binding (before migration 0007), in batches of
+    /// `batch` per write transaction; returns how many were bound. `bind` makes a tip's binding
+    /// from its id, receipt hash and reply recipient. Run once per deployment, by
+    /// `app::bind_rows_stored_before_bindings`: after that, a missing binding is a tampered
+    /// row, and binding it would launder it.
+    pub async fn bind_unbound_tips(
+        &self,
+        bind: impl Fn(&str, &[u8], &str) -> Vec<u8>,
+        batch: i64,
+    ) -> Result<u64> {
+        const Q_SELECT: &str = "SELECT id, receipt_hash, reply_recipient FROM tips \
+             WHERE binding IS NULL ORDER BY id LIMIT $1";
+        const Q_BIND: &str = "UPDATE tips SET binding = $2 WHERE id = $1 AND binding IS NULL";
+        let bind = &bind;
+        let mut bound = 0;
+        loop {
+            let in_batch = retrying(move || async move {
+                let mut tx = self.write(Lock::Rows).await?;
+                let rows: Vec<(String, Vec<u8>, String)> = on_backend!(tx.conn(), c => sqlx::query_as(Q_SELECT).bind(batch).fetch_all(c).await?);
+                for (id, receipt_hash, reply_recipient) in &rows {
+                    let binding = bind(id, receipt_hash, reply_recipient);
+                    on_backend!(tx.conn(), c => sqlx::query(Q_BIND).bind(id).bind(&binding).execute(c).await?.rows_affected());
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(rows.len() as u64)
+            })
+            .await?;
+            bound += in_batch;
+            if in_batch < batch as u64 {
+                return Ok(bound);
+            }
+        }
     }
 }
 

@@ -67,6 +67,10 @@ pub enum StoreError {
     StagedItemMissing(String),
     #[error("the commit queue has shut down")]
     QueueClosed,
+    #[error(
+        "tip {0}'s receipt hash or reply recipient does not match its binding (changed in the database outside tipbox?): nothing was sealed to it"
+    )]
+    UnboundRecipient(String),
     #[error("{0}")]
     Setup(String),
 }
@@ -104,6 +108,8 @@ pub struct Store {
     commit_pool: Pool,
     /// Chains the audit trail; set with `with_audit_key` by whoever holds the server secret.
     audit_key: Option<std::sync::Arc<crate::audit::AuditKey>>,
+    /// `privacy.time_granularity_seconds`: audit entries about tips are dated this coarsely.
+    time_granularity: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -203,6 +209,7 @@ impl Store {
                 pool: Pool::Sqlite(pool),
                 commit_pool: Pool::Sqlite(commit_pool),
                 audit_key: None,
+                time_granularity: 1,
             })
         } else {
             let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
@@ -214,6 +221,7 @@ impl Store {
                 pool: Pool::Postgres(pool),
                 commit_pool: Pool::Postgres(commit_pool),
                 audit_key: None,
+                time_granularity: 1,
             };
             store.check_postgres_settings().await?;
             Ok(store)
@@ -258,9 +266,11 @@ impl Store {
         Ok(())
     }
 
-    /// This store, able to append to the audit trail.
-    pub fn with_audit_key(mut self, key: crate::audit::AuditKey) -> Self {
+    /// This store, able to append to the audit trail; entries about tips and items are dated
+    /// to `time_granularity` seconds (`privacy.time_granularity_seconds`), like received times.
+    pub fn with_audit_key(mut self, key: crate::audit::AuditKey, time_granularity: u64) -> Self {
         self.audit_key = Some(std::sync::Arc::new(key));
+        self.time_granularity = time_granularity;
         self
     }
 
@@ -310,6 +320,23 @@ impl Store {
                 SecretCheck::Mismatch
             },
         )
+    }
+
+    /// Whether the rows stored before bindings existed (tips without a binding, TOTP secrets
+    /// sealed without their account) have been bound (`record_bindings_made`).
+    pub async fn bindings_made(&self) -> Result<bool> {
+        const Q: &str = "SELECT COUNT(*) FROM settings WHERE name = 'bindings_made'";
+        let n: i64 = on_backend!(&self.pool, p => sqlx::query_scalar(Q).fetch_one(p).await?);
+        Ok(n > 0)
+    }
+
+    /// Records that the rows stored before bindings existed have been bound: from now on no
+    /// node binds a row that has no binding.
+    pub async fn record_bindings_made(&self) -> Result<()> {
+        const Q: &str = "INSERT INTO settings (name, value) VALUES ('bindings_made', 'v1') \
+             ON CONFLICT (name) DO NOTHING";
+        on_backend!(&self.pool, p => sqlx::query(Q).execute(p).await?.rows_affected());
+        Ok(())
     }
 
     /// Whether this database has been used with some server secret already.

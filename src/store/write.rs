@@ -79,24 +79,26 @@ where
 pub(super) struct WriteTx {
     tx: Backend<sqlx::Transaction<'static, Sqlite>, sqlx::Transaction<'static, Postgres>>,
     audit_key: Option<Arc<AuditKey>>,
+    /// How coarsely entries about tips are dated (`Store::with_audit_key`).
+    time_granularity: u64,
 }
 
 impl Store {
     /// Begins a write transaction on the shared pool, holding `lock`.
     pub(super) async fn write(&self, lock: Lock) -> Result<WriteTx> {
-        WriteTx::begin(&self.pool, lock, &self.audit_key).await
+        WriteTx::begin(&self.pool, lock, self).await
     }
 
     /// Begins a write transaction on the group-commit writer's own connection, always
     /// `Lock::Acknowledged`: a receipt waits on every commit made there.
     pub(super) async fn write_on_commit_pool(&self) -> Result<WriteTx> {
-        WriteTx::begin(&self.commit_pool, Lock::Acknowledged, &self.audit_key).await
+        WriteTx::begin(&self.commit_pool, Lock::Acknowledged, self).await
     }
 }
 
 impl WriteTx {
     /// Where every write transaction begins.
-    async fn begin(pool: &Pool, lock: Lock, audit_key: &Option<Arc<AuditKey>>) -> Result<Self> {
+    async fn begin(pool: &Pool, lock: Lock, store: &Store) -> Result<Self> {
         let tx = match pool {
             Backend::Sqlite(p) => Backend::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres(p) => {
@@ -109,7 +111,8 @@ impl WriteTx {
         };
         Ok(Self {
             tx,
-            audit_key: audit_key.clone(),
+            audit_key: store.audit_key.clone(),
+            time_granularity: store.time_granularity,
         })
     }
 
@@ -136,10 +139,11 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Appends `audit` to the audit trail, chained to the entry before it. Call it last, just
-    /// before the commit: the next sequence number is the one thing every audited writer
-    /// contends for, and on PostgreSQL a second writer waits on it until this one commits (then
-    /// loses the race on the primary key and runs again).
+    /// Appends `audit` to the audit trail, chained to the entry before it, dated as
+    /// `Audit::stored_time` says (an entry about a tip no more exactly than its received time).
+    /// Call it last, just before the commit: the next sequence number is the one thing every
+    /// audited writer contends for, and on PostgreSQL a second writer waits on it until this one
+    /// commits (then loses the race on the primary key and runs again).
     pub(super) async fn append_audit(&mut self, audit: &Audit<'_>) -> Result<()> {
         const Q_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
         const Q_APPEND: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) \
@@ -153,10 +157,12 @@ impl WriteTx {
         let (seq, prev) = head.map_or((1, crate::audit::GENESIS.to_owned()), |(s, h)| (s + 1, h));
         let action = audit.action.as_str();
         let detail = audit.detail.to_string();
+        // Rounded before hashing: the chain covers the time as stored.
+        let at = audit.stored_time(self.time_granularity);
         let hash = crate::audit::entry_hash(
             &key,
             seq,
-            audit.at,
+            at,
             audit.actor,
             action,
             audit.subject,
@@ -165,7 +171,7 @@ impl WriteTx {
         );
         on_backend!(self.conn(), c => sqlx::query(Q_APPEND)
             .bind(seq)
-            .bind(audit.at)
+            .bind(at)
             .bind(audit.actor)
             .bind(action)
             .bind(audit.subject)

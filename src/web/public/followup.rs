@@ -16,7 +16,6 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::PublicState;
@@ -27,7 +26,9 @@ use crate::clock::{coarsen, now};
 use crate::followup::{OpenError, SESSION_COOKIE, SourceSession};
 use crate::i18n::Lang;
 use crate::receipt::{ReceiptCode, ReceiptError};
-use crate::web::shared::cookies::{cookie, set_cookie};
+use crate::web::shared::cookies::{
+    clear_cookie, cookie, form_token, paired_form_token, set_cookie,
+};
 use crate::web::shared::lang::PageLang;
 use crate::web::shared::pages::{Chrome, message_page, render};
 use crate::web::transport::body::SharedBody;
@@ -68,7 +69,7 @@ struct CasePage {
 /// The receipt form, with a fresh token paired with a short-lived cookie, and what went wrong
 /// last time if anything did.
 pub(super) fn signin_page(status: StatusCode, lang: Lang, problem: Option<String>) -> Response {
-    let token = crate::ids::random_id();
+    let token = form_token(now(), SIGNIN_FORM_SECONDS);
     let mut response = render(
         status,
         &SigninPage {
@@ -80,10 +81,9 @@ pub(super) fn signin_page(status: StatusCode, lang: Lang, problem: Option<String
             problem,
         },
     );
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(SIGNIN_COOKIE, &token, SIGNIN_FORM_SECONDS),
-    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(SIGNIN_COOKIE, &token));
     response
 }
 
@@ -159,11 +159,7 @@ pub async fn signin(
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Result<Response, PageError> {
-    let paired = cookie(&headers, SIGNIN_COOKIE).is_some_and(|expected| {
-        expected.len() == form.csrf.len()
-            && bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes()))
-    });
-    if !paired {
+    if !paired_form_token(&headers, SIGNIN_COOKIE, &form.csrf, now()) {
         return Err(PageError::signin(
             lang,
             StatusCode::FORBIDDEN,
@@ -208,15 +204,8 @@ pub async fn signin(
     };
     let mut response = Redirect::to(&format!("/followup/case?lang={}", lang.tag())).into_response();
     let headers = response.headers_mut();
-    headers.append(
-        header::SET_COOKIE,
-        set_cookie(
-            SESSION_COOKIE,
-            &token,
-            app.followup.session_max_seconds as i64,
-        ),
-    );
-    headers.append(header::SET_COOKIE, set_cookie(SIGNIN_COOKIE, "", 0));
+    headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token));
+    headers.append(header::SET_COOKIE, clear_cookie(SIGNIN_COOKIE));
     Ok(response)
 }
 
@@ -459,7 +448,7 @@ pub async fn signout(
         Some(("/", "nav-home")),
     );
     let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
+    headers.append(header::SET_COOKIE, clear_cookie(SESSION_COOKIE));
     headers.insert(
         axum::http::HeaderName::from_static("clear-site-data"),
         HeaderValue::from_static("\"cache\", \"cookies\""),

@@ -12,7 +12,7 @@ use crate::auth::signin::SignInError;
 use crate::clock::now;
 use crate::web::analyst::AnalystState;
 use crate::web::analyst::extract::{CsrfForm, DeskForm, DeskSession, SESSION_COOKIE};
-use crate::web::shared::cookies::{cookie, set_cookie};
+use crate::web::shared::cookies::{clear_cookie, form_token, paired_form_token, set_cookie};
 use crate::web::shared::pages::render;
 
 /// Pairs the sign-in form with the browser that loaded it.
@@ -29,7 +29,7 @@ struct LoginPage {
 }
 
 fn login_page(status: StatusCode, problem: Option<&'static str>) -> Response {
-    let token = crate::ids::random_id();
+    let token = form_token(now(), LOGIN_FORM_SECONDS);
     let mut response = render(
         status,
         &LoginPage {
@@ -38,10 +38,9 @@ fn login_page(status: StatusCode, problem: Option<&'static str>) -> Response {
             problem,
         },
     );
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(LOGIN_COOKIE, &token, LOGIN_FORM_SECONDS),
-    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &token));
     response
 }
 
@@ -72,9 +71,7 @@ pub async fn submit(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let paired = cookie(&headers, LOGIN_COOKIE)
-        .is_some_and(|c| subtle::ConstantTimeEq::ct_eq(c.as_bytes(), form.csrf.as_bytes()).into());
-    if !paired {
+    if !paired_form_token(&headers, LOGIN_COOKIE, &form.csrf, now()) {
         return login_page(
             StatusCode::FORBIDDEN,
             Some("The sign-in form expired. Please try again."),
@@ -115,9 +112,9 @@ pub async fn submit(
             let headers = response.headers_mut();
             headers.append(
                 header::SET_COOKIE,
-                set_cookie(SESSION_COOKIE, &session.token, app.auth.policy.max_seconds),
+                set_cookie(SESSION_COOKIE, &session.token),
             );
-            headers.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0));
+            headers.append(header::SET_COOKIE, clear_cookie(LOGIN_COOKIE));
             response
         }
         Err(error) => {
@@ -154,7 +151,7 @@ pub async fn logout(State(app): State<AnalystState>, desk: DeskForm<CsrfOnly>) -
     }
     let mut response = Redirect::to("/login").into_response();
     let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
+    headers.append(header::SET_COOKIE, clear_cookie(SESSION_COOKIE));
     headers.insert(
         "clear-site-data",
         HeaderValue::from_static("\"cookies\", \"storage\""),
