@@ -28,8 +28,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use audit::{AuditEntry, AuditTrail, ChainStatus};
 pub use keys::{
-    Exposure, Key, KeyChange, KeyList, KeySetStatus, KeyState, KeyringStatus, NeedsRekey, NewKey,
-    RevokedKey,
+    CurrentKeys, Exposure, Key, KeyChange, KeyList, KeySetStatus, KeyState, KeyringStatus,
+    NeedsRekey, NewKey, RevokedKey,
 };
 pub use rekey::{
     CurrentKeySet, HeaderReplacement, KeySetMember, RekeyItem, RekeyMode, RekeyPage, RekeyQuery,

@@ -5,6 +5,8 @@
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+pub(super) use crate::commitment::SealedCommitments;
+
 /// The kinds of incident a source can pick; the form and the facts JSON use these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,8 +60,9 @@ pub struct Facts {
     pub when: Option<Zeroizing<String>>,
 }
 
-/// What the facts item holds once decrypted: the facts, plus each attachment's original name.
-/// File names and content types are recorded here — sealed — and nowhere else.
+/// What the facts item holds once decrypted: the facts, plus each attachment's original name,
+/// and the submission's commitment key with the items it covers (`crate::commitment`). File
+/// names and content types are recorded here — sealed — and nowhere else.
 #[derive(Serialize)]
 pub(super) struct SealedFacts<'a> {
     pub format: &'static str,
@@ -67,6 +70,7 @@ pub(super) struct SealedFacts<'a> {
     #[serde(flatten)]
     pub facts: &'a Facts,
     pub attachments: &'a [AttachmentFacts],
+    pub item_commitments: &'a SealedCommitments,
 }
 
 #[derive(Debug, Serialize)]

@@ -1,12 +1,14 @@
 //! What analysts write on a tip: internal notes (sealed to the reviewer keys) and replies
 //! (sealed to the tip's source and, as a separate item, to the reviewer keys). The server
-//! seals them and never stores their plaintext.
+//! seals them and never stores their plaintext. The reviewers' copy carries its own
+//! commitment key (`crate::commitment`), and its item the commitment to it.
 
 use zeroize::Zeroizing;
 
 use super::{Intake, IntakeError, KeyState};
 use crate::audit::{Audit, AuditAction};
 use crate::clock::{coarsen, now};
+use crate::commitment::{CommitmentKey, WRITING_FIELD};
 use crate::ids::random_id;
 use crate::seal::{seal_bytes, seal_to_source};
 
@@ -23,21 +25,24 @@ impl Intake {
         let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
             return Err(IntakeError::Paused);
         };
+        let commitment_key = CommitmentKey::generate();
         let note = Zeroizing::new(
             serde_json::to_vec_pretty(&serde_json::json!({
                 "format": "tipbox-note/1",
                 "author": author,
                 "written_at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
                 "text": text.as_str(),
+                WRITING_FIELD: commitment_key.to_hex().as_str(),
             }))
             .expect("a note serializes"),
         );
         drop(text);
+        let item_id = random_id();
+        let commitment = commitment_key.commit(&item_id, &note);
         let key_set_id = keys.id;
         let sealed = tokio::task::spawn_blocking(move || seal_bytes(&keys, &note))
             .await
             .map_err(|e| IntakeError::Task(e.to_string()))??;
-        let item_id = random_id();
         let audit = Audit {
             at: now(),
             actor: author,
@@ -52,6 +57,7 @@ impl Intake {
                 &item_id,
                 key_set_id,
                 &sealed,
+                commitment,
                 coarsen(now(), self.time_granularity),
                 &audit,
             )
@@ -80,15 +86,19 @@ impl Intake {
             .map_err(|e: &str| IntakeError::Task(format!("stored reply recipient: {e}")))?;
         let written_at =
             humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let commitment_key = CommitmentKey::generate();
         let for_reviewers = Zeroizing::new(
             serde_json::to_vec_pretty(&serde_json::json!({
                 "format": "tipbox-reply/1",
                 "author": author,
                 "written_at": written_at,
                 "text": text.as_str(),
+                WRITING_FIELD: commitment_key.to_hex().as_str(),
             }))
             .expect("a reply serializes"),
         );
+        let reply_id = random_id();
+        let commitment = commitment_key.commit(&reply_id, &for_reviewers);
         let for_source = Zeroizing::new(
             serde_json::to_vec(&serde_json::json!({
                 "format": "tipbox-reply/1",
@@ -107,7 +117,6 @@ impl Intake {
             })
             .await
             .map_err(|e| IntakeError::Task(e.to_string()))??;
-        let reply_id = random_id();
         let created_at = coarsen(now(), self.time_granularity);
         let audit = Audit {
             at: now(),
@@ -123,6 +132,7 @@ impl Intake {
                 &reply_id,
                 key_set_id,
                 &for_reviewers,
+                commitment,
                 &for_source,
                 created_at,
                 &audit,
