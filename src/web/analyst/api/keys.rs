@@ -146,6 +146,11 @@ pub async fn current(
     State(app): State<AnalystState>,
     ApiAnalyst(_): ApiAnalyst,
 ) -> Result<Response, ApiError> {
-    let snapshot = app.intake.store.keyring_snapshot().await.map_err(internal)?;
+    let snapshot = app
+        .intake
+        .store
+        .keyring_snapshot()
+        .await
+        .map_err(internal)?;
     Ok(Json(api::CurrentKeys::from(&snapshot)).into_response())
 }
