@@ -119,6 +119,22 @@ fn pull(dir: &Path, identity: &Path, out: &Path) -> std::process::Output {
     )
 }
 
+/// `pull`, which must succeed; what it said.
+fn pull_ok(dir: &Path, identity: &Path, out: &Path) -> String {
+    let pulled = pull(dir, identity, out);
+    assert!(pulled.status.success(), "{}", text(&pulled.stderr));
+    text(&pulled.stdout)
+}
+
+/// The desk's queue page.
+async fn queue_page(server: &Server, cookie: &str) -> String {
+    get(&format!("{}/queue", server.analyst), Some(cookie))
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
 fn rekey(dir: &Path, identity: &Path, yes: bool) -> std::process::Output {
     let mut args = vec!["rekey", "--identity", identity.to_str().unwrap()];
     if yes {
@@ -411,24 +427,15 @@ async fn key_set_change_story(backend: Backend) {
     let identity = deployment.identity_file("alice");
 
     // The first look lists the keys; a second one, with nothing changed, says nothing of them.
-    let first = pull(&dir, &identity, &deployment.path().join("out1"));
-    assert!(first.status.success(), "{}", text(&first.stderr));
-    assert!(text(&first.stdout).contains(&fingerprint(&alice)));
-    let again = pull(&dir, &identity, &deployment.path().join("out1"));
-    assert!(
-        !text(&again.stdout).contains("changed"),
-        "{}",
-        text(&again.stdout)
-    );
+    let out = deployment.path().join("out1");
+    assert!(pull_ok(&dir, &identity, &out).contains(&fingerprint(&alice)));
+    let again = pull_ok(&dir, &identity, &out);
+    assert!(!again.contains("changed"), "{again}");
 
     // The desk, on first sign-in, lists the keys new tips are sealed to.
     let cookie = desk_login(&server, "ana", &ana, 0).await;
     let base = &server.analyst;
-    let queue = get(&format!("{base}/queue"), Some(&cookie))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let queue = queue_page(&server, &cookie).await;
     assert!(queue.contains("id=\"key-change\""), "{queue}");
     assert!(queue.contains(&fingerprint(&alice)));
     let csrf = hidden_csrf(&queue);
@@ -459,11 +466,7 @@ async fn key_set_change_story(backend: Backend) {
     .await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert_eq!(acknowledge(first_set).await.status(), StatusCode::SEE_OTHER);
-    let queue = get(&format!("{base}/queue"), Some(&cookie))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let queue = queue_page(&server, &cookie).await;
     assert!(!queue.contains("id=\"key-change\""));
 
     // An admin adds bob (with a disguising label) and retires alice.
@@ -477,9 +480,7 @@ async fn key_set_change_story(backend: Backend) {
     ]);
     deployment.tipbox_ok(&["keys", "retire", "alice"]);
 
-    let changed = pull(&dir, &identity, &deployment.path().join("out1"));
-    assert!(changed.status.success(), "{}", text(&changed.stderr));
-    let said = text(&changed.stdout);
+    let said = pull_ok(&dir, &identity, &out);
     assert!(said.contains("changed since you last looked"), "{said}");
     let added = said.lines().find(|l| l.contains("added:")).unwrap();
     assert!(added.contains(&fingerprint(&bob)), "{said}");
@@ -489,12 +490,8 @@ async fn key_set_change_story(backend: Backend) {
     );
     let removed = said.lines().find(|l| l.contains("removed:")).unwrap();
     assert!(removed.contains(&fingerprint(&alice)), "{said}");
-    let again = pull(&dir, &identity, &deployment.path().join("out1"));
-    assert!(
-        !text(&again.stdout).contains("changed"),
-        "{}",
-        text(&again.stdout)
-    );
+    let again = pull_ok(&dir, &identity, &out);
+    assert!(!again.contains("changed"), "{again}");
 
     // Any analyst reads the current key set from the API.
     let ana_token = token(&server, "ana", &ana, 1).await;
@@ -513,11 +510,7 @@ async fn key_set_change_story(backend: Backend) {
     assert_eq!(current["key_set"]["keys"].as_array().unwrap().len(), 1);
 
     // The desk shows the change until it is acknowledged.
-    let queue = get(&format!("{base}/queue"), Some(&cookie))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let queue = queue_page(&server, &cookie).await;
     let banner = &queue[queue.find("id=\"key-change\"").expect("a banner")..];
     let banner = &banner[..banner.find("</section>").unwrap()];
     let added = &banner[banner.find("id=\"keys-added\"").unwrap()..];
@@ -531,11 +524,7 @@ async fn key_set_change_story(backend: Backend) {
     assert!(removed.contains(&fingerprint(&alice)), "{banner}");
     let new_set = current["key_set"]["id"].as_i64().unwrap().to_string();
     assert_eq!(acknowledge(new_set).await.status(), StatusCode::SEE_OTHER);
-    let queue = get(&format!("{base}/queue"), Some(&cookie))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let queue = queue_page(&server, &cookie).await;
     assert!(!queue.contains("id=\"key-change\""));
 }
 on_both_backends!(key_set_changes_are_visible, key_set_change_story);
@@ -772,9 +761,7 @@ async fn honest_rekey_story(backend: Backend) {
     assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
 
     let pulled_dir: PathBuf = deployment.path().join("pulled");
-    let pulled = pull(&dir, &deployment.identity_file("bob"), &pulled_dir);
-    assert!(pulled.status.success(), "{}", text(&pulled.stderr));
-    let said = text(&pulled.stdout);
+    let said = pull_ok(&dir, &deployment.identity_file("bob"), &pulled_dir);
     assert_eq!(
         said.matches("re-keyed by ana").count(),
         6,
