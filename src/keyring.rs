@@ -495,6 +495,16 @@ mod tests {
     }
 
     #[test]
+    fn printable_text_hides_nothing() {
+        assert_eq!(printable("Bob\u{202E}kcab\u{7}\n"), "Bobkcab");
+        assert_eq!(printable("a\u{200B}b\u{2066}c\u{E0041}d\u{FEFF}"), "abcd");
+        assert_eq!(
+            printable("Алиса 爱丽丝 (reviewer)"),
+            "Алиса 爱丽丝 (reviewer)"
+        );
+    }
+
+    #[test]
     fn key_set_fingerprint_ignores_order() {
         let a = vec!["aa".to_string(), "bb".to_string()];
         let b = vec!["bb".to_string(), "aa".to_string()];

@@ -32,8 +32,17 @@ use crate::ids::valid_id;
 pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow::Result<()> {
     let identities = super::read_identities(identity_files)?;
     let api = Api::from_saved_session()?;
-    let current: api::CurrentKeys = api.get_json("/api/v1/keys/current").await?;
-    report_changes(api.server(), current.key_set.as_ref())?;
+    let current = api
+        .send(api.client.get(api.url("/api/v1/keys/current")))
+        .await?;
+    if current.status() == reqwest::StatusCode::NOT_FOUND {
+        println!("The server does not show its key set (it runs an older tipbox).");
+    } else if !current.status().is_success() {
+        bail!("/api/v1/keys/current: HTTP {}", current.status());
+    } else {
+        let current: api::CurrentKeys = serde_json::from_str(&current.text().await?)?;
+        report_changes(api.server(), current.key_set.as_ref())?;
+    }
 
     // Everything to fetch, page by page.
     let mut tips = Vec::new();

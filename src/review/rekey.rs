@@ -207,10 +207,11 @@ async fn tip_check(
         }
         .await;
         let _ = std::fs::remove_file(&path);
-        if let Some(facts) = opened?
-            && check_self_keyed(item, &facts).passed()
-        {
-            known.keys.learn(&facts);
+        match opened {
+            Ok(Some(facts)) if check_self_keyed(item, &facts).passed() => known.keys.learn(&facts),
+            // Its items are then re-sealed unchecked (with a warning) or refused as they are.
+            Ok(_) => {}
+            Err(error) => eprintln!("facts {}: {error:#}", item.id),
         }
     }
     known.items = tip.items.into_iter().map(|i| (i.id.clone(), i)).collect();
