@@ -41,6 +41,7 @@ async fn fill(store: &Store, key_set: i64, tips: usize) -> Duration {
                     size: 300,
                     key_set_id: key_set,
                     body: SealedBody::Inline(vec![7u8; 300]),
+                    commitment: [7u8; 32],
                 })
                 .collect(),
         };

@@ -373,6 +373,26 @@ impl ActiveKeySet {
     }
 }
 
+/// Text someone else chose (a key's label, an attachment's name) as it may be shown or used as
+/// a name: without control characters and without invisible formatting ones, whose
+/// bidirectional overrides could disguise it (`invoice\u{202E}fdp.sh` shows as
+/// "invoicehs.pdf").
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() && !is_invisible_format(*c))
+        .collect()
+}
+
+/// Format characters that show nothing themselves: soft hyphens, zero-width characters,
+/// bidirectional marks, embeddings, overrides and isolates, invisible operators, the byte order
+/// mark, interlinear annotation marks and tag characters.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
+}
+
 /// The fingerprint of a set of keys: SHA-256 over their sorted fingerprints.
 pub fn key_set_fingerprint(key_fingerprints: &[String]) -> String {
     let mut sorted: Vec<&String> = key_fingerprints.iter().collect();
@@ -472,6 +492,16 @@ mod tests {
         assert_eq!(key.status(), KeyStatus::Retired);
         key.revoked_at = Some(20);
         assert_eq!(key.status(), KeyStatus::Revoked);
+    }
+
+    #[test]
+    fn printable_text_hides_nothing() {
+        assert_eq!(printable("Bob\u{202E}kcab\u{7}\n"), "Bobkcab");
+        assert_eq!(printable("a\u{200B}b\u{2066}c\u{E0041}d\u{FEFF}"), "abcd");
+        assert_eq!(
+            printable("Алиса 爱丽丝 (reviewer)"),
+            "Алиса 爱丽丝 (reviewer)"
+        );
     }
 
     #[test]

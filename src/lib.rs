@@ -13,8 +13,9 @@
 //!   `followup`: sources' in-memory sessions. `auth`: analysts' passwords, TOTP, sessions.
 //!   `audit`: the hash-chained audit trail. `retention`, `export`, `onion`: operators' tools.
 //! - `seal` (streaming age encryption), `keyring` (reviewer recipients), `rekey` (age headers
-//!   re-wrapped), `receipt` (sources' receipts), `secrets` (the server secret): crypto and
-//!   keys, no I/O beyond the secret's file.
+//!   re-wrapped), `commitment` (keyed commitments to items' plaintext, made at intake and
+//!   checked by readers), `receipt` (sources' receipts), `secrets` (the server secret): crypto
+//!   and keys, no I/O beyond the secret's file.
 //! - `store`: SQLite or PostgreSQL, one write transaction type over both.
 //! - `config`, `i18n`; and the bottom floor, used by everything: `clock` (time, rounded) and
 //!   `ids` (random ids).
@@ -29,6 +30,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod commitment;
 pub mod config;
 pub mod export;
 pub mod followup;

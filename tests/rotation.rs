@@ -251,6 +251,32 @@ fn review_login(
     dir
 }
 
+/// The analyst pins a reviewer's key on their machine (`review rekey` seals to no other).
+fn trust(dir: &std::path::Path, reviewer: &age::x25519::Identity) {
+    let recipient = reviewer.to_public().to_string();
+    let fingerprint = tipbox::keyring::Recipient::parse(&recipient)
+        .unwrap()
+        .fingerprint();
+    let out = review(
+        dir,
+        &[
+            "keys",
+            "trust",
+            &recipient,
+            "--label",
+            "reviewer",
+            "--fingerprint",
+            &fingerprint,
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn rekey(dir: &std::path::Path, identity: &std::path::Path) -> String {
     let out = review(
         dir,
@@ -567,6 +593,7 @@ async fn retired_key_story(backend: Backend) {
 
     // The analyst re-keys the rest from their own machine.
     let dir = review_login(&deployment, &server, "ana", &ana);
+    trust(&dir, &bob);
     // Not without a confirmation: the analyst first sees whom the tips would be sealed to.
     let unconfirmed = review(
         &dir,
@@ -760,6 +787,7 @@ async fn revoked_key_story(backend: Backend) {
 
     // bob's holder re-keys: a fresh encryption.
     let dir = review_login(&deployment, &server, "ana", &ana);
+    trust(&dir, &bob);
     let out = rekey(&dir, &deployment.identity_file("bob"));
     assert!(out.contains("2 encrypted afresh"), "{out}");
 

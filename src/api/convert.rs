@@ -5,9 +5,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::{
-    AuditEntry, ChainStatus, CurrentKeySet, Exposure, IntakeState, Item, Key, KeyChange,
-    KeySetMember, KeySetStatus, KeyState, KeyringStatus, NeedsRekey, RekeyItem, RekeyMode, Rekeyed,
-    Reply, RevokedKey, Role, Time, Tip,
+    AuditEntry, ChainStatus, CurrentKeySet, CurrentKeys, Exposure, IntakeState, Item, Key,
+    KeyChange, KeySetMember, KeySetStatus, KeyState, KeyringStatus, NeedsRekey, RekeyItem,
+    RekeyMode, Rekeyed, Reply, RevokedKey, Role, Time, Tip,
 };
 use crate::keyring::{KeyStatus, ReviewerKey, policy_warnings};
 use crate::store;
@@ -40,9 +40,12 @@ impl From<&store::ItemSummary> for Item {
     fn from(item: &store::ItemSummary) -> Self {
         Self {
             added_at: item.added_at.map(Time),
+            commitment: item.commitment.as_ref().map(hex::encode),
             id: item.id.clone(),
             key_set: item.key_set,
             kind: item.kind.clone(),
+            replaced_at: item.replaced.as_ref().map(|r| Time(r.at)),
+            replaced_by: item.replaced.as_ref().map(|r| r.by.clone()),
             size: item.size,
         }
     }
@@ -168,6 +171,15 @@ impl From<&store::RevokedKeyExposure> for RevokedKey {
             fingerprint: key.fingerprint.clone(),
             revoked_at: key.revoked_at,
             tips_still_open: key.tips_still_open.clone(),
+        }
+    }
+}
+
+impl From<&store::KeyringSnapshot> for CurrentKeys {
+    fn from(snapshot: &store::KeyringSnapshot) -> Self {
+        Self {
+            key_set: CurrentKeySet::of(snapshot),
+            keyring_version: snapshot.version,
         }
     }
 }

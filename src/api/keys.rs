@@ -17,6 +17,17 @@ pub struct KeyList {
     pub warnings: Vec<String>,
 }
 
+/// `GET /api/v1/keys/current` (any signed-in analyst): the key set every new item is sealed
+/// to, with its keys' recipients, so that each analyst can see it change (`tipbox review pull`
+/// says which keys were added and removed since it last looked). Clients compute each
+/// fingerprint from its recipient rather than take it on the server's word.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CurrentKeys {
+    /// Null when no key is active (submissions are paused).
+    pub key_set: Option<super::CurrentKeySet>,
+    pub keyring_version: i64,
+}
+
 /// A reviewer key and its history. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Key {

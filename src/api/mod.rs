@@ -28,8 +28,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use audit::{AuditEntry, AuditTrail, ChainStatus};
 pub use keys::{
-    Exposure, Key, KeyChange, KeyList, KeySetStatus, KeyState, KeyringStatus, NeedsRekey, NewKey,
-    RevokedKey,
+    CurrentKeys, Exposure, Key, KeyChange, KeyList, KeySetStatus, KeyState, KeyringStatus,
+    NeedsRekey, NewKey, RevokedKey,
 };
 pub use rekey::{
     CurrentKeySet, HeaderReplacement, KeySetMember, RekeyItem, RekeyMode, RekeyPage, RekeyQuery,
@@ -89,11 +89,16 @@ pub enum IntakeState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Time(pub i64);
 
+impl std::fmt::Display for Time {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let since_epoch = std::time::Duration::from_secs(self.0.max(0) as u64);
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + since_epoch).fmt(f)
+    }
+}
+
 impl Serialize for Time {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let since_epoch = std::time::Duration::from_secs(self.0.max(0) as u64);
-        let text = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + since_epoch);
-        serializer.collect_str(&text)
+        serializer.collect_str(self)
     }
 }
 

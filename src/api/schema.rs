@@ -172,6 +172,7 @@ pub const ROUTES: &[Route] = &[
     route("get", "/api/v1/keys", None, ("200", "KeyList")),
     route("post", "/api/v1/keys", Some("NewKey"), ("201", "KeyChange")),
     route("get", "/api/v1/keys/status", None, ("200", "KeyringStatus")),
+    route("get", "/api/v1/keys/current", None, ("200", "CurrentKeys")),
     route(
         "post",
         "/api/v1/keys/{id}/retire",
@@ -211,6 +212,7 @@ pub fn components() -> Map<String, Value> {
     answers.subschema_for::<KeyList>();
     answers.subschema_for::<KeyChange>();
     answers.subschema_for::<KeyringStatus>();
+    answers.subschema_for::<CurrentKeys>();
     answers.subschema_for::<RekeyPage>();
     answers.subschema_for::<Rekeyed>();
     answers.subschema_for::<AuditTrail>();

@@ -45,12 +45,23 @@ pub struct Item {
     /// When the item was added after the tip itself (a source's follow-up, a note, a reply);
     /// null for the first submission's items. Coarsened.
     pub added_at: Option<Time>,
+    /// HMAC-SHA256 (hex) of the item's plaintext, made at intake under a key sealed with the
+    /// item's submission (in its facts; in a note's or reply's own JSON) and never changed:
+    /// readers recompute it to check that a re-keyed item still holds what was received
+    /// (`src/commitment.rs`). Null for items received before commitments existed.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub commitment: Option<String>,
     #[schemars(regex(pattern = r"^[0-9a-f]{32}$"))]
     pub id: String,
     /// The reviewer key set the item is sealed to.
     pub key_set: i64,
     #[schemars(with = "ItemKind")]
     pub kind: String,
+    /// When the item was last re-keyed (a new header or a fresh encryption); null if never.
+    /// Coarsened.
+    pub replaced_at: Option<Time>,
+    /// Who re-keyed it last (a username); null if no one.
+    pub replaced_by: Option<String>,
     /// Bytes of the sealed (age) file.
     pub size: i64,
 }

@@ -29,12 +29,18 @@ fn id(n: u8) -> String {
 }
 
 fn tip(assignee: Option<&str>, key_set: Option<i64>) -> store::TipSummary {
+    // Items received before commitments have none; a re-keyed one says by whom and when.
     let item = |n, kind: &str, added_at| store::ItemSummary {
         id: id(n),
         kind: kind.to_owned(),
         size: 1234,
         key_set: 7,
         added_at,
+        commitment: (n != 2).then(|| vec![n; 32]),
+        replaced: (n == 4).then(|| store::Replacement {
+            at: 1_714_800_000,
+            by: "ana".to_owned(),
+        }),
     };
     store::TipSummary {
         id: id(1),
@@ -63,6 +69,9 @@ fn tip_json(tip: &store::TipSummary) -> serde_json::Value {
         "items": tip.items.iter().map(|i| json!({
             "id": i.id, "kind": i.kind, "size": i.size, "key_set": i.key_set,
             "added_at": i.added_at.map(rfc3339),
+            "commitment": i.commitment.as_ref().map(hex::encode),
+            "replaced_at": i.replaced.as_ref().map(|r| rfc3339(r.at)),
+            "replaced_by": i.replaced.as_ref().map(|r| r.by.clone()),
         })).collect::<Vec<_>>(),
         "key_set": tip.key_set,
         "source_activity_at": tip.source_activity_at().map(rfc3339),

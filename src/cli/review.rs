@@ -19,15 +19,19 @@ pub enum ReviewCommand {
         proxy: Option<String>,
     },
     /// Re-seal every item sealed to a retired or revoked key to the current keys: a new header
-    /// for retired keys, a fresh encryption for revoked ones. Needs an identity that opens them.
+    /// for retired keys, a fresh encryption for revoked ones. Needs an identity that opens them,
+    /// and refuses unless you trust every current key (`review keys`).
     Rekey {
         /// Your age identity: a plain, passphrase-protected or plugin identity file, or an SSH key
         #[arg(long, required = true)]
         identity: Vec<String>,
-        /// Do not ask before re-sealing to the keys the server names (check them first)
+        /// Do not ask before re-sealing to the current keys (all of which you must trust)
         #[arg(long)]
         yes: bool,
     },
+    /// The reviewer keys you trust, kept on this machine: nothing is sealed to any other.
+    #[command(subcommand)]
+    Keys(ReviewKeysCommand),
     /// Fetch what you have not pulled yet and decrypt it into DIR/<tip id>/.
     Pull {
         /// Your age identity: a plain, passphrase-protected or plugin identity file, or an SSH key
@@ -38,6 +42,37 @@ pub enum ReviewCommand {
         /// Fetch everything again, not only what is new to you
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ReviewKeysCommand {
+    /// Trust one reviewer key, after comparing its full fingerprint with the one its reviewer
+    /// gave you out of band (asked on the terminal, or given with --fingerprint).
+    Trust {
+        /// A recipient (age1…, ssh-ed25519 …, ssh-rsa …) or a key file as in keys/README.md
+        #[arg(value_name = "RECIPIENT_OR_FILE")]
+        key: String,
+        /// Your name for the key [default: the file's first comment line]
+        #[arg(long)]
+        label: Option<String>,
+        /// The key's full fingerprint (64 hex digits) as its reviewer gave it to you: the key is
+        /// trusted only if it matches, without asking
+        #[arg(long, value_name = "FP")]
+        fingerprint: Option<String>,
+    },
+    /// List the keys you trust, with full fingerprints.
+    List,
+    /// Stop trusting a key.
+    Untrust {
+        /// Its full fingerprint (64 hex digits)
+        fingerprint: String,
+    },
+    /// Trust every key of a keys file your organisation distributes: one recipient per line,
+    /// each after a `# label` comment line (the deployment's keys/ files, concatenated).
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 
@@ -52,5 +87,15 @@ pub async fn run(command: ReviewCommand) -> anyhow::Result<()> {
             crate::review::pull(identity, &out, all).await
         }
         ReviewCommand::Rekey { identity, yes } => crate::review::rekey(identity, yes).await,
+        ReviewCommand::Keys(command) => match command {
+            ReviewKeysCommand::Trust {
+                key,
+                label,
+                fingerprint,
+            } => crate::review::trust_key(&key, label, fingerprint),
+            ReviewKeysCommand::List => crate::review::list_keys(),
+            ReviewKeysCommand::Untrust { fingerprint } => crate::review::untrust_key(&fingerprint),
+            ReviewKeysCommand::Import { file } => crate::review::import_keys(&file),
+        },
     }
 }

@@ -7,6 +7,8 @@ use std::io::Write;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+pub(super) use crate::commitment::SealedCommitments;
+
 /// The kinds of incident a source can pick; the form and the facts JSON use these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,8 +62,9 @@ pub struct Facts {
     pub when: Option<Zeroizing<String>>,
 }
 
-/// What the facts item holds once decrypted: the facts, plus each attachment's original name.
-/// File names and content types are recorded here — sealed — and nowhere else.
+/// What the facts item holds once decrypted: the facts, plus each attachment's original name,
+/// and the submission's commitment key with the items it covers (`crate::commitment`). File
+/// names and content types are recorded here — sealed — and nowhere else.
 #[derive(Serialize)]
 pub(super) struct SealedFacts<'a> {
     pub format: &'static str,
@@ -69,6 +72,7 @@ pub(super) struct SealedFacts<'a> {
     #[serde(flatten)]
     pub facts: &'a Facts,
     pub attachments: &'a [AttachmentFacts],
+    pub item_commitments: &'a SealedCommitments,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,11 +136,14 @@ mod tests {
             })
             .collect();
         let facts = Facts::default();
+        let key = crate::commitment::CommitmentKey::generate();
+        let covered = SealedCommitments::new(&key, vec!["0".repeat(32)]);
         let sealed = SealedFacts {
             format: "tipbox-facts/1",
             form_language: "en",
             facts: &facts,
             attachments: &attachments,
+            item_commitments: &covered,
         };
         for pretty in [true, false] {
             let json = json_to_seal(&sealed, pretty);

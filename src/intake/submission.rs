@@ -1,14 +1,19 @@
 //! A submission being received: attachments sealed as they stream in (large ones staged in
 //! the database chunk by chunk), the message and facts sealed at the end, and one commit
 //! through the group-commit queue. A submission dropped half way removes its staged chunks.
+//!
+//! Each submission (the first one, and each addition) draws a commitment key: every item's
+//! plaintext is committed to as it is sealed (`crate::commitment`), and the key is sealed in
+//! the submission's facts item with the ids of the items it covers.
 
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::facts::{SealedFacts, json_to_seal};
+use super::facts::{SealedCommitments, SealedFacts, json_to_seal};
 use super::{Accepted, AttachmentFacts, CHUNK_BYTES, Facts, Intake, IntakeError};
 use crate::clock::{coarsen, now};
+use crate::commitment::{CommitmentKey, Committer};
 use crate::i18n::Lang;
 use crate::ids::random_id;
 use crate::keyring::ActiveKeySet;
@@ -58,12 +63,15 @@ pub struct Submission {
     items: Vec<NewItem>,
     attachments: Vec<AttachmentFacts>,
     staged: StagedGuard,
+    /// Commits to every item of this submission; sealed in its facts.
+    commitment_key: Arc<CommitmentKey>,
 }
 
 /// An attachment being received and sealed.
 pub struct AttachmentUpload {
     item_id: String,
     sealer: Option<ItemSealer>,
+    committer: Option<Committer>,
     file_name: String,
     content_type: Option<String>,
     staged_chunks: i64,
@@ -82,6 +90,7 @@ impl Submission {
             items: Vec::new(),
             attachments: Vec::new(),
             staged,
+            commitment_key: Arc::new(CommitmentKey::generate()),
         }
     }
 
@@ -98,8 +107,10 @@ impl Submission {
         let sealer = tokio::task::spawn_blocking(move || ItemSealer::new(&keys))
             .await
             .map_err(|e| IntakeError::Task(e.to_string()))??;
+        let item_id = random_id();
         Ok(AttachmentUpload {
-            item_id: random_id(),
+            committer: Some(self.commitment_key.committer(&item_id)),
+            item_id,
             sealer: Some(sealer),
             file_name,
             content_type,
@@ -116,6 +127,11 @@ impl Submission {
     ) -> Result<(), IntakeError> {
         let sealer = upload.sealer.as_mut().expect("attachment not finished yet");
         sealer.write(data)?;
+        upload
+            .committer
+            .as_mut()
+            .expect("attachment not finished yet")
+            .update(data);
         if sealer.pending() >= CHUNK_BYTES {
             let chunk = sealer.drain();
             self.write_staged_chunk(upload, &chunk).await?;
@@ -151,6 +167,11 @@ impl Submission {
         mut upload: AttachmentUpload,
     ) -> Result<(), IntakeError> {
         let mut sealer = upload.sealer.take().expect("attachment finished once");
+        let commitment = upload
+            .committer
+            .take()
+            .expect("attachment finished once")
+            .finish();
         let plaintext_len = sealer.plaintext_len();
         let mut rest = sealer.drain();
         rest.extend(sealer.finish()?);
@@ -173,6 +194,7 @@ impl Submission {
             size,
             key_set_id: self.keys.id,
             body,
+            commitment,
         });
         self.attachments.push(AttachmentFacts {
             item_id: upload.item_id,
@@ -188,10 +210,10 @@ impl Submission {
         self.staged.discard().await;
     }
 
-    /// Seals a source's follow-up (an optional message and the attachments already received)
-    /// and adds it to the source's tip in one durable transaction. Only after this returns
-    /// `Ok(true)` may the source be told it was stored. `Ok(false)`: the tip no longer exists,
-    /// and nothing was stored.
+    /// Seals a source's follow-up (an optional message, the attachments already received, and
+    /// its facts) and adds it to the source's tip in one durable transaction. Only after this
+    /// returns `Ok(true)` may the source be told it was stored. `Ok(false)`: the tip no longer
+    /// exists, and nothing was stored.
     pub async fn commit_followup(
         mut self,
         tip_id: &str,
@@ -200,25 +222,43 @@ impl Submission {
     ) -> Result<bool, IntakeError> {
         let keys = Arc::clone(&self.keys);
         let attachments = std::mem::take(&mut self.attachments);
+        let commitment_key = Arc::clone(&self.commitment_key);
+        let message_id = message.as_ref().map(|_| random_id());
+        let facts_id = random_id();
+        let covered = SealedCommitments::new(
+            &commitment_key,
+            message_id
+                .iter()
+                .chain([&facts_id])
+                .chain(attachments.iter().map(|a| &a.item_id))
+                .cloned()
+                .collect(),
+        );
+        let (sealed_message_id, sealed_facts_id) = (message_id.clone(), facts_id.clone());
         let sealed = tokio::task::spawn_blocking(move || -> Result<_, IntakeError> {
-            let message = message
-                .map(|m| seal_bytes(&keys, m.as_bytes()))
-                .transpose()?;
-            // The attachments' original names, sealed like those of the first submission.
-            let facts = if attachments.is_empty() {
-                None
-            } else {
-                let json = json_to_seal(
-                    &SealedFacts {
-                        format: "tipbox-followup/1",
-                        form_language: lang.tag(),
-                        facts: &Facts::default(),
-                        attachments: &attachments,
-                    },
-                    true,
-                );
-                Some(seal_bytes(&keys, &json)?)
+            let message = match (message, sealed_message_id) {
+                (Some(m), Some(id)) => Some((
+                    seal_bytes(&keys, m.as_bytes())?,
+                    commitment_key.commit(&id, m.as_bytes()),
+                )),
+                _ => None,
             };
+            // Every addition has facts: the attachments' original names, sealed like those of
+            // the first submission, and the key its items are committed to.
+            let json = json_to_seal(
+                &SealedFacts {
+                    format: "tipbox-followup/1",
+                    form_language: lang.tag(),
+                    facts: &Facts::default(),
+                    attachments: &attachments,
+                    item_commitments: &covered,
+                },
+                true,
+            );
+            let facts = (
+                seal_bytes(&keys, &json)?,
+                commitment_key.commit(&sealed_facts_id, &json),
+            );
             Ok((message, facts))
         })
         .await
@@ -231,17 +271,22 @@ impl Submission {
             }
         };
         let key_set_id = self.keys.id;
-        let inline = |kind: &'static str, data: Vec<u8>| NewItem {
-            id: random_id(),
+        let inline = |id: String, kind: &'static str, (data, commitment): (Vec<u8>, _)| NewItem {
+            id,
             position: 0, // numbered by the store, after the tip's other items
             kind,
             size: data.len() as i64,
             key_set_id,
             body: SealedBody::Inline(data),
+            commitment,
         };
         let mut items = Vec::new();
-        items.extend(message.map(|m| inline("message", m)));
-        items.extend(facts.map(|f| inline("facts", f)));
+        items.extend(
+            message_id
+                .zip(message)
+                .map(|(id, m)| inline(id, "message", m)),
+        );
+        items.push(inline(facts_id, "facts", facts));
         items.extend(std::mem::take(&mut self.items));
         let added_at = coarsen(now(), self.intake.time_granularity);
         match self
@@ -276,9 +321,21 @@ impl Submission {
         let keys = Arc::clone(&self.keys);
         let intake = Arc::clone(&self.intake);
         let attachments = std::mem::take(&mut self.attachments);
+        let commitment_key = Arc::clone(&self.commitment_key);
+        let (message_id, facts_id) = (random_id(), random_id());
+        let covered = SealedCommitments::new(
+            &commitment_key,
+            [&message_id, &facts_id]
+                .into_iter()
+                .chain(attachments.iter().map(|a| &a.item_id))
+                .cloned()
+                .collect(),
+        );
+        let (sealed_message_id, sealed_facts_id) = (message_id.clone(), facts_id.clone());
         // Public-key work (two age headers, the reply identity): off the async threads.
         let sealed = tokio::task::spawn_blocking(move || -> Result<_, IntakeError> {
             let sealed_message = seal_bytes(&keys, message.as_bytes())?;
+            let message_commitment = commitment_key.commit(&sealed_message_id, message.as_bytes());
             drop(message);
             let facts_json = json_to_seal(
                 &SealedFacts {
@@ -286,11 +343,13 @@ impl Submission {
                     form_language: lang.tag(),
                     facts: &facts,
                     attachments: &attachments,
+                    item_commitments: &covered,
                 },
                 true,
             );
             drop(facts);
             let sealed_facts = seal_bytes(&keys, &facts_json)?;
+            let facts_commitment = commitment_key.commit(&sealed_facts_id, &facts_json);
             let receipt = ReceiptCode::generate();
             let receipt_hash = receipt.lookup_hash(&intake.lookup_key);
             let reply_recipient = receipt
@@ -298,8 +357,8 @@ impl Submission {
                 .to_public()
                 .to_string();
             Ok((
-                sealed_message,
-                sealed_facts,
+                (sealed_message, message_commitment),
+                (sealed_facts, facts_commitment),
                 receipt,
                 receipt_hash,
                 reply_recipient,
@@ -307,7 +366,7 @@ impl Submission {
         })
         .await
         .map_err(|e| IntakeError::Task(e.to_string()))?;
-        let (sealed_message, sealed_facts, receipt, receipt_hash, reply_recipient) = match sealed {
+        let (message, facts, receipt, receipt_hash, reply_recipient) = match sealed {
             Ok(s) => s,
             Err(e) => {
                 self.staged.discard().await;
@@ -315,23 +374,18 @@ impl Submission {
             }
         };
         let key_set_id = self.keys.id;
+        let inline = |id: String, position, kind, (data, commitment): (Vec<u8>, _)| NewItem {
+            id,
+            position,
+            kind,
+            size: data.len() as i64,
+            key_set_id,
+            body: SealedBody::Inline(data),
+            commitment,
+        };
         let mut items = vec![
-            NewItem {
-                id: random_id(),
-                position: 0,
-                kind: "message",
-                size: sealed_message.len() as i64,
-                key_set_id,
-                body: SealedBody::Inline(sealed_message),
-            },
-            NewItem {
-                id: random_id(),
-                position: 1,
-                kind: "facts",
-                size: sealed_facts.len() as i64,
-                key_set_id,
-                body: SealedBody::Inline(sealed_facts),
-            },
+            inline(message_id, 0, "message", message),
+            inline(facts_id, 1, "facts", facts),
         ];
         items.extend(std::mem::take(&mut self.items));
         for (position, item) in items.iter_mut().enumerate().skip(2) {

@@ -1,6 +1,7 @@
 //! What analysts write on a tip: internal notes (sealed to the reviewer keys) and replies
 //! (sealed to the tip's source and, as a separate item, to the reviewer keys). The server
-//! seals them and never stores their plaintext.
+//! seals them and never stores their plaintext. The reviewers' copy carries its own
+//! commitment key (`crate::commitment`), and its item the commitment to it.
 
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -8,6 +9,7 @@ use zeroize::Zeroizing;
 use super::{Intake, IntakeError, KeyState, json_to_seal};
 use crate::audit::{Audit, AuditAction};
 use crate::clock::{coarsen, now};
+use crate::commitment::CommitmentKey;
 use crate::ids::random_id;
 use crate::seal::{seal_bytes, seal_to_source};
 
@@ -17,19 +19,29 @@ use crate::seal::{seal_bytes, seal_to_source};
 #[derive(Serialize)]
 struct ForReviewers<'a> {
     author: &'a str,
+    /// The key its item's commitment is made with (`crate::commitment::WRITING_FIELD`).
+    commitment_key: &'a str,
     format: &'static str,
     text: &'a str,
     written_at: &'a str,
 }
 
 impl ForReviewers<'_> {
-    /// The reviewers' copy of what `author` wrote, written now, as JSON to seal.
-    fn json(format: &'static str, author: &str, text: &str) -> Zeroizing<Vec<u8>> {
+    /// The reviewers' copy of what `author` wrote, written now, as JSON to seal, carrying
+    /// `commitment_key`.
+    fn json(
+        format: &'static str,
+        author: &str,
+        text: &str,
+        commitment_key: &CommitmentKey,
+    ) -> Zeroizing<Vec<u8>> {
         let written_at =
             humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let key = commitment_key.to_hex();
         json_to_seal(
             &ForReviewers {
                 author,
+                commitment_key: &key,
                 format,
                 text,
                 written_at: &written_at,
@@ -59,13 +71,15 @@ impl Intake {
         let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
             return Err(IntakeError::Paused);
         };
-        let note = ForReviewers::json("tipbox-note/1", author, &text);
+        let commitment_key = CommitmentKey::generate();
+        let note = ForReviewers::json("tipbox-note/1", author, &text, &commitment_key);
         drop(text);
+        let item_id = random_id();
+        let commitment = commitment_key.commit(&item_id, &note);
         let key_set_id = keys.id;
         let sealed = tokio::task::spawn_blocking(move || seal_bytes(&keys, &note))
             .await
             .map_err(|e| IntakeError::Task(e.to_string()))??;
-        let item_id = random_id();
         let audit = Audit {
             at: now(),
             actor: author,
@@ -80,6 +94,7 @@ impl Intake {
                 &item_id,
                 key_set_id,
                 &sealed,
+                commitment,
                 coarsen(now(), self.time_granularity),
                 &audit,
             )
@@ -112,7 +127,10 @@ impl Intake {
         let recipient: age::x25519::Recipient = recipient
             .parse()
             .map_err(|e: &str| IntakeError::Task(format!("stored reply recipient: {e}")))?;
-        let for_reviewers = ForReviewers::json("tipbox-reply/1", author, &text);
+        let commitment_key = CommitmentKey::generate();
+        let for_reviewers = ForReviewers::json("tipbox-reply/1", author, &text, &commitment_key);
+        let reply_id = random_id();
+        let commitment = commitment_key.commit(&reply_id, &for_reviewers);
         let for_source = json_to_seal(
             &ForSource {
                 format: "tipbox-reply/1",
@@ -131,7 +149,6 @@ impl Intake {
             })
             .await
             .map_err(|e| IntakeError::Task(e.to_string()))??;
-        let reply_id = random_id();
         let created_at = coarsen(now(), self.time_granularity);
         let audit = Audit {
             at: now(),
@@ -147,6 +164,7 @@ impl Intake {
                 &reply_id,
                 key_set_id,
                 &for_reviewers,
+                commitment,
                 &for_source,
                 created_at,
                 &audit,

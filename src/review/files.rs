@@ -9,12 +9,7 @@ use std::path::{Path, PathBuf};
 /// never an existing file.
 pub fn safe_file_name(dir: &Path, wanted: &str) -> PathBuf {
     let last = wanted.rsplit(['/', '\\']).next().unwrap_or_default();
-    let mut name: String = last
-        .chars()
-        // Control characters, and invisible formatting ones (bidirectional overrides could
-        // disguise `invoice\u{202E}fdp.sh` as "invoicehs.pdf").
-        .filter(|c| !c.is_control() && !is_invisible_format(*c))
-        .collect::<String>()
+    let mut name: String = crate::keyring::printable(last)
         .trim()
         .trim_start_matches(|c: char| c == '.' || c == '-' || c.is_whitespace())
         .to_owned();
@@ -37,12 +32,6 @@ pub fn safe_file_name(dir: &Path, wanted: &str) -> PathBuf {
         n += 1;
     }
     candidate
-}
-
-fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 #[cfg(test)]

@@ -67,6 +67,11 @@ impl Api {
         Ok(response)
     }
 
+    /// The server, as `review login` was given it.
+    pub fn server(&self) -> &str {
+        &self.session.server
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.session.server)
     }

@@ -11,8 +11,15 @@
 //! (`web`, `store`, `intake`, `auth`): only `keyring` for recipients and fingerprints, `rekey`
 //! for re-wrapping headers, `secrets` for private directories and `ids`.
 //!
+//! It trusts the server for nothing it can check: it seals only to reviewer keys the analyst
+//! pinned on this machine (`trust`), says when the server's key set changed since it last
+//! looked, and checks every item it decrypts against the commitment made when the item was
+//! received (`verify`, `crate::commitment`), so that a re-keyed item cannot silently hold
+//! something else.
+//!
 //! The rooms: `session` (the saved session), `http` (the API client), `pull`, `rekey`,
-//! `keyset` (checking the key set the server asks to re-seal to) and `files` (safe names).
+//! `trust` (the trusted keys and `review keys`), `keyset` (checking the key set the server
+//! names), `verify` (commitments) and `files` (safe names).
 
 mod files;
 mod http;
@@ -20,6 +27,8 @@ mod keyset;
 mod pull;
 mod rekey;
 mod session;
+mod trust;
+mod verify;
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -29,6 +38,9 @@ use zeroize::Zeroizing;
 pub use files::safe_file_name;
 pub use pull::pull;
 pub use rekey::rekey;
+pub use trust::{
+    import as import_keys, list as list_keys, trust as trust_key, untrust as untrust_key,
+};
 
 use crate::api;
 

@@ -1,23 +1,48 @@
 //! `tipbox review pull`: what the analyst has not pulled yet, fetched sealed and decrypted here
-//! into a private directory, one directory per tip.
+//! into a private directory, one directory per tip, each item checked against the commitment
+//! made when it was received.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::bail;
+use zeroize::Zeroizing;
 
 use super::files::safe_file_name;
 use super::http::Api;
+use super::keyset::report_changes;
+use super::verify::{
+    Check, Opened, TipKeys, check, check_self_keyed, is_self_keyed, open_into, open_small, replaced,
+};
 use crate::api;
+use crate::commitment::CommitmentKey;
 use crate::ids::valid_id;
 
 /// Fetches and decrypts into `out/<tip id>/`: `message.txt`, `facts.json`,
 /// `attachments/<original name>`, the source's later additions under `followups/`, and
 /// `notes/<id>.json` and `replies/<id>.json`. Items already pulled into `out` (listed in
 /// `out/<tip id>/.pulled`) are not fetched again.
+///
+/// First it says whether the reviewer keys changed since this client last looked. Every item
+/// is checked against the commitment made when it was received (`verify`): one whose content
+/// is not what was received is not written under its name (its plaintext goes to
+/// `out/<tip id>/unverified/<item id>`, for inspection), and the pull ends with an error
+/// naming it, who re-keyed it and when. A re-keyed item that passes is reported as verified.
 pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow::Result<()> {
     let identities = super::read_identities(identity_files)?;
     let api = Api::from_saved_session()?;
+    let current = api
+        .send(api.client.get(api.url("/api/v1/keys/current")))
+        .await?;
+    if current.status() == reqwest::StatusCode::NOT_FOUND {
+        println!("The server does not show its key set (it runs an older tipbox).");
+    } else if !current.status().is_success() {
+        bail!("/api/v1/keys/current: HTTP {}", current.status());
+    } else {
+        let current: api::CurrentKeys = serde_json::from_str(&current.text().await?)?;
+        report_changes(api.server(), current.key_set.as_ref())?;
+    }
 
     // Everything to fetch, page by page.
     let mut tips = Vec::new();
@@ -44,7 +69,7 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             .expect("static template"),
     );
     crate::secrets::create_private_dir(out)?;
-    let mut done_tips = 0;
+    let (mut done_tips, mut failed) = (0, 0u64);
     for tip in &tips {
         let tip_id = tip.id.as_str();
         if !valid_id(tip_id) {
@@ -60,10 +85,12 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             .lines()
             .map(str::to_owned)
             .collect();
-        // Facts first: they carry the attachments' original names.
+        // Facts first: they carry the attachments' original names and the keys the other
+        // items are committed to.
         let mut ordered = tip.items.clone();
         ordered.sort_by_key(|i| i.kind != "facts");
         let mut names = std::collections::HashMap::new();
+        let mut keys = TipKeys::default();
         for item in &ordered {
             let id = item.id.as_str();
             if !valid_id(id) {
@@ -73,8 +100,8 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             // Added after the first submission: a source's follow-up, a note or a reply.
             let later = item.added_at.is_some();
             if pulled.contains(id) {
-                // Facts pulled before still name attachments that may be pulled only now
-                // (after an interrupted pull).
+                // Facts pulled (and checked) before still name attachments, and hold keys,
+                // for items that may be pulled only now (after an interrupted pull).
                 if kind == "facts" {
                     let earlier = if later {
                         dir.join("followups").join(format!("{id}.facts.json"))
@@ -83,6 +110,7 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
                     };
                     if let Ok(bytes) = std::fs::read(&earlier) {
                         attachment_names(&bytes, &mut names);
+                        keys.learn(&bytes);
                     }
                 }
                 progress.inc(1);
@@ -105,9 +133,50 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
                     safe_file_name(&dir.join("attachments"), wanted)
                 }
             };
-            fetch_and_decrypt(&api, id, &target, &identities).await?;
-            if kind == "facts" {
-                attachment_names(&std::fs::read(&target)?, &mut names);
+            let key = keys.key_for(id).cloned();
+            let fetched = fetch_and_decrypt(&api, item, &target, &identities, key).await?;
+            let replaced = replaced(item);
+            match &fetched.check {
+                Check::Verified | Check::Unchecked => {}
+                Check::Unverifiable(why) | Check::Mismatch(why) => {
+                    failed += 1;
+                    let quarantine = dir.join("unverified");
+                    crate::secrets::create_private_dir(&quarantine)?;
+                    let kept = quarantine.join(id);
+                    std::fs::rename(&fetched.plaintext, &kept)?;
+                    progress.suspend(|| {
+                        eprintln!(
+                            "item {id} ({kind}) of tip {tip_id} FAILED its integrity check: {why}. {}. \
+                             It was not written under its name; what it decrypts to is in {} for \
+                             inspection.",
+                            replaced
+                                .as_deref()
+                                .unwrap_or("No re-keying of it is on record"),
+                            kept.display()
+                        )
+                    });
+                    progress.inc(1);
+                    continue;
+                }
+            }
+            std::fs::rename(&fetched.plaintext, &target)?;
+            if let Some(replaced) = &replaced {
+                progress.suspend(|| {
+                    if fetched.check == Check::Verified {
+                        println!(
+                            "item {id} ({kind}) of tip {tip_id}: {replaced}; content verified"
+                        );
+                    } else {
+                        println!(
+                            "item {id} ({kind}) of tip {tip_id}: {replaced}; it was received \
+                             before item commitments, so its content cannot be verified"
+                        );
+                    }
+                });
+            }
+            if let Some(facts) = &fetched.facts {
+                attachment_names(facts, &mut names);
+                keys.learn(facts);
             }
             {
                 use std::os::unix::fs::OpenOptionsExt;
@@ -128,6 +197,12 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
         "pulled {done_tips} tips ({total} items) into {}",
         out.display()
     );
+    if failed > 0 {
+        bail!(
+            "{failed} item(s) failed their integrity check (see above): they are not what was \
+             received, or cannot be checked; they were not written under their names"
+        );
+    }
     Ok(())
 }
 
@@ -143,36 +218,64 @@ fn attachment_names(facts: &[u8], names: &mut std::collections::HashMap<String, 
     }
 }
 
-/// Downloads one sealed item next to its target and decrypts it into the target (created new,
-/// never overwriting). The ciphertext is removed afterwards.
+/// An item fetched and decrypted, not yet under its name.
+struct Fetched {
+    /// A private file next to the target holding the plaintext.
+    plaintext: PathBuf,
+    check: Check,
+    /// A facts item's plaintext, once it passed its check (its names and keys).
+    facts: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// Downloads one sealed item next to its target and decrypts it into a private file there,
+/// recomputing its commitment on the way (with `key`, its submission's, unless it carries its
+/// own). The ciphertext is removed afterwards, and the plaintext if anything fails.
 async fn fetch_and_decrypt(
     api: &Api,
-    item: &str,
+    item: &api::Item,
     target: &Path,
     identities: &[Box<dyn age::Identity>],
-) -> anyhow::Result<()> {
-    let sealed_path = target.with_file_name(format!(".{item}.age.part"));
-    api.download_sealed(item, &sealed_path).await?.sync_all()?;
-    let result = (|| -> anyhow::Result<()> {
-        let sealed = std::io::BufReader::new(std::fs::File::open(&sealed_path)?);
-        let decryptor = age::Decryptor::new_buffered(sealed)?;
-        let mut reader = decryptor
-            .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-            .map_err(|e| anyhow::anyhow!("item {item} does not open with this identity: {e}"))?;
-        use std::os::unix::fs::OpenOptionsExt;
+    key: Option<Arc<CommitmentKey>>,
+) -> anyhow::Result<Fetched> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = item.id.as_str();
+    let sealed_path = target.with_file_name(format!(".{id}.age.part"));
+    let plaintext_path = target.with_file_name(format!(".{id}.part"));
+    api.download_sealed(id, &sealed_path).await?.sync_all()?;
+    let not_yours = || anyhow::anyhow!("item {id} does not open with this identity");
+    let result = (|| -> anyhow::Result<Fetched> {
         // Decrypted tips are readable by this user only.
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(target)?;
-        std::io::copy(&mut reader, &mut file)?;
+            .open(&plaintext_path)?;
+        let (check, facts) = if is_self_keyed(&item.kind) {
+            let plaintext = open_small(&sealed_path, identities)?.ok_or_else(not_yours)?;
+            file.write_all(&plaintext)?;
+            let check = check_self_keyed(item, &plaintext);
+            let facts = (item.kind == "facts" && check.passed()).then_some(plaintext);
+            (check, facts)
+        } else {
+            let committer = key.as_ref().map(|k| k.committer(id));
+            let Opened::Decrypted(computed) =
+                open_into(&sealed_path, identities, &mut file, committer)?
+            else {
+                return Err(not_yours());
+            };
+            (check(item, computed.as_ref(), key.is_some()), None)
+        };
         file.sync_all()?;
-        Ok(())
-    })();
+        Ok(Fetched {
+            plaintext: plaintext_path.clone(),
+            check,
+            facts,
+        })
+    })()
+    .map_err(|error| error.context(format!("item {id}")));
     let _ = std::fs::remove_file(&sealed_path);
     if result.is_err() {
-        let _ = std::fs::remove_file(target);
+        let _ = std::fs::remove_file(&plaintext_path);
     }
     result
 }

@@ -1,15 +1,21 @@
 //! `tipbox review rekey`: items sealed to retired or revoked reviewer keys, re-sealed here to
-//! the current key set. Only ciphertext goes back to the server.
+//! the current key set. Only ciphertext goes back to the server, and only to keys the analyst
+//! trusts; what is encrypted afresh is first checked against the commitment made when it was
+//! received.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use zeroize::Zeroizing;
 
 use super::http::{Api, refused};
-use super::keyset::{Recipients, check_key_set, confirm_key_set};
+use super::keyset::{Recipients, check_key_set, confirm_key_set, report_changes, require_trusted};
 use super::session::client_dir;
+use super::verify::{
+    Check, Opened, TipKeys, check, check_self_keyed, is_self_keyed, open_into, open_small,
+};
 use crate::api;
 use crate::ids::valid_id;
 
@@ -20,12 +26,24 @@ enum Outcome {
     NotYours,
 }
 
+/// What this client knows of a tip whose items it encrypts afresh: its items as the server
+/// lists them (with their commitments) and the keys its facts hold.
+#[derive(Default)]
+struct TipCheck {
+    items: HashMap<String, api::Item>,
+    keys: TipKeys,
+}
+
 /// `tipbox review rekey`: re-seals every item the server lists as sealed to a key set with a
 /// retired or revoked key to the current key set. For a retired key, the item's file key is
 /// opened here with your identity and wrapped to the current keys (a new header; the payload
 /// stays on the server untouched). For a revoked key, the item is downloaded, decrypted and
-/// encrypted afresh here (a new file key), and the new file uploaded. Plaintext never leaves
-/// this process's memory, and only ciphertext is written to disk (in a private directory).
+/// encrypted afresh here (a new file key), checked against its commitment, and the new file
+/// uploaded. Plaintext never leaves this process's memory, and only ciphertext is written to
+/// disk (in a private directory).
+///
+/// Nothing is re-sealed unless the analyst trusts every key of the current set
+/// (`tipbox review keys`); `yes` only skips the confirmation that follows.
 pub async fn rekey(identity_files: Vec<String>, yes: bool) -> anyhow::Result<()> {
     let identities = super::read_identities(identity_files)?;
     let api = Api::from_saved_session()?;
@@ -33,6 +51,7 @@ pub async fn rekey(identity_files: Vec<String>, yes: bool) -> anyhow::Result<()>
     crate::secrets::create_private_dir(&work_dir)?;
 
     let mut page = rekey_page(&api, "").await?;
+    report_changes(api.server(), page.key_set.as_ref())?;
     let Some(set) = page.key_set.take() else {
         bail!("the server has no active reviewer key: there is nothing to re-seal to");
     };
@@ -41,7 +60,9 @@ pub async fn rekey(identity_files: Vec<String>, yes: bool) -> anyhow::Result<()>
         return Ok(());
     }
     let recipients = check_key_set(&set)?;
+    require_trusted(&set)?;
     confirm_key_set(&set, &page.remaining, yes)?;
+    let mut tips: HashMap<String, Arc<TipCheck>> = HashMap::new();
 
     let (mut headers, mut payloads, mut not_yours, mut failed) = (0u64, 0u64, 0u64, 0u64);
     loop {
@@ -54,15 +75,38 @@ pub async fn rekey(identity_files: Vec<String>, yes: bool) -> anyhow::Result<()>
             );
         }
         for item in &page.items {
-            if !valid_id(&item.id) {
-                bail!("the server sent a malformed item id");
+            if !valid_id(&item.id) || !valid_id(&item.tip) {
+                bail!("the server sent a malformed item or tip id");
             }
             let result = match item.mode {
+                // An item the server says is sealed to the set it would move to needs nothing.
+                _ if item.key_set == set.id => Err(anyhow::anyhow!(
+                    "the server lists it as sealed to the current key set {}: not re-keyed",
+                    set.id
+                )),
                 api::RekeyMode::Header => {
                     rekey_header(&api, item, set.id, &identities, &recipients).await
                 }
                 api::RekeyMode::Payload => {
-                    rekey_payload(&api, item, set.id, &work_dir, &identities, &recipients).await
+                    let tip = match tips.get(&item.tip) {
+                        Some(tip) => Arc::clone(tip),
+                        None => {
+                            let tip =
+                                Arc::new(tip_check(&api, &item.tip, &work_dir, &identities).await?);
+                            tips.insert(item.tip.clone(), Arc::clone(&tip));
+                            tip
+                        }
+                    };
+                    rekey_payload(
+                        &api,
+                        item,
+                        set.id,
+                        &work_dir,
+                        &identities,
+                        &recipients,
+                        &tip,
+                    )
+                    .await
                 }
             };
             match result {
@@ -141,6 +185,39 @@ async fn rekey_header(
     Ok(Outcome::Rekeyed)
 }
 
+/// A tip's items as the server lists them, and the keys of those of its facts items that open
+/// with the analyst's identity and pass their own check, fetched before any of its items is
+/// encrypted afresh.
+async fn tip_check(
+    api: &Api,
+    tip_id: &str,
+    work_dir: &Path,
+    identities: &[Box<dyn age::Identity>],
+) -> anyhow::Result<TipCheck> {
+    let tip: api::Tip = api.get_json(&format!("/api/v1/tips/{tip_id}")).await?;
+    let mut known = TipCheck::default();
+    for item in tip.items.iter().filter(|i| i.kind == "facts") {
+        if !valid_id(&item.id) {
+            bail!("the server sent a malformed item id");
+        }
+        let path = work_dir.join(format!("{}.facts.age", item.id));
+        let opened = async {
+            api.download_sealed(&item.id, &path).await?;
+            tokio::task::block_in_place(|| open_small(&path, identities))
+        }
+        .await;
+        let _ = std::fs::remove_file(&path);
+        match opened {
+            Ok(Some(facts)) if check_self_keyed(item, &facts).passed() => known.keys.learn(&facts),
+            // Its items are then re-sealed unchecked (with a warning) or refused as they are.
+            Ok(_) => {}
+            Err(error) => eprintln!("facts {}: {error:#}", item.id),
+        }
+    }
+    known.items = tip.items.into_iter().map(|i| (i.id.clone(), i)).collect();
+    Ok(known)
+}
+
 async fn rekey_payload(
     api: &Api,
     item: &api::RekeyItem,
@@ -148,14 +225,21 @@ async fn rekey_payload(
     work_dir: &Path,
     identities: &[Box<dyn age::Identity>],
     recipients: &Recipients,
+    tip: &TipCheck,
 ) -> anyhow::Result<Outcome> {
     let old_path = work_dir.join(format!("{}.old.age", item.id));
     let new_path = work_dir.join(format!("{}.new.age", item.id));
+    let listed = tip
+        .items
+        .get(&item.id)
+        .context("the server does not list this item on its tip")?;
     let result = async {
         api.download_sealed(&item.id, &old_path).await?;
         let (old, new) = (old_path.clone(), new_path.clone());
         // Decrypting and encrypting is blocking work (and may ask a plugin or a passphrase).
-        let resealed = tokio::task::block_in_place(|| reseal(&old, &new, identities, recipients))?;
+        let resealed = tokio::task::block_in_place(|| {
+            reseal(&old, &new, identities, recipients, listed, &tip.keys)
+        })?;
         if let Outcome::NotYours = resealed {
             return Ok(Outcome::NotYours);
         }
@@ -185,24 +269,20 @@ async fn rekey_payload(
 }
 
 /// Decrypts the age file `old` with `identities` and encrypts its content afresh (a new file
-/// key, a new nonce) to `recipients` into `new`. The plaintext passes through one buffer,
-/// cleared afterwards; it is never written anywhere.
+/// key, a new nonce) to `recipients` into `new`, while recomputing the commitment of `item`
+/// (with the key its facts in `keys` hold, or the one it carries itself). Content that is not
+/// what was received is refused, and nothing is uploaded; content that cannot be checked (no
+/// key found) is re-sealed with a warning, since readers check it again. The plaintext passes
+/// through buffers cleared afterwards; it is never written anywhere.
 fn reseal(
     old: &Path,
     new: &Path,
     identities: &[Box<dyn age::Identity>],
     recipients: &Recipients,
+    item: &api::Item,
+    keys: &TipKeys,
 ) -> anyhow::Result<Outcome> {
-    use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let decryptor =
-        age::Decryptor::new_buffered(std::io::BufReader::new(std::fs::File::open(old)?))?;
-    let mut reader =
-        match decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
-            Ok(reader) => reader,
-            Err(age::DecryptError::NoMatchingKeys) => return Ok(Outcome::NotYours),
-            Err(error) => bail!("it does not open: {error}"),
-        };
     let encryptor = age::Encryptor::with_recipients(
         recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
     )?;
@@ -212,13 +292,33 @@ fn reseal(
         .mode(0o600)
         .open(new)?;
     let mut writer = encryptor.wrap_output(std::io::BufWriter::new(file))?;
-    let mut buffer = Zeroizing::new(vec![0u8; 64 * 1024]);
-    loop {
-        let n = reader.read(&mut buffer)?;
-        if n == 0 {
-            break;
+    let verdict = if is_self_keyed(&item.kind) {
+        let Some(plaintext) = open_small(old, identities)? else {
+            return Ok(Outcome::NotYours);
+        };
+        let verdict = check_self_keyed(item, &plaintext);
+        if verdict.passed() {
+            writer.write_all(&plaintext)?;
         }
-        writer.write_all(&buffer[..n])?;
+        verdict
+    } else {
+        let key = keys.key_for(&item.id);
+        let committer = key.map(|k| k.committer(&item.id));
+        match open_into(old, identities, &mut writer, committer)? {
+            Opened::NotYours => return Ok(Outcome::NotYours),
+            Opened::Decrypted(computed) => check(item, computed.as_ref(), key.is_some()),
+        }
+    };
+    match verdict {
+        Check::Mismatch(why) => {
+            bail!("refusing to re-seal it: {why}. It was replaced before: tell your organisation")
+        }
+        Check::Unverifiable(why) => eprintln!(
+            "item {}: re-sealed without checking its content ({why}); `tipbox review pull` checks \
+             it again",
+            item.id
+        ),
+        Check::Verified | Check::Unchecked => {}
     }
     let file = writer
         .finish()?

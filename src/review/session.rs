@@ -60,7 +60,8 @@ impl SavedSession {
     }
 }
 
-fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+/// Writes `data` to `path`, readable by this user only, in a private directory.
+pub(super) fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(dir) = path.parent() {
         crate::secrets::create_private_dir(dir)?;

@@ -29,6 +29,8 @@ pub struct NewItem {
     pub size: i64,
     pub key_set_id: i64,
     pub body: SealedBody,
+    /// The commitment to its plaintext (`crate::commitment`), stored once and never changed.
+    pub commitment: [u8; crate::commitment::COMMITMENT_BYTES],
 }
 
 pub struct NewTip {
@@ -161,7 +163,7 @@ impl Store {
                 }
                 for chunk in items.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::new(
-                        "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) ",
+                        "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at, commitment) ",
                     );
                     q.push_values(chunk, |mut row, (tip, item, _)| {
                         row.push_bind(&item.id)
@@ -170,7 +172,8 @@ impl Store {
                             .push_bind(item.kind)
                             .push_bind(item.size)
                             .push_bind(item.key_set_id)
-                            .push_bind(None::<i64>);
+                            .push_bind(None::<i64>)
+                            .push_bind(item.commitment.as_slice());
                     });
                     q.build().execute(&mut *c).await?;
                     let mut q = QueryBuilder::new("INSERT INTO item_chunks (item_id, seq, data) ");
@@ -252,12 +255,13 @@ impl WriteTx {
         position: i64,
         added_at: Option<i64>,
     ) -> Result<()> {
-        const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at, added_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)";
+        const Q_ITEM: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at, added_at, commitment) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)";
         const Q_CHUNK: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, 0, $2)";
         // Only an item staged for this key set, and not yet attached to any tip.
         const Q_ATTACH: &str = "UPDATE items SET tip_id = $1, position = $2, kind = $3, size = $4, \
-             staged_at = NULL, added_at = $7 WHERE id = $5 AND tip_id IS NULL AND key_set_id = $6";
+             staged_at = NULL, added_at = $7, commitment = $8 \
+             WHERE id = $5 AND tip_id IS NULL AND key_set_id = $6";
         // After attaching (the row is now locked by this transaction).
         const Q_CHUNKS: &str =
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM item_chunks WHERE item_id = $1";
@@ -271,6 +275,7 @@ impl WriteTx {
                     .bind(item.size)
                     .bind(item.key_set_id)
                     .bind(added_at)
+                    .bind(item.commitment.as_slice())
                     .execute(&mut *c)
                     .await?;
                 sqlx::query(Q_CHUNK)
@@ -288,6 +293,7 @@ impl WriteTx {
                     .bind(&item.id)
                     .bind(item.key_set_id)
                     .bind(added_at)
+                    .bind(item.commitment.as_slice())
                     .execute(c)
                     .await?
                     .rows_affected());

@@ -90,8 +90,8 @@ impl Store {
     }
 
     /// Stores an analyst's reply, with its audit entry: the reviewers' copy as an item of kind
-    /// `reply` after the tip's other items, and the source's copy, in one transaction. False if
-    /// there is no tip.
+    /// `reply` after the tip's other items (with `commitment` to its plaintext), and the
+    /// source's copy, in one transaction. False if there is no tip.
     #[allow(clippy::too_many_arguments)]
     pub async fn add_reply(
         &self,
@@ -99,13 +99,14 @@ impl Store {
         reply_id: &str,
         key_set_id: i64,
         for_reviewers: &[u8],
+        commitment: [u8; crate::commitment::COMMITMENT_BYTES],
         for_source: &[u8],
         created_at: i64,
         audit: &Audit<'_>,
     ) -> Result<bool> {
         const Q_REPLY: &str =
             "INSERT INTO replies (id, tip_id, created_at, sealed) VALUES ($1, $2, $3, $4)";
-        let item = &analyst_item(reply_id, "reply", key_set_id, for_reviewers);
+        let item = &analyst_item(reply_id, "reply", key_set_id, for_reviewers, commitment);
         retrying(move || async move {
             let mut tx = self.write(Lock::Acknowledged).await?;
             if !tx.add_item(tip_id, item, created_at).await? {
@@ -241,6 +242,7 @@ pub(super) fn analyst_item(
     kind: &'static str,
     key_set_id: i64,
     sealed: &[u8],
+    commitment: [u8; crate::commitment::COMMITMENT_BYTES],
 ) -> NewItem {
     NewItem {
         id: id.to_owned(),
@@ -250,6 +252,7 @@ pub(super) fn analyst_item(
         size: sealed.len() as i64,
         key_set_id,
         body: SealedBody::Inline(sealed.to_vec()),
+        commitment,
     }
 }
 

@@ -185,6 +185,22 @@ impl Store {
         })
     }
 
+    /// The key set an analyst last acknowledged on the desk, if any.
+    pub async fn seen_key_set(&self, analyst_id: i64) -> Result<Option<i64>> {
+        const Q: &str = "SELECT seen_key_set FROM analysts WHERE id = $1";
+        let seen: Option<Option<i64>> = on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(analyst_id).fetch_optional(p).await?);
+        Ok(seen.flatten())
+    }
+
+    /// Records that an analyst has seen key set `key_set_id` (the one the desk showed them);
+    /// false if there is no such key set.
+    pub async fn acknowledge_key_set(&self, analyst_id: i64, key_set_id: i64) -> Result<bool> {
+        const Q: &str = "UPDATE analysts SET seen_key_set = $2 \
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM key_sets WHERE id = $2)";
+        let n = on_backend!(&self.pool, p => sqlx::query(Q).bind(analyst_id).bind(key_set_id).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
     /// A key set's fingerprint and keys.
     pub async fn key_set(&self, set_id: i64) -> Result<(String, Vec<ReviewerKey>)> {
         const Q_SET: &str = "SELECT fingerprint FROM key_sets WHERE id = $1";

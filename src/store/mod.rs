@@ -47,7 +47,7 @@ pub use keys::{
     Exposure, KeyChange, KeyChangeError, KeySetStatus, KeyringSnapshot, KeyringStatus,
     KeyringVersion, NeedsRekey, RevokedKeyExposure,
 };
-pub use queue::{ItemSummary, QueueFilter, STATUSES, TipSummary, TriageUpdate};
+pub use queue::{ItemSummary, QueueFilter, Replacement, STATUSES, TipSummary, TriageUpdate};
 pub use rekey::{ItemToRekey, RekeyMode, RekeyRefusal, RekeyTarget, Rekeyed};
 use write::LostARace;
 

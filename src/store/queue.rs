@@ -33,6 +33,18 @@ pub struct ItemSummary {
     pub key_set: i64,
     /// When it was added after the tip itself (a source's follow-up, a note, a reply).
     pub added_at: Option<i64>,
+    /// The commitment to its plaintext made at intake (`crate::commitment`); `None` for an
+    /// item received before commitments existed.
+    pub commitment: Option<Vec<u8>>,
+    /// The last re-keying: when (rounded) and by which analyst.
+    pub replaced: Option<Replacement>,
+}
+
+/// Who last re-keyed an item, and when (rounded like received times).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Replacement {
+    pub at: i64,
+    pub by: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -141,12 +153,22 @@ impl Store {
         }
         let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         // IN lists in pieces, far below SQLite's bind limit, whatever page size a caller asks.
-        type ItemRow = (String, String, String, i64, i64, Option<i64>);
+        type ItemRow = (
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+            Option<Vec<u8>>,
+            Option<i64>,
+            Option<String>,
+        );
         let mut items: Vec<ItemRow> = Vec::new();
         let mut labels: Vec<(String, String)> = Vec::new();
         for piece in ids.chunks(500) {
             items.extend(on_backend!(&self.pool, p => {
-                let mut q = QueryBuilder::new("SELECT tip_id, id, kind, size, key_set_id, added_at FROM items WHERE tip_id IN (");
+                let mut q = QueryBuilder::new("SELECT tip_id, id, kind, size, key_set_id, added_at, commitment, replaced_at, replaced_by FROM items WHERE tip_id IN (");
                 let mut list = q.separated(", ");
                 for id in piece {
                     list.push_bind(id.clone());
@@ -164,19 +186,22 @@ impl Store {
                 q.build_query_as::<(String, String)>().fetch_all(p).await?
             }));
         }
-        let mut items_by_tip: std::collections::HashMap<&str, Vec<ItemSummary>> =
+        let mut items_by_tip: std::collections::HashMap<String, Vec<ItemSummary>> =
             std::collections::HashMap::new();
-        for (tip, item, kind, size, key_set, added_at) in &items {
-            items_by_tip
-                .entry(tip.as_str())
-                .or_default()
-                .push(ItemSummary {
-                    id: item.clone(),
-                    kind: kind.clone(),
-                    size: *size,
-                    key_set: *key_set,
-                    added_at: *added_at,
-                });
+        for (tip, item, kind, size, key_set, added_at, commitment, replaced_at, replaced_by) in
+            items
+        {
+            items_by_tip.entry(tip).or_default().push(ItemSummary {
+                id: item,
+                kind,
+                size,
+                key_set,
+                added_at,
+                commitment,
+                replaced: replaced_at
+                    .zip(replaced_by)
+                    .map(|(at, by)| Replacement { at, by }),
+            });
         }
         let mut labels_by_tip: std::collections::HashMap<&str, Vec<String>> =
             std::collections::HashMap::new();
@@ -249,18 +274,20 @@ impl Store {
         Ok(row.flatten())
     }
 
-    /// Adds a sealed analyst note to a tip, after its other items, with its audit entry; false
-    /// if there is no tip.
+    /// Adds a sealed analyst note (with `commitment` to its plaintext) to a tip, after its other
+    /// items, with its audit entry; false if there is no tip.
+    #[allow(clippy::too_many_arguments)]
     pub async fn add_note(
         &self,
         tip_id: &str,
         item_id: &str,
         key_set_id: i64,
         sealed: &[u8],
+        commitment: [u8; crate::commitment::COMMITMENT_BYTES],
         added_at: i64,
         audit: &Audit<'_>,
     ) -> Result<bool> {
-        let note = &super::followup::analyst_item(item_id, "note", key_set_id, sealed);
+        let note = &super::followup::analyst_item(item_id, "note", key_set_id, sealed, commitment);
         retrying(move || async move {
             let mut tx = self.write(Lock::Acknowledged).await?;
             if !tx.add_item(tip_id, note, added_at).await? {

@@ -1,7 +1,9 @@
 //! Queries for re-keying: which committed items are sealed to a key set with a retired or
 //! revoked key, and swapping in a re-keyed header or a fresh encryption. Each swap is one
 //! transaction with its audit entry, onto the key set that is current at that moment, and
-//! only if the item is still what the analyst's client re-keyed.
+//! only if the item is still what the analyst's client re-keyed. A swap marks the item as
+//! re-keyed (who, when) and never touches its commitment (`crate::commitment`): readers check
+//! the new ciphertext's plaintext against the commitment made at intake.
 
 use sha2::{Digest, Sha256};
 
@@ -225,6 +227,7 @@ impl Store {
     /// re-wrap of the same file key to the current set `to_key_set`. `replaces` is the digest
     /// of the header the client re-wrapped (`rekey::Header::digest`): if the stored header is
     /// another one, nothing changes. The payload is never sent, so it stays byte for byte.
+    /// `now` dates the audit entry, `replaced_at` (rounded) the item's re-key mark.
     #[allow(clippy::too_many_arguments)]
     pub async fn replace_header(
         &self,
@@ -235,6 +238,7 @@ impl Store {
         to_key_set: i64,
         actor: &str,
         now: i64,
+        replaced_at: i64,
     ) -> Result<Rekeyed, RekeyRefusal> {
         let target = self.rekey_target(item_id).await?;
         if target.mode == RekeyMode::Payload {
@@ -256,7 +260,7 @@ impl Store {
         let new = &new;
         retrying(move || async move {
             let mut tx = self.write(Lock::KeySwap).await?;
-            tx.claim_item(item_id, swap).await?;
+            tx.claim_item(item_id, swap, actor, replaced_at).await?;
             let chunk: Vec<u8> = on_backend!(tx.conn(), c => sqlx::query_scalar(Q_CHUNK)
                 .bind(item_id)
                 .fetch_one(c)
@@ -284,7 +288,10 @@ impl Store {
     /// sealed to the current set `to_key_set`. For an item sealed to a revoked key, that must
     /// be a fresh encryption; for one whose keys were only retired, its payload must be the
     /// stored one, byte for byte. The old ciphertext is deleted in the same transaction. The
-    /// caller deletes the staged item if this fails.
+    /// caller deletes the staged item if this fails. The server cannot tell whether a fresh
+    /// encryption holds the same plaintext (it holds neither key nor plaintext): readers do,
+    /// against the item's commitment. `now` dates the audit entry, `replaced_at` (rounded) the
+    /// item's re-key mark.
     #[allow(clippy::too_many_arguments)]
     pub async fn replace_sealed(
         &self,
@@ -295,6 +302,7 @@ impl Store {
         to_key_set: i64,
         actor: &str,
         now: i64,
+        replaced_at: i64,
     ) -> Result<Rekeyed, RekeyRefusal> {
         let first = self
             .item_chunk(staged_id, 0)
@@ -336,7 +344,7 @@ impl Store {
         let audit = &swap.audit(actor, item_id, &target.tip_id, now);
         retrying(move || async move {
             let mut tx = self.write(Lock::KeySwap).await?;
-            tx.claim_item(item_id, swap).await?;
+            tx.claim_item(item_id, swap, actor, replaced_at).await?;
             on_backend!(tx.conn(), c => {
                 sqlx::query(Q_SIZE).bind(item_id).bind(staged_size).execute(&mut *c).await?;
                 sqlx::query(Q_DROP_OLD).bind(item_id).execute(&mut *c).await?;
@@ -368,12 +376,18 @@ impl Store {
 
 impl WriteTx {
     /// In a swap: refuses unless its target set is the current key set and the set it comes from
-    /// still calls for its mode; then moves the item over (refused if it is no longer sealed to
-    /// the set it comes from).
-    async fn claim_item(&mut self, item_id: &str, swap: Rekeyed) -> Result<(), RekeyRefusal> {
+    /// still calls for its mode; then moves the item over, marked as re-keyed by `actor` at
+    /// `replaced_at` (refused if it is no longer sealed to the set it comes from).
+    async fn claim_item(
+        &mut self,
+        item_id: &str,
+        swap: Rekeyed,
+        actor: &str,
+        replaced_at: i64,
+    ) -> Result<(), RekeyRefusal> {
         const Q_CURRENT: &str = "SELECT key_set_id FROM keyring WHERE id = 1";
         const Q_FROM: &str = "SELECT retired_at, revoked_at FROM key_sets WHERE id = $1";
-        const Q_MOVE: &str = "UPDATE items SET key_set_id = $3 \
+        const Q_MOVE: &str = "UPDATE items SET key_set_id = $3, replaced_at = $4, replaced_by = $5 \
              WHERE id = $1 AND key_set_id = $2 AND tip_id IS NOT NULL";
         let current: Option<i64> =
             on_backend!(self.conn(), c => sqlx::query_scalar(Q_CURRENT).fetch_one(c).await?);
@@ -395,6 +409,8 @@ impl WriteTx {
             .bind(item_id)
             .bind(from)
             .bind(to)
+            .bind(replaced_at)
+            .bind(actor)
             .execute(c)
             .await?
             .rows_affected());

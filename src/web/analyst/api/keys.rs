@@ -1,6 +1,6 @@
 //! `/api/v1/keys`: the reviewer keyring, for admins — list, add, retire, revoke, and what is
-//! sealed to which key set. Every change is in the audit trail; no private key ever reaches
-//! these routes.
+//! sealed to which key set — and, for every analyst, the current key set. Every change is in
+//! the audit trail; no private key ever reaches these routes.
 
 use crate::api;
 use crate::clock::now;
@@ -8,7 +8,7 @@ use crate::keyring::{KeyLookupError, Recipient};
 use crate::store::KeyChangeError;
 use crate::web::analyst::AnalystState;
 use crate::web::analyst::error::{ApiError, internal};
-use crate::web::analyst::extract::ApiAdmin;
+use crate::web::analyst::extract::{ApiAdmin, ApiAnalyst};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -138,4 +138,19 @@ pub async fn status(
 ) -> Result<Response, ApiError> {
     let status = app.intake.store.keyring_status().await.map_err(internal)?;
     Ok(Json(api::KeyringStatus::from(&status)).into_response())
+}
+
+/// `GET /api/v1/keys/current` (any analyst): the key set every new item is sealed to, with its
+/// keys' recipients, so that analysts see when it changes.
+pub async fn current(
+    State(app): State<AnalystState>,
+    ApiAnalyst(_): ApiAnalyst,
+) -> Result<Response, ApiError> {
+    let snapshot = app
+        .intake
+        .store
+        .keyring_snapshot()
+        .await
+        .map_err(internal)?;
+    Ok(Json(api::CurrentKeys::from(&snapshot)).into_response())
 }

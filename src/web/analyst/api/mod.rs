@@ -41,6 +41,7 @@ pub fn router() -> Router<AnalystState> {
         .route("/api/v1/audit", get(audit::trail))
         .route("/api/v1/keys", get(keys::list).post(keys::add))
         .route("/api/v1/keys/status", get(keys::status))
+        .route("/api/v1/keys/current", get(keys::current))
         .route("/api/v1/keys/{id}/retire", post(keys::retire))
         .route("/api/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/api/v1/rekey", get(rekey::items))

@@ -113,6 +113,7 @@ pub async fn replace_header(
             request.to_key_set,
             &analyst.username,
             now(),
+            coarsen(now(), app.intake.time_granularity()),
         )
         .await
         .map_err(refusal)?;
@@ -159,6 +160,7 @@ pub async fn replace_sealed(
                 query.to_key_set,
                 &analyst.username,
                 now(),
+                coarsen(now(), app.intake.time_granularity()),
             )
             .await
             .map_err(refusal),

@@ -1,11 +1,13 @@
 //! The analysts' pages (server-rendered, no JavaScript): sign-in with password and TOTP, the
-//! queue, a tip's page with its sealed items, triage, notes and replies, sign-out.
+//! queue (with what changed in the reviewer keys since the analyst last looked), a tip's page
+//! with its sealed items (re-keyed ones marked), triage, notes and replies, sign-out.
 //!
 //! Sessions live in the database; the browser holds only a `__Host-` cookie (Secure,
 //! HttpOnly, SameSite=Strict). Every form that changes something carries a CSRF token that is
 //! checked (`extract::DeskForm`): the sign-in form a token paired with a short-lived cookie,
 //! the others the session's own token.
 
+mod keys;
 mod login;
 mod queue;
 mod tip;
@@ -22,6 +24,7 @@ pub fn router() -> Router<AnalystState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/queue", get(queue::queue))
+        .route("/keys/acknowledge", post(keys::acknowledge))
         .route("/tips/{id}", get(tip::tip))
         .route("/tips/{id}/triage", post(tip::triage))
         .route("/tips/{id}/notes", post(tip::add_note))

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::keys::{KeySetChange, change_for};
 use super::time;
 use crate::store::{QueueFilter, STATUSES};
 use crate::web::analyst::AnalystState;
@@ -40,6 +41,8 @@ struct QueuePage {
     filter_followed_up: bool,
     tips: Vec<QueueRow>,
     next_href: Option<String>,
+    /// The reviewer keys changed since this analyst last acknowledged them.
+    key_change: Option<KeySetChange>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +83,9 @@ pub async fn queue(
         .list_tips(&filter)
         .await
         .map_err(|error| DeskError::internal("could not list tips", error))?;
+    let key_change = change_for(&app, &session.analyst)
+        .await
+        .map_err(|error| DeskError::internal("could not read the keyring", error))?;
     let next_href = (tips.len() as i64 == PAGE_SIZE).then(|| {
         let last = tips.last().expect("a full page");
         let mut href = format!("/queue?before={}.{}", last.received_at, last.id);
@@ -125,6 +131,7 @@ pub async fn queue(
             filter_followed_up: q.followed_up.is_some(),
             tips: rows,
             next_href,
+            key_change,
         },
     ))
 }

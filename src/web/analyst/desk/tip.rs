@@ -22,6 +22,12 @@ struct ItemRow {
     kind: String,
     size: String,
     key_set: i64,
+    /// Who re-keyed it last and when (rounded); empty if never. The server cannot tell whether
+    /// a fresh encryption holds what was received: `tipbox review pull` checks that against the
+    /// item's commitment.
+    replaced: String,
+    /// Whether it carries a commitment (items received before commitments do not).
+    committed: bool,
 }
 
 struct ReplyRow {
@@ -100,6 +106,12 @@ pub async fn tip(
                     kind: i.kind.clone(),
                     size: crate::i18n::Lang::En.size(i.size.max(0) as u64),
                     key_set: i.key_set,
+                    replaced: i
+                        .replaced
+                        .as_ref()
+                        .map(|r| format!("by {} at {} (rounded)", r.by, time(r.at)))
+                        .unwrap_or_default(),
+                    committed: i.commitment.is_some(),
                 })
                 .collect(),
             id: tip.id,
