@@ -3,14 +3,11 @@
 //! connection gets the new one, an open connection keeps working), and a start refused when a
 //! certificate or key does not load.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Deployment};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -18,6 +15,8 @@ use rcgen::{
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::support::{Backend, Deployment, client, install_tls_provider};
 
 /// The Tor Project's onion service: a valid v3 address.
 const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
@@ -62,7 +61,7 @@ impl Ca {
     }
 
     fn client_builder(&self) -> reqwest::ClientBuilder {
-        common::install_tls_provider();
+        install_tls_provider();
         reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(self.0.pem().as_bytes()).unwrap()])
             .tls_info(true)
@@ -449,7 +448,7 @@ async fn behind_tor_plain_http_gets_onion_location_only_for_clearnet_names_and_n
     deployment.add_to_section("public", &format!("onion_address = \"{ONION}\""));
     let server = deployment.start();
     assert!(server.public.starts_with("http://"), "{}", server.public);
-    let client = common::client();
+    let client = client();
 
     // Through the onion service (Host: the onion address): no Onion-Location, no HSTS.
     let response = client
@@ -486,13 +485,9 @@ async fn behind_tor_plain_http_gets_onion_location_only_for_clearnet_names_and_n
 
 /// Runs `tipbox serve`, which must exit with an error within 30 s; returns its stderr.
 fn serve_refuses(deployment: &Deployment) -> String {
-    let mut child = Command::new(common::TIPBOX)
-        .arg("--config")
-        .arg(&deployment.config_path)
-        .arg("serve")
-        .env_remove("TIPBOX_CONFIG")
+    let mut child = deployment
+        .serve_command()
         .env("NO_COLOR", "1")
-        .current_dir(deployment.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
