@@ -6,11 +6,21 @@
 mod support;
 
 mod abuse;
+mod analysts;
 mod authz;
+mod browser;
 mod cli;
+mod desk;
+mod followup;
+mod intake;
 mod limits;
+mod migrations;
 mod openapi;
 mod pages;
+mod retention;
+mod review;
+mod rotation;
+mod signin;
 mod tls;
 mod tor;
 mod tor_network;
