@@ -11,6 +11,7 @@ mod authz;
 mod browser;
 mod cli;
 mod desk;
+mod durability;
 mod followup;
 mod intake;
 mod limits;

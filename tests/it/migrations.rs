@@ -1,6 +1,9 @@
 //! Upgrading a database that already holds tips: every schema change keeps what was stored.
 //! The SQLite step of 0004 rebuilds the `items` table (SQLite cannot change a CHECK constraint in
-//! place); done wrong, dropping the old table would cascade to every sealed chunk.
+//! place); done wrong, dropping the old table would cascade to every sealed chunk. And the two
+//! backends' migrations make the same tables and columns.
+
+use std::collections::BTreeMap;
 
 use crate::support::{Backend, Deployment, on_both_backends};
 
@@ -129,3 +132,104 @@ async fn an_upgrade_keeps_every_stored_item(backend: Backend) {
     store.close().await;
 }
 on_both_backends!(an_upgrade_keeps_every_stored_item);
+
+/// Per table, per column: whether it accepts NULL.
+type Columns = BTreeMap<String, BTreeMap<String, bool>>;
+
+/// The tables and columns `tipbox migrate` made (sqlx's own bookkeeping table left out).
+async fn columns(deployment: &Deployment) -> Columns {
+    let rows: Vec<(String, String, bool)> = match deployment.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&deployment.database_url)
+                .await
+                .unwrap();
+            // SQLite enforces NOT NULL on a primary key only in WITHOUT ROWID tables and for
+            // an INTEGER PRIMARY KEY (the rowid); elsewhere a key column accepts NULL unless
+            // declared NOT NULL (https://sqlite.org/lang_createtable.html#the_primary_key).
+            let rows = sqlx::query_as(
+                "SELECT t.name, c.name, \
+                        c.\"notnull\" = 0 AND NOT (c.pk > 0 AND (t.wr = 1 OR \
+                            (upper(c.type) = 'INTEGER' AND \
+                             (SELECT count(*) FROM pragma_table_info(t.name) WHERE pk > 0) = 1))) \
+                 FROM pragma_table_list t JOIN pragma_table_info(t.name) c \
+                 WHERE t.schema = 'main' AND t.type = 'table' \
+                   AND t.name NOT LIKE 'sqlite_%' AND t.name NOT LIKE '_sqlx_%'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            rows
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&deployment.database_url)
+                .await
+                .unwrap();
+            let rows = sqlx::query_as(
+                "SELECT table_name::text, column_name::text, is_nullable = 'YES' \
+                 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx\\_%'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            rows
+        }
+    };
+    let mut columns = Columns::new();
+    for (table, column, nullable) in rows {
+        columns.entry(table).or_default().insert(column, nullable);
+    }
+    columns
+}
+
+/// Columns that accept NULL on SQLite only: a TEXT or BLOB primary key of an ordinary (rowid)
+/// table without NOT NULL. PostgreSQL makes every primary-key column NOT NULL.
+const NULLABLE_ON_SQLITE_ONLY: [(&str, &str); 2] =
+    [("sessions", "token_hash"), ("settings", "name")];
+
+/// The columns of a fresh SQLite database and of a fresh PostgreSQL schema after `tipbox migrate`.
+async fn both_backends_columns() -> (Columns, Columns) {
+    let sqlite = Deployment::new(Backend::Sqlite, "");
+    let postgres = Deployment::new(Backend::Postgres, "");
+    sqlite.tipbox_ok(&["migrate"]);
+    postgres.tipbox_ok(&["migrate"]);
+    let (sqlite, postgres) = (columns(&sqlite).await, columns(&postgres).await);
+    assert!(
+        sqlite.contains_key("tips") && sqlite.len() >= 10,
+        "{sqlite:?}"
+    );
+    (sqlite, postgres)
+}
+
+/// `tipbox migrate` on a fresh SQLite file and in a fresh PostgreSQL schema: the same tables,
+/// with the same columns, each accepting NULL on both or on neither — but for the columns
+/// listed in `NULLABLE_ON_SQLITE_ONLY` (which must still differ: the list cannot go stale).
+#[tokio::test(flavor = "multi_thread")]
+async fn both_backends_make_the_same_tables_and_columns() {
+    let (mut sqlite, postgres) = both_backends_columns().await;
+    for (table, column) in NULLABLE_ON_SQLITE_ONLY {
+        let nullable = sqlite
+            .get_mut(table)
+            .and_then(|t| t.get_mut(column))
+            .unwrap();
+        assert!(
+            *nullable,
+            "{table}.{column} no longer accepts NULL on SQLite"
+        );
+        assert!(!postgres[table][column]);
+        *nullable = false;
+    }
+    assert_eq!(sqlite, postgres);
+}
+
+/// The same, with no exception.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "bug: on SQLite sessions.token_hash (BLOB PRIMARY KEY) and settings.name (TEXT \
+            PRIMARY KEY) accept NULL — rowid tables without NOT NULL — where PostgreSQL's are \
+            NOT NULL"]
+async fn no_column_accepts_null_on_one_backend_only() {
+    let (sqlite, postgres) = both_backends_columns().await;
+    assert_eq!(sqlite, postgres);
+}
