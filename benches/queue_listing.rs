@@ -6,12 +6,15 @@
 //! stand-in sealed items (listing never opens them), then queried through `Store::list_tips`,
 //! the function behind `GET /api/v1/tips` and `/queue`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The integration tests' harness (deployments, servers, PostgreSQL schemas); a benchmark uses
+// a part of it.
+#[allow(unused)]
+#[path = "../tests/it/support/mod.rs"]
+mod harness;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Deployment};
+use harness::{Backend, Deployment};
 use tipbox::store::{CommitQueue, NewItem, NewTip, QueueFilter, SealedBody, Store, TriageUpdate};
 
 fn env_or(name: &str, default: &str) -> String {
