@@ -100,7 +100,7 @@ async fn every_analyst_route_is_guarded() {
         .as_str()
         .unwrap()
         .to_owned();
-    let before = deployment.tables_except(&["sessions"]).await;
+    let before = deployment.stored().await;
 
     for (method, path, kind) in routes(&tip, &item) {
         let what = format!("{method} {path}");
@@ -183,7 +183,7 @@ async fn every_analyst_route_is_guarded() {
 
     // Nothing an analyst or a stranger sent changed anything: not the tip, its items, notes,
     // replies or labels, not the keyring.
-    assert_eq!(deployment.tables_except(&["sessions"]).await, before);
+    assert_eq!(deployment.stored().await, before);
     let keys: serde_json::Value =
         serde_json::from_str(&deployment.tipbox_ok(&["keys", "list", "--json"])).unwrap();
     assert_eq!(keys[0]["state"], "active", "{keys}");
@@ -205,7 +205,7 @@ async fn every_analyst_route_is_guarded() {
     deployment
         .execute_sql("UPDATE sessions SET last_seen_at = 0")
         .await;
-    let before = deployment.tables_except(&["sessions"]).await;
+    let before = deployment.stored().await;
     for (method, path, kind) in routes(&tip, &item) {
         let what = format!("{method} {path} after expiry");
         match kind {
@@ -228,5 +228,5 @@ async fn every_analyst_route_is_guarded() {
             }
         }
     }
-    assert_eq!(deployment.tables_except(&["sessions"]).await, before);
+    assert_eq!(deployment.stored().await, before);
 }

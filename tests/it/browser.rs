@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::support::analyst::{Analyst, add_analyst, api, api_get, sealed_item, token};
 use crate::support::{
-    Backend, Deployment, Lang, ReceiptCode, Server, decrypt, free_loopback_port,
+    Backend, Deployment, Lang, ReceiptCode, Server, attachment_item, decrypt, free_loopback_port,
     install_tls_provider, items_of, receipt_from, submit, tip_form,
 };
 
@@ -722,27 +722,17 @@ async fn the_reviewer_decrypts_what_was_typed_and_attached() {
     assert_eq!(facts["incident_type"], "surveillance", "{facts}");
     assert_eq!(facts["country"], submitted.country, "{facts}");
     assert_eq!(facts["form_language"], "zh-Hans", "{facts}");
-    let attachments = facts["attachments"].as_array().unwrap();
-    assert_eq!(attachments.len(), 2, "{facts}");
-    let items = manifest["items"].as_array().unwrap();
+    assert_eq!(facts["attachments"].as_array().unwrap().len(), 2, "{facts}");
     for (path, bytes) in &submitted.files {
         let name = path.file_name().unwrap().to_str().unwrap();
-        let meta = attachments
-            .iter()
-            .find(|a| a["file_name"] == name)
-            .unwrap_or_else(|| panic!("{name} in the facts: {facts}"));
-        assert_eq!(meta["size"], bytes.len());
-        let item = items
-            .iter()
-            .find(|i| i["item_id"] == meta["item_id"])
-            .unwrap();
-        assert_eq!(item["kind"], "attachment");
+        let item = attachment_item(&manifest, &facts, name, bytes.len());
         assert_eq!(
             &decrypt(&at.alice, &read(item)),
             bytes,
             "{name} decrypts to the original"
         );
     }
+    let items = manifest["items"].as_array().unwrap();
     assert_eq!(items.len(), 4, "message, facts and two attachments");
 }
 

@@ -2,8 +2,6 @@
 //! (CSRF-paired form, `__Host-` session cookie), the queue, a tip, triage, notes, downloads,
 //! sign-out — and every way in without a valid session or CSRF token refused, changing nothing.
 
-use std::collections::BTreeMap;
-
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 
@@ -72,11 +70,6 @@ impl Desk {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.analyst)
     }
-
-    /// Every table but the sessions (which record when a session was last used).
-    async fn stored(&self) -> BTreeMap<String, Vec<String>> {
-        self.deployment.tables_except(&["sessions"]).await
-    }
 }
 
 impl AtTheTip {
@@ -126,7 +119,7 @@ async fn without_a_session_pages_redirect_and_changes_are_refused(backend: Backe
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(response.headers()[LOCATION], "/login");
     }
-    let before = desk.stored().await;
+    let before = desk.deployment.stored().await;
     let tip_id = &desk.deployment.tip_ids().await[0];
     let refused = form(
         &desk.url(&format!("/tips/{tip_id}/triage")),
@@ -140,7 +133,7 @@ async fn without_a_session_pages_redirect_and_changes_are_refused(backend: Backe
     )
     .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    assert_eq!(desk.stored().await, before);
+    assert_eq!(desk.deployment.stored().await, before);
 }
 
 /// The sign-in form's token must come with its pairing cookie; a wrong password is refused.
@@ -204,7 +197,7 @@ async fn the_tip_page_shows_the_tip_without_script(backend: Backend) {
 /// and everything else stored are as they were.
 async fn triage_without_the_session_s_token_is_refused_and_changes_nothing(backend: Backend) {
     let at = at_the_tip(backend).await;
-    let before = at.desk.stored().await;
+    let before = at.desk.deployment.stored().await;
     let missing = at.triage(&TRIAGE).await;
     assert_eq!(
         missing.status(),
@@ -218,7 +211,7 @@ async fn triage_without_the_session_s_token_is_refused_and_changes_nothing(backe
         StatusCode::FORBIDDEN,
         "with a wrong token"
     );
-    assert_eq!(at.desk.stored().await, before);
+    assert_eq!(at.desk.deployment.stored().await, before);
 }
 
 async fn triage_with_the_session_s_token_applies(backend: Backend) {

@@ -140,7 +140,37 @@ async fn reply_to(server: &Server, token: &str, tip_id: &str, text: &str) -> Str
     reply["id"].as_str().unwrap().to_owned()
 }
 
+/// A conversation on a case: a reply (read by the source), and an addition with a file, each
+/// carrying a marker to look for.
+struct Conversation {
+    reply_marker: String,
+    followup_marker: String,
+    file_marker: String,
+    reply_id: String,
+}
+
 impl Case {
+    async fn converse(&self) -> Conversation {
+        let reply_marker = random_marker("REPLY");
+        let followup_marker = random_marker("FOLLOWUP");
+        let file_marker = random_marker("FILE");
+        let reply_id = self.reply(&reply_marker).await;
+        self.page().await;
+        let response = self
+            .add(
+                &format!("More: {followup_marker}"),
+                &[("map.png", file_marker.as_bytes())],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        Conversation {
+            reply_marker,
+            followup_marker,
+            file_marker,
+            reply_id,
+        }
+    }
+
     async fn page(&self) -> (StatusCode, String) {
         case_page(&self.server, &self.cookie).await
     }
@@ -309,18 +339,7 @@ async fn deleting_a_reply_erases_the_source_s_copy(backend: Backend) {
 /// machine; a second pull duplicates nothing.
 async fn the_review_client_decrypts_the_conversation(backend: Backend) {
     let case = signed_in_source(backend).await;
-    let reply_marker = random_marker("REPLY");
-    let followup_marker = random_marker("FOLLOWUP");
-    let file_marker = random_marker("FILE");
-    let reply_id = case.reply(&reply_marker).await;
-    let response = case
-        .add(
-            &format!("More: {followup_marker}"),
-            &[("map.png", file_marker.as_bytes())],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-
+    let talk = case.converse().await;
     let review_dir = case.deployment.path().join("review-home");
     review_login(&review_dir, &case.server, &case.ana, 1);
     let pulled = case.deployment.path().join("pulled");
@@ -340,15 +359,16 @@ async fn the_review_client_decrypts_the_conversation(backend: Backend) {
     assert!(
         std::fs::read_to_string(&followups[0])
             .unwrap()
-            .contains(&followup_marker)
+            .contains(&talk.followup_marker)
     );
     assert_eq!(
         std::fs::read(dir.join("attachments").join("map.png")).unwrap(),
-        file_marker.as_bytes()
+        talk.file_marker.as_bytes()
     );
     let reply_file =
-        std::fs::read_to_string(dir.join("replies").join(format!("{reply_id}.json"))).unwrap();
-    assert!(reply_file.contains(&reply_marker));
+        std::fs::read_to_string(dir.join("replies").join(format!("{}.json", talk.reply_id)))
+            .unwrap();
+    assert!(reply_file.contains(&talk.reply_marker));
     review_pull(&review_dir, &identity, &pulled, &["--all"]);
     assert!(!dir.join("message (2).txt").exists());
     assert_eq!(
@@ -374,20 +394,9 @@ async fn signing_out_ends_the_session_and_clears_the_browser(backend: Backend) {
 /// reply, the addition or the receipt is at rest or in the log.
 async fn nothing_of_the_conversation_is_at_rest_or_logged(backend: Backend) {
     let case = signed_in_source(backend).await;
-    let reply_marker = random_marker("REPLY");
-    let followup_marker = random_marker("FOLLOWUP");
-    let file_marker = random_marker("FILE");
-    let reply_id = case.reply(&reply_marker).await;
-    case.page().await;
-    let response = case
-        .add(
-            &format!("More: {followup_marker}"),
-            &[("map.png", file_marker.as_bytes())],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let talk = case.converse().await;
     assert_eq!(
-        case.delete_reply(&reply_id).await.status(),
+        case.delete_reply(&talk.reply_id).await.status(),
         StatusCode::SEE_OTHER
     );
     assert_eq!(case.sign_out().await.status(), StatusCode::OK);
@@ -399,9 +408,9 @@ async fn nothing_of_the_conversation_is_at_rest_or_logged(backend: Backend) {
     } = case;
     server.stop();
     let needles = [
-        reply_marker.as_bytes(),
-        followup_marker.as_bytes(),
-        file_marker.as_bytes(),
+        talk.reply_marker.as_bytes(),
+        talk.followup_marker.as_bytes(),
+        talk.file_marker.as_bytes(),
         receipt.as_bytes(),
         b"map.png".as_slice(),
     ];
@@ -508,7 +517,7 @@ async fn a_session_ends_after_its_idle_time() {
     let (status, page) = case_page(&server, &cookie).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(page.contains("You are no longer signed in"));
-    let before = deployment.tables_except(&["sessions"]).await;
+    let before = deployment.stored().await;
     let response = add(&server, &cookie, "x", "late", &[]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(
@@ -519,7 +528,7 @@ async fn a_session_ends_after_its_idle_time() {
             .contains("You are no longer signed in"),
         "the page says why"
     );
-    assert_eq!(deployment.tables_except(&["sessions"]).await, before);
+    assert_eq!(deployment.stored().await, before);
 }
 
 /// One session per tip: signing in again ends the earlier session; signing out from a stale
@@ -623,38 +632,44 @@ async fn two_sources() -> TwoSources {
     }
 }
 
+impl TwoSources {
+    /// Whether A's case page shows the reply for A.
+    async fn a_sees_the_reply(&self) -> bool {
+        let (_, page_a) = case_page(&self.server, &self.cookie_a).await;
+        page_a.contains(&self.secret_for_a)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_source_cannot_read_another_s_reply() {
     let two = two_sources().await;
     let (_, page_b) = case_page(&two.server, &two.cookie_b).await;
     assert!(!page_b.contains(&two.secret_for_a));
     assert!(page_b.contains("id=\"no-replies\""));
-    let (_, page_a) = case_page(&two.server, &two.cookie_a).await;
-    assert!(page_a.contains(&two.secret_for_a));
+    assert!(two.a_sees_the_reply().await);
 }
 
 /// B cannot delete A's (read) reply, even knowing its id.
 #[tokio::test(flavor = "multi_thread")]
 async fn one_source_cannot_delete_another_s_reply() {
     let two = two_sources().await;
-    let before = two.deployment.tables_except(&["sessions"]).await;
+    let before = two.deployment.stored().await;
     let response = delete_reply(&two.server, &two.cookie_b, &two.csrf_b, &two.reply_for_a).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert_eq!(two.deployment.tables_except(&["sessions"]).await, before);
-    let (_, page_a) = case_page(&two.server, &two.cookie_a).await;
-    assert!(page_a.contains(&two.secret_for_a));
+    assert_eq!(two.deployment.stored().await, before);
+    assert!(two.a_sees_the_reply().await);
 }
 
 /// A's form token does not work in B's session, nor B's in A's: refused, and nothing stored.
 #[tokio::test(flavor = "multi_thread")]
 async fn another_session_s_form_token_is_refused_and_stores_nothing() {
     let two = two_sources().await;
-    let before = two.deployment.tables_except(&["sessions"]).await;
+    let before = two.deployment.stored().await;
     let response = add(&two.server, &two.cookie_b, &two.csrf_a, "forged", &[]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let response = delete_reply(&two.server, &two.cookie_a, &two.csrf_b, &two.reply_for_a).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(two.deployment.tables_except(&["sessions"]).await, before);
+    assert_eq!(two.deployment.stored().await, before);
 }
 
 /// An empty addition is refused with a message and stores nothing; B's real addition lands on
@@ -662,10 +677,10 @@ async fn another_session_s_form_token_is_refused_and_stores_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_addition_lands_on_its_own_tip_only() {
     let two = two_sources().await;
-    let before = two.deployment.tables_except(&["sessions"]).await;
+    let before = two.deployment.stored().await;
     let response = add(&two.server, &two.cookie_b, &two.csrf_b, "   ", &[]).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(two.deployment.tables_except(&["sessions"]).await, before);
+    assert_eq!(two.deployment.stored().await, before);
     assert!(followed_up(&two.server, &two.token).await.is_empty());
     let response = add(&two.server, &two.cookie_b, &two.csrf_b, "more for B", &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);

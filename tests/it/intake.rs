@@ -10,8 +10,8 @@ use reqwest::multipart::{Form, Part};
 
 use crate::support::at_rest::{assert_not_logged, assert_not_stored, log_names_no_client};
 use crate::support::{
-    Backend, Deployment, Lang, ReceiptCode, age_cli_decrypt, client, decrypt, items_of,
-    on_both_backends, random_bytes, random_marker, receipt_from, submit,
+    Backend, Deployment, Lang, ReceiptCode, age_cli_decrypt, attachment_item, client, decrypt,
+    items_of, on_both_backends, random_bytes, random_marker, receipt_from, submit,
 };
 
 /// A tip with a message, facts and two attachments (one large enough to be staged in several
@@ -157,20 +157,9 @@ async fn the_facts_and_attachments_decrypt_to_what_was_sent(backend: Backend) {
     assert_eq!(facts["city"], "Rotterdam");
     assert_eq!(facts["when"], "March 2026");
     assert_eq!(facts["form_language"], "zh-Hant");
-    let attachments = facts["attachments"].as_array().unwrap();
-    assert_eq!(attachments.len(), 2);
-    let items = tip.manifest["items"].as_array().unwrap();
+    assert_eq!(facts["attachments"].as_array().unwrap().len(), 2);
     for (name, bytes) in &tip.attachments {
-        let meta = attachments
-            .iter()
-            .find(|a| a["file_name"] == *name)
-            .unwrap();
-        assert_eq!(meta["size"], bytes.len());
-        let item = items
-            .iter()
-            .find(|i| i["item_id"] == meta["item_id"])
-            .unwrap();
-        assert_eq!(item["kind"], "attachment");
+        let item = attachment_item(&tip.manifest, &facts, name, bytes.len());
         assert_eq!(&decrypt(&tip.alice, &tip.read(item)), bytes);
         let alice_file = tip.deployment.identity_file("alice");
         assert_eq!(&age_cli_decrypt(&alice_file, &tip.file(item)), bytes);

@@ -313,6 +313,22 @@ async fn retired_alice(backend: Backend) -> Retired {
     }
 }
 
+/// An item of the re-key queue: its id, the key set it is sealed to, the one to re-key it to,
+/// and its current header.
+struct QueuedItem {
+    id: String,
+    from: i64,
+    to: i64,
+    header: Header,
+}
+
+/// A re-keyed header in the API's JSON: `header` (base64) to replace the one whose digest is
+/// `replaces`, from one key set to another.
+fn header_upload(from: i64, to: i64, replaces: &str, header: &[u8]) -> serde_json::Value {
+    let engine = base64::engine::general_purpose::STANDARD;
+    serde_json::json!({ "from_key_set": from, "to_key_set": to, "replaces": replaces, "header": engine.encode(header) })
+}
+
 impl Retired {
     /// The payloads of the tip's sealed files, sorted.
     fn payloads(tip: &ExportedTip) -> Vec<Vec<u8>> {
@@ -334,19 +350,35 @@ impl Retired {
         page
     }
 
-    /// The message item of the re-key queue: its id, the key set it is sealed to, and the
-    /// target key set.
-    async fn message_to_rekey(&self, token: &str) -> (String, i64, i64, serde_json::Value) {
+    /// The message item of the re-key queue.
+    async fn message_to_rekey(&self, token: &str) -> QueuedItem {
         let page = self.rekey_queue(token).await;
-        let to = page["key_set"]["id"].as_i64().unwrap();
         let items = page["items"].as_array().unwrap();
         let message = items.iter().find(|i| i["kind"] == "message").unwrap();
-        (
-            message["id"].as_str().unwrap().to_owned(),
-            message["key_set"].as_i64().unwrap(),
-            to,
-            message.clone(),
+        let engine = base64::engine::general_purpose::STANDARD;
+        let header = engine.decode(message["header"].as_str().unwrap()).unwrap();
+        QueuedItem {
+            id: message["id"].as_str().unwrap().to_owned(),
+            from: message["key_set"].as_i64().unwrap(),
+            to: page["key_set"]["id"].as_i64().unwrap(),
+            header: Header::parse(&header).unwrap(),
+        }
+    }
+
+    /// A new header of `header` for bob, made with alice's identity (as her holder would).
+    fn rewrap_for_bob(&self, header: &Header) -> Vec<u8> {
+        rewrap_header(
+            header,
+            &[Box::new(self.alice.clone()) as Box<dyn age::Identity>],
+            &[Box::new(self.bob.to_public()) as Box<dyn age::Recipient + Send + Sync>],
         )
+        .unwrap()
+    }
+
+    /// How many items `keys status` says still need re-keying for the retired key.
+    fn assert_left_to_rekey(&self, items: u64) {
+        let status = status_json(&self.deployment);
+        assert_eq!(status["needs_rekey"]["retired"]["items"], items, "{status}");
     }
 
     fn rekey_with_alice(&self) -> String {
@@ -408,7 +440,7 @@ async fn the_rekey_queue_offers_new_headers_for_a_retired_key(backend: Backend) 
 async fn a_rekey_upload_with_another_payload_is_refused(backend: Backend) {
     let retired = retired_alice(backend).await;
     let token = token(&retired.server, &retired.ana, 0).await;
-    let (message_id, from, to, _) = retired.message_to_rekey(&token).await;
+    let message = retired.message_to_rekey(&token).await;
     let imposter = {
         let recipient = retired.bob.to_public();
         let encryptor =
@@ -420,16 +452,21 @@ async fn a_rekey_upload_with_another_payload_is_refused(backend: Backend) {
         writer.finish().unwrap();
         out
     };
-    let (status, body) = put_sealed(&retired.server, &token, &message_id, from, to, imposter).await;
+    let (status, body) = put_sealed(
+        &retired.server,
+        &token,
+        &message.id,
+        message.from,
+        message.to,
+        imposter,
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("payload differs"),
         "{body}"
     );
-    assert_eq!(
-        status_json(&retired.deployment)["needs_rekey"]["retired"]["items"],
-        4
-    );
+    retired.assert_left_to_rekey(4);
 }
 
 /// Nothing is re-keyed to a key set that is not the current one: neither a whole file nor a
@@ -437,63 +474,35 @@ async fn a_rekey_upload_with_another_payload_is_refused(backend: Backend) {
 async fn nothing_is_rekeyed_to_a_key_set_that_is_not_current(backend: Backend) {
     let retired = retired_alice(backend).await;
     let token = token(&retired.server, &retired.ana, 0).await;
-    let (message_id, from, _, message) = retired.message_to_rekey(&token).await;
-    let (status, body) = put_sealed(
-        &retired.server,
-        &token,
-        &message_id,
-        from,
-        from,
-        b"x".to_vec(),
-    )
-    .await;
+    let message = retired.message_to_rekey(&token).await;
+    let (from, id) = (message.from, &message.id);
+    let (status, body) = put_sealed(&retired.server, &token, id, from, from, b"x".to_vec()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("keyring changed"),
         "{body}"
     );
-    let engine = base64::engine::general_purpose::STANDARD;
-    let old_header =
-        Header::parse(&engine.decode(message["header"].as_str().unwrap()).unwrap()).unwrap();
-    let new_header = rewrap_header(
-        &old_header,
-        &[Box::new(retired.alice.clone()) as Box<dyn age::Identity>],
-        &[Box::new(retired.bob.to_public()) as Box<dyn age::Recipient + Send + Sync>],
-    )
-    .unwrap();
-    let body = serde_json::json!({ "from_key_set": from, "to_key_set": from, "replaces": old_header.digest(), "header": engine.encode(&new_header) });
-    let (status, body) = put_header(&retired.server, &token, &message_id, body).await;
+    let new_header = retired.rewrap_for_bob(&message.header);
+    let body = header_upload(from, from, &message.header.digest(), &new_header);
+    let (status, body) = put_header(&retired.server, &token, id, body).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(
-        status_json(&retired.deployment)["needs_rekey"]["retired"]["items"],
-        4
-    );
+    retired.assert_left_to_rekey(4);
 }
 
 /// Neither a header that is not one, nor one made from another header than the stored one.
 async fn a_header_that_is_not_one_or_replaces_another_is_refused(backend: Backend) {
     let retired = retired_alice(backend).await;
     let token = token(&retired.server, &retired.ana, 0).await;
-    let (message_id, from, to, message) = retired.message_to_rekey(&token).await;
-    let engine = base64::engine::general_purpose::STANDARD;
-    let body = serde_json::json!({ "from_key_set": from, "to_key_set": to, "replaces": "00", "header": engine.encode("not a header") });
-    let (status, body) = put_header(&retired.server, &token, &message_id, body).await;
+    let message = retired.message_to_rekey(&token).await;
+    let (from, to, id) = (message.from, message.to, &message.id);
+    let body = header_upload(from, to, "00", b"not a header");
+    let (status, body) = put_header(&retired.server, &token, id, body).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let old_header =
-        Header::parse(&engine.decode(message["header"].as_str().unwrap()).unwrap()).unwrap();
-    let new_header = rewrap_header(
-        &old_header,
-        &[Box::new(retired.alice.clone()) as Box<dyn age::Identity>],
-        &[Box::new(retired.bob.to_public()) as Box<dyn age::Recipient + Send + Sync>],
-    )
-    .unwrap();
-    let body = serde_json::json!({ "from_key_set": from, "to_key_set": to, "replaces": "ab".repeat(32), "header": engine.encode(&new_header) });
-    let (status, body) = put_header(&retired.server, &token, &message_id, body).await;
+    let new_header = retired.rewrap_for_bob(&message.header);
+    let body = header_upload(from, to, &"ab".repeat(32), &new_header);
+    let (status, body) = put_header(&retired.server, &token, id, body).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(
-        status_json(&retired.deployment)["needs_rekey"]["retired"]["items"],
-        4
-    );
+    retired.assert_left_to_rekey(4);
 }
 
 /// A whole file with a new header and the very same payload is a header re-key, and fine.
@@ -515,21 +524,13 @@ async fn a_whole_file_with_a_new_header_and_the_same_payload_is_accepted(backend
         .find(|f| f.len() < 1000)
         .unwrap();
     let small_header = Header::parse(&small_old).unwrap();
-    let mut rekeyed = rewrap_header(
-        &small_header,
-        &[Box::new(retired.alice.clone()) as Box<dyn age::Identity>],
-        &[Box::new(retired.bob.to_public()) as Box<dyn age::Recipient + Send + Sync>],
-    )
-    .unwrap();
+    let mut rekeyed = retired.rewrap_for_bob(&small_header);
     rekeyed.extend_from_slice(&small_old[small_header.len()..]);
     let small_id = small["id"].as_str().unwrap();
     let (status, body) = put_sealed(&retired.server, &token, small_id, from, to, rekeyed).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["mode"], "header");
-    assert_eq!(
-        status_json(&retired.deployment)["needs_rekey"]["retired"]["items"],
-        3
-    );
+    retired.assert_left_to_rekey(3);
 }
 
 /// Not without a confirmation: the analyst first sees whom the tips would be sealed to, and
@@ -554,10 +555,7 @@ async fn review_rekey_shows_the_new_recipients_and_waits_for_yes(backend: Backen
         "{}",
         String::from_utf8_lossy(&unconfirmed.stderr)
     );
-    assert_eq!(
-        status_json(&retired.deployment)["needs_rekey"]["retired"]["items"],
-        4
-    );
+    retired.assert_left_to_rekey(4);
 }
 
 /// `tipbox review rekey` gives every item a new header: bob opens them (in process and with
@@ -606,10 +604,7 @@ async fn review_rekey_gives_every_item_a_new_header(backend: Backend) {
         .map(|p| try_decrypt(&retired.bob, &std::fs::read(p).unwrap()).unwrap())
         .collect();
     assert!(retired.attachments.iter().all(|a| attachments.contains(a)));
-    assert_eq!(
-        status_json(&retired.deployment)["needs_rekey"]["retired"]["items"],
-        0
-    );
+    retired.assert_left_to_rekey(0);
 }
 
 /// Every key change and every re-key is in an intact audit trail, each re-key by its analyst.
@@ -782,7 +777,12 @@ async fn a_revoked_key_calls_for_a_fresh_encryption(backend: Backend) {
     let item = &page["items"][0];
     assert_eq!(item["mode"], "payload");
     assert!(item["header"].is_null());
-    let body = serde_json::json!({ "from_key_set": item["key_set"], "to_key_set": page["key_set"]["id"], "replaces": "00", "header": "" });
+    let body = header_upload(
+        item["key_set"].as_i64().unwrap(),
+        page["key_set"]["id"].as_i64().unwrap(),
+        "00",
+        b"",
+    );
     let (status, body) = put_header(
         &revoked.server,
         &ana_token,

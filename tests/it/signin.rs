@@ -165,16 +165,21 @@ async fn one_account_s_back_off_leaves_the_others_alone(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-async fn signing_out_ends_the_session_at_once(backend: Backend) {
-    let (_deployment, analysts, server) = with_analysts(backend, &["alice"]);
-    let token = crate::support::analyst::token(&server, &analysts[0], 0).await;
+/// `DELETE /api/v1/session` with `token`, which must answer 204.
+async fn sign_out(server: &Server, token: &str) {
     let signout = client()
         .delete(format!("{}/api/v1/session", server.analyst))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
     assert_eq!(signout.status(), StatusCode::NO_CONTENT);
+}
+
+async fn signing_out_ends_the_session_at_once(backend: Backend) {
+    let (_deployment, analysts, server) = with_analysts(backend, &["alice"]);
+    let token = crate::support::analyst::token(&server, &analysts[0], 0).await;
+    sign_out(&server, &token).await;
     assert_eq!(whoami(&server, &token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         whoami(&server, "made-up-token").await,
@@ -212,13 +217,7 @@ async fn every_attempt_is_audited_without_secrets(backend: Backend) {
     }
     let (status, _) = sign_in(&server, "alice", &alice.password, &code(alice, 1)).await;
     assert_eq!(status, StatusCode::OK);
-    let signout = client()
-        .delete(format!("{}/api/v1/session", server.analyst))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signout.status(), StatusCode::NO_CONTENT);
+    sign_out(&server, &token).await;
 
     let store = deployment.store().await;
     let entries = store.audit_entries().await.unwrap();

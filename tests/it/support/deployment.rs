@@ -264,116 +264,66 @@ impl Deployment {
     /// Runs a statement directly on the database, bypassing tipbox (to play the adversary, or
     /// to age what is stored). Panics if the database refuses it.
     pub async fn execute_sql(&self, sql: impl Into<String>) {
-        self.try_execute_sql(sql.into())
+        self.try_execute_sql(sql)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Like `execute_sql`, returning the database's refusal.
     pub async fn try_execute_sql(&self, sql: impl Into<String>) -> Result<(), sqlx::Error> {
-        let sql = sqlx::AssertSqlSafe(sql.into());
-        match self.backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.database_url).await?;
-                let done = sqlx::query(sql).execute(&pool).await;
-                pool.close().await;
-                done.map(drop)
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.database_url).await?;
-                let done = sqlx::query(sql).execute(&pool).await;
-                pool.close().await;
-                done.map(drop)
-            }
-        }
+        let db = Direct::open(self).await?;
+        let done = db.execute(sql.into()).await;
+        db.close().await;
+        done
     }
 
     /// One value from the database (`SELECT …` of a single row and column), bypassing tipbox.
     pub async fn query_bytes(&self, sql: &str) -> Option<Vec<u8>> {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self.backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
-                let value = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-                pool.close().await;
-                value
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
-                let value = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-                pool.close().await;
-                value
-            }
-        }
+        let db = Direct::open(self).await.unwrap();
+        let value = db.bytes(sql.to_owned()).await;
+        db.close().await;
+        value
     }
 
     /// Every row of every table, as text, by table (rows sorted): to compare the database
     /// before and after something that must change nothing, and to look for what must not be
     /// stored. On PostgreSQL `bytea` values appear hex-encoded (`\x…`), on SQLite as `X'…'`.
     pub async fn tables(&self) -> BTreeMap<String, Vec<String>> {
+        let db = Direct::open(self).await.unwrap();
+        let list = match self.backend {
+            Backend::Sqlite => "SELECT name FROM sqlite_schema \
+                 WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                .to_owned(),
+            Backend::Postgres => "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema()"
+                .to_owned(),
+        };
         let mut tables = BTreeMap::new();
-        match self.backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
-                let names: Vec<String> = sqlx::query_scalar(
-                    "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-                )
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-                for table in names {
-                    let columns: Vec<String> =
-                        sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
-                            .bind(&table)
-                            .fetch_all(&pool)
-                            .await
-                            .unwrap();
-                    let row = columns
-                        .iter()
-                        .map(|c| format!("quote(\"{c}\")"))
-                        .collect::<Vec<_>>()
-                        .join(" || ',' || ");
-                    let mut rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "SELECT {row} FROM \"{table}\""
-                    )))
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-                    rows.sort();
-                    tables.insert(table, rows);
+        for table in db.strings(list).await {
+            let rows = match self.backend {
+                Backend::Sqlite => {
+                    let columns = db
+                        .strings(format!("SELECT name FROM pragma_table_info('{table}')"))
+                        .await;
+                    let row: Vec<String> =
+                        columns.iter().map(|c| format!("quote(\"{c}\")")).collect();
+                    format!("SELECT {} FROM \"{table}\"", row.join(" || ',' || "))
                 }
-                pool.close().await;
-            }
-            Backend::Postgres => {
-                let schema = self.pg_schema.clone().expect("a PostgreSQL deployment");
-                let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
-                let names: Vec<String> = sqlx::query_scalar(
-                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
-                )
-                .bind(&schema)
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-                for table in names {
-                    let mut rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "SELECT t::text FROM {schema}.{table} t"
-                    )))
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-                    rows.sort();
-                    tables.insert(table, rows);
-                }
-                pool.close().await;
-            }
+                Backend::Postgres => format!("SELECT t::text FROM \"{table}\" t"),
+            };
+            let mut rows = db.strings(rows).await;
+            rows.sort();
+            tables.insert(table, rows);
         }
+        db.close().await;
         tables
     }
 
-    /// The tables that `tables` returns, without those named.
-    pub async fn tables_except(&self, left_out: &[&str]) -> BTreeMap<String, Vec<String>> {
+    /// Everything stored but the sessions (which note when a session was last used, on every
+    /// request): what a refused request must leave exactly as it was.
+    pub async fn stored(&self) -> BTreeMap<String, Vec<String>> {
         let mut tables = self.tables().await;
-        tables.retain(|name, _| !left_out.contains(&name.as_str()));
+        tables.remove("sessions");
         tables
     }
 
@@ -387,6 +337,60 @@ impl Deployment {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+/// A connection pool straight to a deployment's database, bypassing tipbox.
+enum Direct {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Direct {
+    async fn open(deployment: &Deployment) -> Result<Self, sqlx::Error> {
+        Ok(match deployment.backend {
+            Backend::Sqlite => {
+                Self::Sqlite(sqlx::SqlitePool::connect(&deployment.database_url).await?)
+            }
+            Backend::Postgres => {
+                Self::Postgres(sqlx::PgPool::connect(&deployment.database_url).await?)
+            }
+        })
+    }
+
+    async fn execute(&self, sql: String) -> Result<(), sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            Self::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Self::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        }
+    }
+
+    /// The first column of every row, as text.
+    async fn strings(&self, sql: String) -> Vec<String> {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        }
+        .unwrap()
+    }
+
+    /// The one value of a one-row, one-column query.
+    async fn bytes(&self, sql: String) -> Option<Vec<u8>> {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .unwrap()
+    }
+
+    async fn close(self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

@@ -18,7 +18,9 @@ pub use http::{
     submit, submit_message, tip_form,
 };
 pub use library::*;
-pub use sealed::{age_cli_decrypt, age_cli_opens, decrypt, items_of, stored_item, try_decrypt};
+pub use sealed::{
+    age_cli_decrypt, age_cli_opens, attachment_item, decrypt, items_of, stored_item, try_decrypt,
+};
 pub use server::Server;
 
 /// Runs each named `async fn NAME(backend: Backend)` of the calling module against each

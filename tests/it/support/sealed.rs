@@ -58,6 +58,31 @@ pub fn items_of<'a>(manifest: &'a serde_json::Value, kind: &str) -> Vec<&'a serd
         .collect()
 }
 
+/// The export manifest's item of the attachment that the (decrypted) facts list as `file_name`,
+/// with `size` bytes.
+pub fn attachment_item<'a>(
+    manifest: &'a serde_json::Value,
+    facts: &serde_json::Value,
+    file_name: &str,
+    size: usize,
+) -> &'a serde_json::Value {
+    let meta = facts["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["file_name"] == file_name)
+        .unwrap_or_else(|| panic!("{file_name} in the facts: {facts}"));
+    assert_eq!(meta["size"], size, "{file_name}");
+    let item = manifest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item_id"] == meta["item_id"])
+        .unwrap_or_else(|| panic!("{file_name}'s item in the manifest"));
+    assert_eq!(item["kind"], "attachment");
+    item
+}
+
 /// A stored item's sealed file, put together from its chunks in the database.
 pub async fn stored_item(store: &Store, item_id: &str) -> Vec<u8> {
     let mut file = Vec::new();
