@@ -25,3 +25,11 @@ mod signin;
 mod tls;
 mod tor;
 mod tor_network;
+
+/// The private Tor network (tor_network.rs), here at the top so that it sorts first: tests run
+/// in the order of their names, and this one, about a minute of waiting for tor, then runs
+/// beside all the others instead of after them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_tor_network_carries_tips_and_analysts() {
+    tor_network::tips_and_analysts_over_a_private_tor_network().await
+}

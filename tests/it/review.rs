@@ -14,12 +14,11 @@ use crate::support::at_rest::files_under;
 use crate::support::{Backend, Deployment, Server, TIPBOX, on_both_backends, submit, tip_form};
 
 /// Two tips from sources, the first with a photo, the second with five attachments under
-/// hostile file names; the analyst ana (signed in) and the admin root.
+/// hostile file names; the analyst ana, signed in.
 struct Queue {
     deployment: Deployment,
     server: Server,
     ana: Analyst,
-    root: Analyst,
     ana_token: String,
     first_id: String,
     second_id: String,
@@ -29,7 +28,6 @@ async fn queue(backend: Backend) -> Queue {
     let deployment = Deployment::new(backend, "");
     deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
-    let root = add_analyst(&deployment, "root", "admin");
     let server = deployment.start();
     for (message, files) in [
         ("first tip", vec![("photo.jpg", b"JPEGDATA".to_vec())]),
@@ -63,7 +61,6 @@ async fn queue(backend: Backend) -> Queue {
         deployment,
         server,
         ana,
-        root,
         ana_token,
         first_id,
         second_id,
@@ -71,6 +68,12 @@ async fn queue(backend: Backend) -> Queue {
 }
 
 impl Queue {
+    /// An admin's API token (the admin made now, while serve runs).
+    async fn admin_token(&self) -> String {
+        let root = add_analyst(&self.deployment, "root", "admin");
+        token(&self.server, &root, 0).await
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -217,7 +220,7 @@ async fn only_admins_read_the_audit_trail(backend: Backend) {
         .call(reqwest::Method::GET, "/api/v1/audit", None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let root_token = token(&queue.server, &queue.root, 0).await;
+    let root_token = queue.admin_token().await;
     let trail = api_get(&queue.server, &root_token, "/api/v1/audit").await;
     assert_eq!(trail["chain"]["intact"], true);
 }
@@ -324,7 +327,7 @@ async fn the_audit_trail_has_every_view_change_and_download(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     queue.add_note("Called the source's lawyer.").await;
     queue.pull();
-    let root_token = token(&queue.server, &queue.root, 0).await;
+    let root_token = queue.admin_token().await;
     let trail = api_get(&queue.server, &root_token, "/api/v1/audit").await;
     assert_eq!(trail["chain"]["intact"], true);
     let actions: Vec<&str> = trail["entries"]

@@ -512,9 +512,9 @@ async fn the_public_onion_still_answers_the_client_without_the_key(tor: &mut Ove
     );
 }
 
-/// Building a private Tor network takes about a minute: one network, four named steps.
-#[tokio::test(flavor = "multi_thread")]
-async fn tips_and_analysts_over_a_private_tor_network() {
+/// Building a private Tor network takes about a minute: one network, four named steps. (Run
+/// as `a_private_tor_network_carries_tips_and_analysts` from main.rs.)
+pub async fn tips_and_analysts_over_a_private_tor_network() {
     let started = Instant::now();
     let mut tor = over_tor().await;
     a_source_submits_through_the_public_onion(&mut tor).await;
