@@ -15,6 +15,8 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use harness::{Backend, Deployment};
+use tipbox::clock::{coarsen, now};
+use tipbox::ids::random_id;
 use tipbox::store::{CommitQueue, NewItem, NewTip, QueueFilter, SealedBody, Store, TriageUpdate};
 
 fn env_or(name: &str, default: &str) -> String {
@@ -24,18 +26,18 @@ fn env_or(name: &str, default: &str) -> String {
 async fn fill(store: &Store, key_set: i64, tips: usize) -> Duration {
     let started = Instant::now();
     let (queue, writer) = CommitQueue::start(store.clone());
-    let now = tipbox::clock::now();
+    let now = now();
     let mut pending = Vec::new();
     for n in 0..tips {
         let tip = NewTip {
-            id: tipbox::ids::random_id(),
+            id: random_id(),
             // Spread over the last ~11 weeks, hour by hour.
-            received_at: tipbox::clock::coarsen(now - (n as i64 % 1900) * 3600, 3600),
-            receipt_hash: tipbox::ids::random_id().into_bytes(),
+            received_at: coarsen(now - (n as i64 % 1900) * 3600, 3600),
+            receipt_hash: random_id().into_bytes(),
             reply_recipient: "age1stand-in".to_owned(),
             items: (0..2)
                 .map(|position| NewItem {
-                    id: tipbox::ids::random_id(),
+                    id: random_id(),
                     position,
                     kind: if position == 0 { "message" } else { "facts" },
                     size: 300,

@@ -13,7 +13,8 @@ use crate::support::analyst::{add_analyst, review_login, review_pull};
 use crate::support::at_rest::log_names_no_client;
 use crate::support::{Backend, Deployment, Server, client, install_tls_provider};
 
-async fn submit(server: &Server, lang: &str) -> reqwest::Response {
+/// Posts a genuine tip in `lang`; the response itself (its headers matter here).
+async fn post_tip(server: &Server, lang: &str) -> reqwest::Response {
     client()
         .post(format!("{}/submit?lang={lang}", server.public))
         .multipart(Form::new().text("message", "a genuine tip"))
@@ -37,7 +38,7 @@ async fn a_burst_gets_429_and_the_tip_line_stays_up() {
     let mut accepted = 0;
     let mut refused = 0;
     for _ in 0..8 {
-        let response = submit(&server, "zh-Hans").await;
+        let response = post_tip(&server, "zh-Hans").await;
         match response.status() {
             StatusCode::OK => accepted += 1,
             StatusCode::TOO_MANY_REQUESTS => {
@@ -81,7 +82,7 @@ async fn a_burst_gets_429_and_the_tip_line_stays_up() {
         }
     }
     assert!(pages_refused > 0);
-    let response = submit(&server, "en").await;
+    let response = post_tip(&server, "en").await;
     assert_eq!(
         response.status(),
         StatusCode::OK,
