@@ -33,8 +33,11 @@
 //! Network: only the server's loopback listener and the harness's PostgreSQL on 127.0.0.1.
 //! Every loop ends at the window's end (and after at most MAX_REQUESTS_PER_CONNECTION).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The integration tests' harness (deployments, servers, PostgreSQL schemas); a benchmark uses
+// a part of it.
+#[allow(unused)]
+#[path = "../tests/it/support/mod.rs"]
+mod harness;
 mod support;
 
 use std::collections::BTreeMap;
@@ -43,32 +46,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Deployment};
-use support::*;
+use harness::{Backend, Deployment};
+use support::{deployment::*, load::*, proc::*, settings::*};
 
 /// What a good answer holds in `BENCH_MODE=form`: the message field of the form.
 const FORM_MARKER: &[u8] = b"name=\"message\"";
 
 struct Settings {
-    seconds: u64,
-    warmup: u64,
-    keys: u64,
-    message_bytes: usize,
-    log: String,
-    extra_toml: String,
+    load: LoadSettings,
     form_only: bool,
 }
 
 fn main() {
     let settings = Settings {
-        seconds: env_u64("BENCH_SECONDS", 10).max(1),
-        warmup: env_u64("BENCH_WARMUP_SECONDS", 2),
-        keys: env_u64("BENCH_KEYS", 3).max(1),
-        message_bytes: env_u64("BENCH_MESSAGE_BYTES", 2048).max(1) as usize,
-        log: std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".to_owned()),
-        extra_toml: std::env::var("BENCH_EXTRA_TOML")
-            .unwrap_or_default()
-            .replace("\\n", "\n"),
+        load: LoadSettings::from_env(),
         form_only: match std::env::var("BENCH_MODE").as_deref() {
             Ok("form") => true,
             Ok("submit") | Err(_) => false,
@@ -84,42 +75,23 @@ fn main() {
         .collect();
     let backends = env_list("BENCH_BACKENDS", "sqlite,postgres");
 
+    print_preamble("intake_throughput");
     println!(
-        "intake_throughput: tipbox = {}{}",
-        common::TIPBOX,
-        std::env::var("BENCH_TIPBOX")
-            .map(|b| format!(" (serving with BENCH_TIPBOX={b})"))
-            .unwrap_or_default()
-    );
-    println!("machine: {}", describe_machine());
-    println!(
-        "settings: {}{} s measured after {} s warm-up; {} x25519 reviewer keys; {} B message; server TIPBOX_LOG={}{}",
+        "settings: {}{}",
         if settings.form_only {
             "GET /submit (form page only, nothing stored); "
         } else {
             ""
         },
-        settings.seconds,
-        settings.warmup,
-        settings.keys,
-        settings.message_bytes,
-        settings.log,
-        if settings.extra_toml.is_empty() {
-            String::new()
-        } else {
-            format!("; extra config {:?}", settings.extra_toml)
-        }
+        settings.load.describe()
     );
 
     let mut rows = Vec::new();
+    let mut failures = Vec::new();
     for backend_name in &backends {
         let backend = backend_named(backend_name);
-        if backend == Backend::Postgres
-            && let Err(why) = postgres_reachable()
-        {
-            println!("{backend_name}: skipped: {why}");
-            rows.push(format!("| {backend_name} | – | skipped: {why} |"));
-            continue;
+        if backend == Backend::Postgres {
+            require_postgres();
         }
         for &concurrency in &levels {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -129,6 +101,14 @@ fn main() {
                 Ok(report) => {
                     println!("{backend_name:<8} {}", report.line());
                     rows.push(report.row(backend_name));
+                    if !report.form_only && report.tips_in_database as u64 != report.answered_total
+                    {
+                        failures.push(format!(
+                            "{backend_name} c={concurrency}: tips in the database ({}) ≠ receipts \
+                             received ({})",
+                            report.tips_in_database, report.answered_total
+                        ));
+                    }
                 }
                 Err(panic) => {
                     let why = panic
@@ -141,6 +121,7 @@ fn main() {
                     rows.push(format!(
                         "| {backend_name} | {concurrency} | FAILED: {first} |"
                     ));
+                    failures.push(format!("{backend_name} c={concurrency}: {first}"));
                 }
             }
         }
@@ -152,6 +133,9 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         println!("{row}");
+    }
+    if !failures.is_empty() {
+        fail(&failures.join("; "));
     }
 }
 
@@ -176,20 +160,13 @@ impl Report {
         self.receipts as f64 / self.seconds
     }
 
-    fn percentile_ms(&self, p: f64) -> f64 {
-        percentile_ms(&self.latencies_us, p)
+    /// p50, p90, p99 and the slowest, in ms.
+    fn latency_ms(&self) -> [f64; 4] {
+        [50.0, 90.0, 99.0, 100.0].map(|p| percentile_ms(&self.latencies_us, p))
     }
 
     fn other_text(&self) -> String {
-        if self.other.is_empty() {
-            "none".to_owned()
-        } else {
-            self.other
-                .iter()
-                .map(|(k, v)| format!("{k}×{v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
+        tally(&self.other)
     }
 
     fn server_ms_per_tip(&self) -> f64 {
@@ -215,17 +192,14 @@ impl Report {
 
     fn line(&self) -> String {
         let secs = self.seconds;
+        let [p50, p90, p99, max] = self.latency_ms();
         format!(
-            "c={:<4} {:>8.1} tips/s  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  \
-             receipts {}  other answers: {}  server CPU {:.2} cores ({:.2} ms/tip){}  \
-             client CPU {:.2} cores  machine busy {:.0}% (other load {:.2} cores)  \
-             connections opened {}  ({})",
+            "c={:<4} {:>8.1} tips/s  p50 {p50:.1} ms  p90 {p90:.1} ms  p99 {p99:.1} ms  \
+             max {max:.1} ms  receipts {}  other answers: {}  server CPU {:.2} cores \
+             ({:.2} ms/tip){}  client CPU {:.2} cores  machine busy {:.0}% (other load {:.2} \
+             cores)  connections opened {}  ({})",
             self.concurrency,
             self.rate(),
-            self.percentile_ms(50.0),
-            self.percentile_ms(90.0),
-            self.percentile_ms(99.0),
-            self.percentile_ms(100.0),
             self.receipts,
             self.other_text(),
             self.server_cpu / secs,
@@ -257,14 +231,11 @@ impl Report {
     }
 
     fn row(&self, backend: &str) -> String {
+        let [p50, p90, p99, max] = self.latency_ms();
         format!(
-            "| {backend} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {:.2}{} | {:.2} | {:.0}% | {:.2} |",
+            "| {backend} | {} | {:.0} | {p50:.1} | {p90:.1} | {p99:.1} | {max:.1} | {} | {} | {:.2}{} | {:.2} | {:.0}% | {:.2} |",
             self.concurrency,
             self.rate(),
-            self.percentile_ms(50.0),
-            self.percentile_ms(90.0),
-            self.percentile_ms(99.0),
-            self.percentile_ms(100.0),
             self.receipts,
             self.other_text(),
             self.server_cpu / self.seconds,
@@ -281,17 +252,17 @@ impl Report {
 }
 
 fn run(backend: Backend, concurrency: usize, settings: &Settings) -> Report {
-    let deployment = Deployment::new(backend, &settings.extra_toml);
-    for i in 0..settings.keys {
+    let deployment = Deployment::new(backend, &settings.load.extra_toml);
+    for i in 0..settings.load.keys {
         add_reviewer(&deployment, &format!("reviewer{i}"));
     }
-    let server = RunningServer::start(&deployment, &settings.log);
+    let server = RunningServer::start(&deployment, &settings.load.log);
     let addr = server.public_addr();
     let request = if settings.form_only {
         format!("GET /submit?lang=en HTTP/1.1\r\nHost: {addr}\r\nAccept-Language: en\r\n\r\n")
             .into_bytes()
     } else {
-        build_submit_request(addr, settings.message_bytes)
+        build_submit_request(addr, settings.load.message_bytes)
     };
     let marker: &'static [u8] = if settings.form_only {
         FORM_MARKER
@@ -333,18 +304,10 @@ async fn drive(
 ) -> Report {
     // One submission first: a setup problem shows here with the server's page, not as a
     // run of errors.
-    {
-        let (answer, buf, _) = one_request(addr, &request, marker).await;
-        assert!(
-            answer.status == 200 && answer.marker,
-            "first request answered {}: {}",
-            answer.status,
-            String::from_utf8_lossy(&buf[..buf.len().min(2000)])
-        );
-    }
+    setup_request(addr, &request, 200, marker, "the first request").await;
     let start = Instant::now();
-    let measure_from = start + Duration::from_secs(settings.warmup);
-    let until = measure_from + Duration::from_secs(settings.seconds);
+    let measure_from = start + Duration::from_secs(settings.load.warmup);
+    let until = measure_from + Duration::from_secs(settings.load.seconds);
     let with_postgres = backend == Backend::Postgres;
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
@@ -365,7 +328,7 @@ async fn drive(
     let usage = sampler.await.unwrap();
     Report {
         concurrency,
-        seconds: settings.seconds as f64,
+        seconds: settings.load.seconds as f64,
         receipts: total.good_in_window,
         latencies_us: total.latencies_us,
         other: total.other,

@@ -6,13 +6,18 @@
 //! stand-in sealed items (listing never opens them), then queried through `Store::list_tips`,
 //! the function behind `GET /api/v1/tips` and `/queue`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The integration tests' harness (deployments, servers, PostgreSQL schemas); a benchmark uses
+// a part of it.
+#[allow(unused)]
+#[path = "../tests/it/support/mod.rs"]
+mod harness;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Deployment};
+use harness::{Backend, Deployment};
 use tipbox::audit::{Audit, AuditAction, AuditKey};
+use tipbox::clock::{coarsen, now};
+use tipbox::ids::random_id;
 use tipbox::store::{CommitQueue, NewItem, NewTip, QueueFilter, SealedBody, Store, TriageUpdate};
 
 fn env_or(name: &str, default: &str) -> String {
@@ -22,20 +27,20 @@ fn env_or(name: &str, default: &str) -> String {
 async fn fill(store: &Store, key_set: i64, tips: usize) -> Duration {
     let started = Instant::now();
     let (queue, writer) = CommitQueue::start(store.clone());
-    let now = tipbox::clock::now();
+    let now = now();
     let mut pending = Vec::new();
     for n in 0..tips {
         let tip = NewTip {
-            id: tipbox::ids::random_id(),
+            id: random_id(),
             // Spread over the last ~11 weeks, hour by hour.
-            received_at: tipbox::clock::coarsen(now - (n as i64 % 1900) * 3600, 3600),
-            receipt_hash: tipbox::ids::random_id().into_bytes(),
+            received_at: coarsen(now - (n as i64 % 1900) * 3600, 3600),
+            receipt_hash: random_id().into_bytes(),
             reply_recipient: "age1stand-in".to_owned(),
             // The listing never checks bindings.
             binding: Vec::new(),
             items: (0..2)
                 .map(|position| NewItem {
-                    id: tipbox::ids::random_id(),
+                    id: random_id(),
                     position,
                     kind: if position == 0 { "message" } else { "facts" },
                     size: 300,

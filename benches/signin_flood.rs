@@ -41,8 +41,11 @@
 //! after at most MAX_REQUESTS_PER_CONNECTION requests); a sign-in still queued when the flood's
 //! window ends is given up.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The integration tests' harness (deployments, servers, PostgreSQL schemas); a benchmark uses
+// a part of it.
+#[allow(unused)]
+#[path = "../tests/it/support/mod.rs"]
+mod harness;
 mod support;
 
 use std::collections::BTreeMap;
@@ -51,8 +54,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Deployment};
-use support::*;
+use harness::{Backend, Deployment};
+use support::{deployment::*, load::*, proc::*, settings::*};
 
 /// What a refused sign-in's JSON body says.
 const REFUSED_MARKER: &[u8] = b"invalid credentials";
@@ -60,64 +63,35 @@ const REFUSED_MARKER: &[u8] = b"invalid credentials";
 const SETTLE_LIMIT: Duration = Duration::from_secs(90);
 
 struct Settings {
-    seconds: u64,
-    warmup: u64,
+    load: LoadSettings,
     concurrency: usize,
     attackers: usize,
-    keys: u64,
-    message_bytes: usize,
     max_ratio: f64,
-    log: String,
-    extra_toml: String,
 }
 
 fn main() {
     let settings = Settings {
-        seconds: env_u64("BENCH_SECONDS", 10).max(1),
-        warmup: env_u64("BENCH_WARMUP_SECONDS", 2),
+        load: LoadSettings::from_env(),
         concurrency: env_u64("BENCH_CONCURRENCY", 8).max(1) as usize,
         attackers: env_u64("BENCH_ATTACKERS", 200).max(1) as usize,
-        keys: env_u64("BENCH_KEYS", 3).max(1),
-        message_bytes: env_u64("BENCH_MESSAGE_BYTES", 2048).max(1) as usize,
         max_ratio: std::env::var("BENCH_MAX_P99_RATIO")
             .ok()
             .map(|v| v.trim().parse().expect("BENCH_MAX_P99_RATIO: a number"))
             .unwrap_or(2.0),
-        log: std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".to_owned()),
-        extra_toml: std::env::var("BENCH_EXTRA_TOML")
-            .unwrap_or_default()
-            .replace("\\n", "\n"),
     };
+    print_preamble("signin_flood");
     println!(
-        "signin_flood: tipbox = {}{}",
-        common::TIPBOX,
-        std::env::var("BENCH_TIPBOX")
-            .map(|b| format!(" (serving with BENCH_TIPBOX={b})"))
-            .unwrap_or_default()
-    );
-    println!("machine: {}", describe_machine());
-    println!(
-        "settings: sqlite; {} submitting connections; {} sign-in connections in phase B; {} s \
-         measured after {} s warm-up per phase; {} x25519 reviewer keys; {} B message; server \
-         TIPBOX_LOG={}{}",
+        "settings: sqlite; {} submitting connections; {} sign-in connections in phase B; per \
+         phase {}",
         settings.concurrency,
         settings.attackers,
-        settings.seconds,
-        settings.warmup,
-        settings.keys,
-        settings.message_bytes,
-        settings.log,
-        if settings.extra_toml.is_empty() {
-            "; default [analyst] settings".to_owned()
-        } else {
-            format!("; extra config {:?}", settings.extra_toml)
-        }
+        settings.load.describe()
     );
 
     let deployment = Deployment::new(Backend::Sqlite, "");
     // Merged into the harness's sections: `[analyst]` is already there.
-    add_config(&deployment, &settings.extra_toml);
-    for i in 0..settings.keys {
+    add_config(&deployment, &settings.load.extra_toml);
+    for i in 0..settings.load.keys {
         add_reviewer(&deployment, &format!("reviewer{i}"));
     }
     let analyst = add_analyst(&deployment, "analyst");
@@ -129,11 +103,11 @@ fn main() {
         .as_str()
         .expect("password in analyst add --json")
         .to_owned();
-    let server = RunningServer::start(&deployment, &settings.log);
+    let server = RunningServer::start(&deployment, &settings.load.log);
     let pid = server.pid();
     let public = server.public_addr();
     let analyst_addr = server.analyst_addr();
-    let submit = build_submit_request(public, settings.message_bytes);
+    let submit = build_submit_request(public, settings.load.message_bytes);
     let attacks = attack_requests(analyst_addr, &username, &password);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -143,13 +117,8 @@ fn main() {
     let outcome = runtime.block_on(async {
         // Setup checks: one submission and one wrong sign-in of each kind, alone. A setup
         // problem shows here with the server's answer, not as a run of errors.
-        let (answer, buf, took) = one_request(public, &submit, RECEIPT_MARKER).await;
-        assert!(
-            answer.status == 200 && answer.marker,
-            "first submission answered {}: {}",
-            answer.status,
-            String::from_utf8_lossy(&buf[..buf.len().min(2000)])
-        );
+        let took =
+            setup_request(public, &submit, 200, RECEIPT_MARKER, "the first submission").await;
         println!(
             "one submission alone: {:.1} ms",
             took.as_secs_f64() * 1000.0
@@ -158,13 +127,7 @@ fn main() {
             ("existing user", &attacks[0]),
             ("unknown user", &attacks[1]),
         ] {
-            let (answer, buf, took) = one_request(analyst_addr, request, REFUSED_MARKER).await;
-            assert!(
-                answer.status == 401 && answer.marker,
-                "a wrong sign-in ({what}) answered {}: {}",
-                answer.status,
-                String::from_utf8_lossy(&buf[..buf.len().min(2000)])
-            );
+            let took = setup_request(analyst_addr, request, 401, REFUSED_MARKER, what).await;
             println!(
                 "one wrong sign-in alone ({what}): {:.1} ms (401)",
                 took.as_secs_f64() * 1000.0
@@ -249,19 +212,16 @@ fn main() {
     // away, and it does so before looking at the name or the password, so it tells a guesser
     // nothing. Anything else (a 200, another 5xx, a timeout) fails the run.
     let busy = flood.statuses.get(&503).copied().unwrap_or(0);
-    let not_refused: BTreeMap<&String, &u64> = flood
+    let not_refused: BTreeMap<String, u64> = flood
         .other
         .iter()
         .filter(|(what, _)| what.as_str() != "HTTP 503")
+        .map(|(what, count)| (what.clone(), *count))
         .collect();
     if !not_refused.is_empty() {
         failures.push(format!(
             "sign-ins answered other than 401 or 503: {}",
-            not_refused
-                .iter()
-                .map(|(k, v)| format!("{k}×{v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            tally(&not_refused)
         ));
     }
     if busy > 0 {
@@ -301,6 +261,7 @@ fn main() {
     } else {
         println!("FAIL: {}", failures.join("; "));
     }
+    require_every_receipt_stored(receipts_total, tips_in_database);
 }
 
 /// Wrong-password sign-ins, in turn: the existing analyst with a wrong password, then an
@@ -433,8 +394,8 @@ async fn phase(
     server_pid: u32,
 ) -> Phase {
     let start = Instant::now();
-    let measure_from = start + Duration::from_secs(settings.warmup);
-    let until = measure_from + Duration::from_secs(settings.seconds);
+    let measure_from = start + Duration::from_secs(settings.load.warmup);
+    let until = measure_from + Duration::from_secs(settings.load.seconds);
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
         let before = (

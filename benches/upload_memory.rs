@@ -21,17 +21,20 @@
 //! Network: only the server's loopback listener. The sampler stops when the upload ends, or
 //! after UPLOAD_TIMEOUT at the latest.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The integration tests' harness (deployments, servers, PostgreSQL schemas); a benchmark uses
+// a part of it.
+#[allow(unused)]
+#[path = "../tests/it/support/mod.rs"]
+mod harness;
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Deployment, receipt_from};
+use harness::{Backend, Deployment, Header, decrypt, receipt_from, stored_item};
 use reqwest::multipart::{Form, Part};
-use support::*;
+use support::{deployment::*, proc::*, settings::*};
 
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
@@ -40,22 +43,18 @@ const TARGET_GROWTH_MIB: f64 = 64.0;
 fn main() {
     let upload_mib = env_u64("BENCH_UPLOAD_MIB", 1024).max(1);
     let piece_kib = env_u64("BENCH_PIECE_KIB", 256).max(1);
-    let log = std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".to_owned());
+    let log = server_log();
     let backend_name = std::env::var("BENCH_BACKEND").unwrap_or_else(|_| "sqlite".to_owned());
     let backend = backend_named(&backend_name);
-    if backend == Backend::Postgres
-        && let Err(why) = postgres_reachable()
-    {
-        println!("upload_memory: postgres skipped: {why}");
-        return;
+    if backend == Backend::Postgres {
+        require_postgres();
     }
     let total_bytes = upload_mib * 1024 * 1024;
     let piece_bytes = piece_kib * 1024;
     // At least 1.1 GiB, and room for the requested upload.
     let limit = (total_bytes + total_bytes / 8).max(1_200_000_000);
 
-    println!("upload_memory: tipbox = {}", common::TIPBOX);
-    println!("machine: {}", describe_machine());
+    print_preamble("upload_memory");
     println!(
         "settings: {backend_name}; {upload_mib} MiB attachment in {piece_kib} KiB pieces; limits {limit} B; \
          server TIPBOX_LOG={log}; RSS sampled every {} ms",
@@ -66,7 +65,7 @@ fn main() {
         backend,
         &format!("[limits]\nmax_attachment_bytes = {limit}\nmax_total_bytes = {limit}\n"),
     );
-    add_reviewer(&deployment, "alice");
+    let alice = add_reviewer(&deployment, "alice");
     let server = RunningServer::start(&deployment, &log);
     let pid = server.pid();
     let url = format!("{}/submit?lang=en", server.public_url());
@@ -76,7 +75,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    common::install_tls_provider();
+    harness::install_tls_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(UPLOAD_TIMEOUT)
@@ -179,6 +178,7 @@ fn main() {
         0
     };
     let counts = runtime.block_on(deployment.counts());
+    let stored = receipt_ok.then(|| runtime.block_on(stored_attachment(&deployment, &alice)));
     let db_bytes = file_size(&deployment.data_dir().join("tipbox.db"))
         + file_size(&deployment.data_dir().join("tipbox.db-wal"));
     drop(server);
@@ -234,4 +234,81 @@ fn main() {
         "the upload was not accepted: HTTP {status}: {}",
         &page[..page.len().min(2000)]
     );
+    let stored = stored.expect("looked up after a receipt");
+    let expected_sealed = stored.header_bytes + sealed_payload_bytes(total_bytes);
+    println!(
+        "stored attachment: {} B declared in the sealed facts (sent {total_bytes}); {} B of \
+         ciphertext in {} chunks, recorded size {} B, expected {expected_sealed} B",
+        stored.declared, stored.chunk_bytes, stored.chunks, stored.recorded
+    );
+    if stored.declared != total_bytes
+        || stored.chunk_bytes != expected_sealed
+        || stored.recorded != expected_sealed
+    {
+        fail("the stored attachment is not the whole upload");
+    }
+}
+
+/// The 1 GiB attachment as stored: the size its sealed facts declare, the size recorded for
+/// the item, and its ciphertext (the chunks' total, and the age header's length).
+struct StoredAttachment {
+    declared: u64,
+    recorded: u64,
+    chunk_bytes: u64,
+    chunks: u64,
+    header_bytes: u64,
+}
+
+async fn stored_attachment(
+    deployment: &Deployment,
+    identity: &age::x25519::Identity,
+) -> StoredAttachment {
+    let store = deployment.store().await;
+    let items = store.list_items().await.unwrap();
+    let attachment = items
+        .iter()
+        .filter(|i| i.kind == "attachment")
+        .max_by_key(|i| i.size)
+        .expect("an attachment is stored");
+    let facts = items
+        .iter()
+        .find(|i| i.kind == "facts" && i.tip_id == attachment.tip_id)
+        .expect("the tip's facts");
+    let facts: serde_json::Value = serde_json::from_slice(&decrypt(
+        identity,
+        &stored_item(&store, &facts.item_id).await,
+    ))
+    .expect("the facts are JSON");
+    let declared = facts["attachments"][0]["size"]
+        .as_u64()
+        .expect("the attachment's size in the facts");
+    // Chunk by chunk: the ciphertext is never held whole.
+    let (mut chunk_bytes, mut chunks, mut header_bytes) = (0u64, 0u64, 0u64);
+    while let Some(chunk) = store
+        .item_chunk(&attachment.item_id, chunks as i64)
+        .await
+        .unwrap()
+    {
+        if chunks == 0 {
+            header_bytes = Header::parse(&chunk).expect("an age header").len() as u64;
+        }
+        chunk_bytes += chunk.len() as u64;
+        chunks += 1;
+    }
+    store.close().await;
+    StoredAttachment {
+        declared,
+        recorded: attachment.size as u64,
+        chunk_bytes,
+        chunks,
+        header_bytes,
+    }
+}
+
+/// The size of an age payload for `plaintext` bytes: a 16-byte nonce, then the plaintext in
+/// chunks of 64 KiB, each with a 16-byte tag (age v1's STREAM; the last chunk may be short,
+/// never empty unless the plaintext is).
+fn sealed_payload_bytes(plaintext: u64) -> u64 {
+    const CHUNK: u64 = 64 * 1024;
+    16 + plaintext + 16 * plaintext.div_ceil(CHUNK).max(1)
 }

@@ -9,14 +9,12 @@
 //!   length, which the server must accept, is refused by `review pull`; an honest re-keying
 //!   passes its check; the desk marks re-keyed items.
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use common::analyst::*;
-use common::web::*;
-use common::*;
+use crate::support::analyst::*;
+use crate::support::web::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 
@@ -181,14 +179,14 @@ async fn desk_login(server: &Server, name: &str, a: &Analyst, offset: i64) -> St
 /// every item for re-keying — first for a new header, then, the old key revoked, for a fresh
 /// encryption — gets nothing re-sealed to it, `--yes` or not; the refusal names the key's full
 /// fingerprint. No item opens with that key afterwards.
-async fn untrusted_key_story(backend: Backend) {
+async fn an_untrusted_key_gets_nothing(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     let alice = deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
     submit(&server, "an old tip", &[("evidence.txt", b"the evidence")]).await;
     let dir = deployment.path().join("ana-review");
-    review_login(&dir, &server, "ana", &ana, 0);
+    review_login(&dir, &server, &ana, 0);
     let identity = deployment.identity_file("alice");
 
     // The keyring changes: bob (a real reviewer) and mallory (the server's own key, whose label
@@ -250,7 +248,7 @@ async fn untrusted_key_story(backend: Backend) {
         assert!(try_decrypt(&alice, file).is_some(), "{kind}");
     }
 }
-on_both_backends!(an_untrusted_key_gets_nothing, untrusted_key_story);
+on_both_backends!(an_untrusted_key_gets_nothing);
 
 /// `tipbox review keys`: trusting takes the full fingerprint (asked for, or asserted), labels
 /// lose their control and formatting characters, files of one key or of an organisation's
@@ -416,14 +414,14 @@ fn review_keys_trust_list_untrust_import() {
 /// `review pull` and the desk say when the current key set changed since the analyst last
 /// looked, and which keys were added and removed, with full fingerprints; the desk until the
 /// analyst acknowledges what it showed.
-async fn key_set_change_story(backend: Backend) {
+async fn key_set_changes_are_visible(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     let alice = deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
     submit(&server, "a tip", &[]).await;
     let dir = deployment.path().join("ana-review");
-    review_login(&dir, &server, "ana", &ana, -1);
+    review_login(&dir, &server, &ana, -1);
     let identity = deployment.identity_file("alice");
 
     // The first look lists the keys; a second one, with nothing changed, says nothing of them.
@@ -494,7 +492,7 @@ async fn key_set_change_story(backend: Backend) {
     assert!(!again.contains("changed"), "{again}");
 
     // Any analyst reads the current key set from the API.
-    let ana_token = token(&server, "ana", &ana, 1).await;
+    let ana_token = token(&server, &ana, 1).await;
     let (status, current) = api(
         reqwest::Method::GET,
         format!("{base}/api/v1/keys/current"),
@@ -527,7 +525,7 @@ async fn key_set_change_story(backend: Backend) {
     let queue = queue_page(&server, &cookie).await;
     assert!(!queue.contains("id=\"key-change\""));
 }
-on_both_backends!(key_set_changes_are_visible, key_set_change_story);
+on_both_backends!(key_set_changes_are_visible);
 
 /// The plaintext length of a small sealed item (one age chunk): what a forger learns from the
 /// stored file's size.
@@ -568,7 +566,7 @@ async fn download(server: &Server, token: &str, item: &str) -> Vec<u8> {
 /// fresh encryption is what a revoked key calls for), and the desk marks them. `review pull`
 /// refuses every one of them: nothing is written under the items' names, and it ends with an
 /// error naming the items, who replaced them and when.
-async fn forged_replacement_story(backend: Backend) {
+async fn a_forged_replacement_is_refused(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     deployment.add_reviewer("alice");
     let bob = deployment.add_reviewer("bob");
@@ -584,7 +582,7 @@ async fn forged_replacement_story(backend: Backend) {
     deployment.tipbox_ok(&["keys", "revoke", "alice"]);
 
     let base = &server.analyst;
-    let eve_token = token(&server, "eve", &eve, 0).await;
+    let eve_token = token(&server, &eve, 0).await;
     let (_, page) = api(
         reqwest::Method::GET,
         format!("{base}/api/v1/rekey"),
@@ -639,7 +637,7 @@ async fn forged_replacement_story(backend: Backend) {
     assert_eq!(audited(&deployment, "item.rekey").await, ["eve"; 3]);
 
     // The API and the desk say who replaced them.
-    let ana_token = token(&server, "ana", &ana, -1).await;
+    let ana_token = token(&server, &ana, -1).await;
     let tip_id = items[0]["tip"].as_str().unwrap();
     let (_, tip) = api(
         reqwest::Method::GET,
@@ -665,7 +663,7 @@ async fn forged_replacement_story(backend: Backend) {
 
     // The honest analyst pulls with bob's identity: every item refused.
     let dir = deployment.path().join("ana-review");
-    review_login(&dir, &server, "ana", &ana, 1);
+    review_login(&dir, &server, &ana, 1);
     let out = deployment.path().join("pulled");
     let pulled = pull(&dir, &deployment.identity_file("bob"), &out);
     assert!(!pulled.status.success());
@@ -693,12 +691,12 @@ async fn forged_replacement_story(backend: Backend) {
             .is_none()
     );
 }
-on_both_backends!(a_forged_replacement_is_refused, forged_replacement_story);
+on_both_backends!(a_forged_replacement_is_refused);
 
 /// The honest path: items re-keyed with a new header (a retired key), then encrypted afresh (a
 /// revoked key) by the client, notes and replies included, pass `review pull`'s check and are
 /// reported as verified; the stock `age` CLI still opens them.
-async fn honest_rekey_story(backend: Backend) {
+async fn an_honest_rekey_passes(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     deployment.add_reviewer("alice");
     let bob = deployment.add_reviewer("bob");
@@ -713,7 +711,7 @@ async fn honest_rekey_story(backend: Backend) {
     )
     .await;
     let base = &server.analyst;
-    let ana_token = token(&server, "ana", &ana, -1).await;
+    let ana_token = token(&server, &ana, -1).await;
     let (_, page) = api(
         reqwest::Method::GET,
         format!("{base}/api/v1/tips"),
@@ -733,7 +731,7 @@ async fn honest_rekey_story(backend: Backend) {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let dir = deployment.path().join("ana-review");
-    review_login(&dir, &server, "ana", &ana, 0);
+    review_login(&dir, &server, &ana, 0);
     let alice: age::x25519::Identity = {
         let text = std::fs::read_to_string(deployment.identity_file("alice")).unwrap();
         text.trim().parse().unwrap()
@@ -805,4 +803,4 @@ async fn honest_rekey_story(backend: Backend) {
         }
     }
 }
-on_both_backends!(an_honest_rekey_passes, honest_rekey_story);
+on_both_backends!(an_honest_rekey_passes);

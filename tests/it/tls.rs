@@ -3,14 +3,11 @@
 //! connection gets the new one, an open connection keeps working), and a start refused when a
 //! certificate or key does not load.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Deployment};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -18,6 +15,8 @@ use rcgen::{
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::support::{Backend, Deployment, client, install_tls_provider};
 
 /// The Tor Project's onion service: a valid v3 address.
 const ONION: &str = "2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion";
@@ -62,7 +61,7 @@ impl Ca {
     }
 
     fn client_builder(&self) -> reqwest::ClientBuilder {
-        common::install_tls_provider();
+        install_tls_provider();
         reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(self.0.pem().as_bytes()).unwrap()])
             .tls_info(true)
@@ -449,7 +448,7 @@ async fn behind_tor_plain_http_gets_onion_location_only_for_clearnet_names_and_n
     deployment.add_to_section("public", &format!("onion_address = \"{ONION}\""));
     let server = deployment.start();
     assert!(server.public.starts_with("http://"), "{}", server.public);
-    let client = common::client();
+    let client = client();
 
     // Through the onion service (Host: the onion address): no Onion-Location, no HSTS.
     let response = client
@@ -486,13 +485,9 @@ async fn behind_tor_plain_http_gets_onion_location_only_for_clearnet_names_and_n
 
 /// Runs `tipbox serve`, which must exit with an error within 30 s; returns its stderr.
 fn serve_refuses(deployment: &Deployment) -> String {
-    let mut child = Command::new(common::TIPBOX)
-        .arg("--config")
-        .arg(&deployment.config_path)
-        .arg("serve")
-        .env_remove("TIPBOX_CONFIG")
+    let mut child = deployment
+        .serve_command()
         .env("NO_COLOR", "1")
-        .current_dir(deployment.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -519,71 +514,82 @@ fn serve_refuses(deployment: &Deployment) -> String {
     stderr
 }
 
-#[test]
-fn serve_refuses_to_start_when_a_certificate_or_key_does_not_load() {
-    let ca = Ca::new("tipbox test CA");
-    let cert = ca.server_cert("tipbox test server");
-    let other = ca.server_cert("another server");
-
-    // A key that is not the certificate's.
+/// `tipbox serve` with TLS on the listener `section`, its files holding `cert` and `key`
+/// (`None`: the file does not exist). It must refuse to start: what it said.
+fn refused_with_tls_files(section: &str, cert: Option<&str>, key: Option<&str>) -> String {
     let deployment = Deployment::new(Backend::Sqlite, "");
-    let files = TlsPaths::in_dir(&deployment, "mismatched");
-    replace_file(&files.cert, &cert.cert_pem);
-    replace_file(&files.key, &other.key_pem);
-    deployment.add_to_section("public", &files.toml());
-    let stderr = serve_refuses(&deployment);
+    let files = TlsPaths::in_dir(&deployment, "server");
+    for (path, contents) in [(&files.cert, cert), (&files.key, key)] {
+        if let Some(contents) = contents {
+            replace_file(path, contents);
+        }
+    }
+    deployment.add_to_section(section, &files.toml());
+    serve_refuses(&deployment)
+}
+
+/// `tipbox serve` with `lines` added to the listener `section`: it must refuse to start.
+fn refused_with(section: &str, lines: &str) -> String {
+    let deployment = Deployment::new(Backend::Sqlite, "");
+    deployment.add_to_section(section, lines);
+    serve_refuses(&deployment)
+}
+
+#[test]
+fn serve_refuses_a_key_that_is_not_the_certificate_s() {
+    let ca = Ca::new("tipbox test CA");
+    let (cert, other) = (
+        ca.server_cert("tipbox test server"),
+        ca.server_cert("another"),
+    );
+    let stderr = refused_with_tls_files("public", Some(&cert.cert_pem), Some(&other.key_pem));
     assert!(
         stderr.contains("invalid configuration: public.tls_key (")
             && stderr.contains("is not the private key of the certificate in public.tls_cert"),
         "{stderr}"
     );
     assert!(!stderr.contains("PRIVATE KEY"), "key material in: {stderr}");
+}
 
-    // A certificate file that holds no certificate (on the analyst listener).
-    let deployment = Deployment::new(Backend::Sqlite, "");
-    let files = TlsPaths::in_dir(&deployment, "garbage");
-    replace_file(&files.cert, &cert.key_pem);
-    replace_file(&files.key, &cert.key_pem);
-    deployment.add_to_section("analyst", &files.toml());
-    let stderr = serve_refuses(&deployment);
+/// (On the analyst listener.)
+#[test]
+fn serve_refuses_a_certificate_file_without_a_certificate() {
+    let cert = Ca::new("tipbox test CA").server_cert("tipbox test server");
+    let stderr = refused_with_tls_files("analyst", Some(&cert.key_pem), Some(&cert.key_pem));
     assert!(
         stderr.contains("analyst.tls_cert (") && stderr.contains("holds no certificate"),
         "{stderr}"
     );
+}
 
-    // A key file that cannot be read.
-    let deployment = Deployment::new(Backend::Sqlite, "");
-    let files = TlsPaths::in_dir(&deployment, "missing");
-    replace_file(&files.cert, &cert.cert_pem);
-    deployment.add_to_section("public", &files.toml());
-    let stderr = serve_refuses(&deployment);
+#[test]
+fn serve_refuses_a_key_file_that_cannot_be_read() {
+    let cert = Ca::new("tipbox test CA").server_cert("tipbox test server");
+    let stderr = refused_with_tls_files("public", Some(&cert.cert_pem), None);
     assert!(
         stderr.contains("public.tls_key (") && stderr.contains("cannot be read"),
         "{stderr}"
     );
+}
 
-    // A key file with no key in it.
-    let deployment = Deployment::new(Backend::Sqlite, "");
-    let files = TlsPaths::in_dir(&deployment, "nokey");
-    replace_file(&files.cert, &cert.cert_pem);
-    replace_file(&files.key, &cert.cert_pem);
-    deployment.add_to_section("public", &files.toml());
-    let stderr = serve_refuses(&deployment);
+#[test]
+fn serve_refuses_a_key_file_without_a_key() {
+    let cert = Ca::new("tipbox test CA").server_cert("tipbox test server");
+    let stderr = refused_with_tls_files("public", Some(&cert.cert_pem), Some(&cert.cert_pem));
     assert!(
         stderr.contains("public.tls_key (") && stderr.contains("holds no private key"),
         "{stderr}"
     );
+}
 
-    // Half a pair, and a malformed onion address: refused by configuration validation.
-    let deployment = Deployment::new(Backend::Sqlite, "");
-    deployment.add_to_section("public", "tls_cert = \"/nonexistent/cert.pem\"");
-    let stderr = serve_refuses(&deployment);
+/// Half a pair, and a malformed onion address: refused by configuration validation.
+#[test]
+fn serve_refuses_half_a_pair_and_a_malformed_onion_address() {
+    let stderr = refused_with("public", "tls_cert = \"/nonexistent/cert.pem\"");
     assert!(
         stderr.contains("public.tls_key: must be set together with public.tls_cert"),
         "{stderr}"
     );
-    let deployment = Deployment::new(Backend::Sqlite, "");
-    deployment.add_to_section("public", "onion_address = \"http://example.onion/\"");
-    let stderr = serve_refuses(&deployment);
+    let stderr = refused_with("public", "onion_address = \"http://example.onion/\"");
     assert!(stderr.contains("public.onion_address:"), "{stderr}");
 }

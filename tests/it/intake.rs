@@ -1,88 +1,113 @@
 //! Intake end to end, on SQLite and on PostgreSQL: a source submits over real HTTP, the tip is
 //! sealed and committed, an operator exports it, and a reviewer decrypts it — in-process and
-//! with the Debian `age` CLI.
+//! with the Debian `age` CLI. Refused submissions (no key, over a limit, unreadable) store
+//! nothing, and nothing a source sent is found in plaintext at rest or in the log.
 
-mod common;
+use std::path::PathBuf;
 
-use common::*;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    getrandom::fill(&mut v).unwrap();
-    v
+use crate::support::at_rest::{assert_not_logged, assert_not_stored, log_names_no_client};
+use crate::support::{
+    Backend, Deployment, Lang, ReceiptCode, age_cli_decrypt, attachment_item, client, decrypt,
+    items_of, on_both_backends, random_bytes, random_marker, receipt_from, submit,
+};
+
+/// A tip with a message, facts and two attachments (one large enough to be staged in several
+/// chunks), submitted in Traditional Chinese to alice's age key and bob's SSH key, and exported.
+struct RoundTrip {
+    deployment: Deployment,
+    alice: age::x25519::Identity,
+    bob_ssh_key: PathBuf,
+    receipt: String,
+    export: PathBuf,
+    manifest: serde_json::Value,
+    message: &'static str,
+    attachments: [(&'static str, Vec<u8>); 2],
 }
 
-async fn submit(server: &Server, form: Form, lang: &str) -> (StatusCode, String) {
-    let response = client()
-        .post(format!("{}/submit?lang={lang}", server.public))
-        .multipart(form)
-        .send()
-        .await
-        .expect("the server answers (never a reset connection)");
-    let status = response.status();
-    (status, response.text().await.unwrap())
+impl RoundTrip {
+    fn file(&self, item: &serde_json::Value) -> PathBuf {
+        self.export.join(item["file"].as_str().unwrap())
+    }
+
+    fn read(&self, item: &serde_json::Value) -> Vec<u8> {
+        std::fs::read(self.file(item)).unwrap()
+    }
 }
 
-/// Message, facts and two attachments (one large enough to be staged in several chunks) go
-/// in; the export decrypts to exactly what was sent, with either reviewer key and either age
-/// implementation.
-async fn submission_round_trip(backend: Backend) {
+async fn round_trip(backend: Backend) -> RoundTrip {
     let deployment = Deployment::new(backend, "");
     let alice = deployment.add_reviewer("alice");
     // A second reviewer with an SSH key: every item is sealed to both.
-    let ssh_key = deployment.path().join("bob_ed25519");
+    let bob_ssh_key = deployment.path().join("bob_ed25519");
     let status = std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "bob", "-f"])
-        .arg(&ssh_key)
+        .arg(&bob_ssh_key)
         .status()
         .unwrap();
     assert!(status.success());
     deployment.tipbox_ok(&[
         "keys",
         "add",
-        ssh_key.with_extension("pub").to_str().unwrap(),
+        bob_ssh_key.with_extension("pub").to_str().unwrap(),
         "--label",
         "bob",
     ]);
     let server = deployment.start();
 
     let message = "我的家人在国内被警察威胁。They asked me to come back.";
-    let big = random_bytes(3 * 1024 * 1024 + 12345);
-    let small = b"small evidence file\n".to_vec();
-    let form = Form::new()
+    let attachments = [
+        ("recording.bin", random_bytes(3 * 1024 * 1024 + 12345)),
+        ("照片说明.txt", b"small evidence file\n".to_vec()),
+    ];
+    let mut form = Form::new()
         .text("message", message)
         .text("incident_type", "threats_to_family")
         .text("country", "Netherlands")
         .text("city", "Rotterdam")
-        .text("when", "March 2026")
-        .part(
+        .text("when", "March 2026");
+    for (name, bytes) in &attachments {
+        form = form.part(
             "attachment",
-            Part::bytes(big.clone())
-                .file_name("recording.bin")
+            Part::bytes(bytes.clone())
+                .file_name(*name)
                 .mime_str("application/octet-stream")
                 .unwrap(),
-        )
-        .part(
-            "attachment",
-            Part::bytes(small.clone())
-                .file_name("照片说明.txt")
-                .mime_str("text/plain")
-                .unwrap(),
         );
+    }
     let (status, page) = submit(&server, form, "zh-Hant").await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    let receipt = receipt_from(&page);
-    assert_eq!(receipt.split(' ').count(), 12, "{receipt}");
-    assert!(tipbox::receipt::ReceiptCode::parse(&receipt, tipbox::i18n::Lang::ZhHant).is_ok());
+    server.stop();
+    let (export, manifest) = deployment.export();
+    RoundTrip {
+        deployment,
+        alice,
+        bob_ssh_key,
+        receipt: receipt_from(&page),
+        export,
+        manifest,
+        message,
+        attachments,
+    }
+}
 
-    let (out, manifest) = deployment.export();
-    let items = manifest["items"].as_array().unwrap();
+async fn the_receipt_is_twelve_words_in_the_form_s_language(backend: Backend) {
+    let tip = round_trip(backend).await;
+    assert_eq!(tip.receipt.split(' ').count(), 12, "{}", tip.receipt);
+    assert!(ReceiptCode::parse(&tip.receipt, Lang::ZhHant).is_ok());
+}
+
+/// One tip of four items, each sealed to the one key set of both keys, received at the hour,
+/// with the sealed file's size; no file name outside the sealed facts.
+async fn the_export_lists_every_item_of_the_tip(backend: Backend) {
+    let tip = round_trip(backend).await;
+    let items = tip.manifest["items"].as_array().unwrap();
     assert_eq!(items.len(), 4);
     let tip_id = items[0]["tip_id"].as_str().unwrap();
     assert!(items.iter().all(|i| i["tip_id"] == tip_id));
-    let key_set = &manifest["key_sets"][0];
+    let key_set = &tip.manifest["key_sets"][0];
     assert_eq!(key_set["keys"].as_array().unwrap().len(), 2);
     for item in items {
         assert_eq!(item["key_set"]["id"], key_set["id"]);
@@ -91,73 +116,54 @@ async fn submission_round_trip(backend: Backend) {
             "coarsened to the hour"
         );
         assert!(item["item_id"].as_str().unwrap().len() >= 32);
-        let on_disk = std::fs::metadata(out.join(item["file"].as_str().unwrap()))
-            .unwrap()
-            .len();
+        let on_disk = std::fs::metadata(tip.file(item)).unwrap().len();
         assert_eq!(
             item["size"], on_disk,
             "the recorded size is the sealed file's size"
         );
     }
-    let read =
-        |item: &serde_json::Value| std::fs::read(out.join(item["file"].as_str().unwrap())).unwrap();
+    let manifest_text = std::fs::read_to_string(tip.export.join("manifest.json")).unwrap();
+    assert!(!manifest_text.contains("recording.bin"));
+    let counts = tip.deployment.counts().await;
+    assert_eq!((counts.tips, counts.items), (1, 4));
+}
 
-    let message_item = items_of(&manifest, "message")[0];
-    assert_eq!(decrypt(&alice, &read(message_item)), message.as_bytes());
-    let cli_message = age_cli_decrypt(
-        &deployment.identity_file("alice"),
-        &out.join(message_item["file"].as_str().unwrap()),
-    );
-    assert_eq!(cli_message, message.as_bytes());
-    // Bob's SSH key opens it too, with stock age.
+/// The export decrypts to exactly what was sent: the message opens with alice's age key
+/// (in-process and with the `age` CLI) and with bob's SSH key (with stock age); the facts hold
+/// what the form said and each attachment's name and size; each attachment decrypts to exactly
+/// the bytes sent.
+async fn the_export_decrypts_to_what_was_sent(backend: Backend) {
+    let tip = round_trip(backend).await;
+    let message = items_of(&tip.manifest, "message")[0];
+    let expected = tip.message.as_bytes();
+    assert_eq!(decrypt(&tip.alice, &tip.read(message)), expected);
+    let alice_file = tip.deployment.identity_file("alice");
+    assert_eq!(age_cli_decrypt(&alice_file, &tip.file(message)), expected);
     assert_eq!(
-        age_cli_decrypt(&ssh_key, &out.join(message_item["file"].as_str().unwrap())),
-        message.as_bytes()
+        age_cli_decrypt(&tip.bob_ssh_key, &tip.file(message)),
+        expected
     );
-
-    let facts: serde_json::Value =
-        serde_json::from_slice(&decrypt(&alice, &read(items_of(&manifest, "facts")[0]))).unwrap();
+    let facts: serde_json::Value = serde_json::from_slice(&decrypt(
+        &tip.alice,
+        &tip.read(items_of(&tip.manifest, "facts")[0]),
+    ))
+    .unwrap();
     assert_eq!(facts["incident_type"], "threats_to_family");
     assert_eq!(facts["country"], "Netherlands");
     assert_eq!(facts["city"], "Rotterdam");
     assert_eq!(facts["when"], "March 2026");
     assert_eq!(facts["form_language"], "zh-Hant");
-    let attachments = facts["attachments"].as_array().unwrap();
-    assert_eq!(attachments.len(), 2);
-
-    for (expected_name, expected_bytes) in [("recording.bin", &big), ("照片说明.txt", &small)] {
-        let meta = attachments
-            .iter()
-            .find(|a| a["file_name"] == expected_name)
-            .unwrap();
-        assert_eq!(meta["size"], expected_bytes.len());
-        let item = items
-            .iter()
-            .find(|i| i["item_id"] == meta["item_id"])
-            .unwrap();
-        assert_eq!(item["kind"], "attachment");
-        let file = out.join(item["file"].as_str().unwrap());
-        assert_eq!(
-            &decrypt(&alice, &std::fs::read(&file).unwrap()),
-            expected_bytes
-        );
-        assert_eq!(
-            &age_cli_decrypt(&deployment.identity_file("alice"), &file),
-            expected_bytes
-        );
+    assert_eq!(facts["attachments"].as_array().unwrap().len(), 2);
+    for (name, bytes) in &tip.attachments {
+        let item = attachment_item(&tip.manifest, &facts, name, bytes.len());
+        assert_eq!(&decrypt(&tip.alice, &tip.read(item)), bytes);
+        assert_eq!(&age_cli_decrypt(&alice_file, &tip.file(item)), bytes);
     }
-    // No file name is stored outside the sealed facts.
-    let export_text = std::fs::read_to_string(out.join("manifest.json")).unwrap();
-    assert!(!export_text.contains("recording.bin"));
-    let counts = deployment.counts().await;
-    assert_eq!((counts.tips, counts.items), (1, 4));
-    server.stop();
 }
-on_both_backends!(round_trip, submission_round_trip);
 
 /// Without an active reviewer key nothing can be sealed: the form says submissions are paused
 /// (503, in the source's language) and nothing is stored.
-async fn no_key_means_paused(backend: Backend) {
+async fn without_a_key_intake_is_paused(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     let server = deployment.start();
     assert!(
@@ -171,10 +177,7 @@ async fn no_key_means_paused(backend: Backend) {
         .unwrap();
     assert_eq!(form_page.status(), StatusCode::SERVICE_UNAVAILABLE);
     let text = form_page.text().await.unwrap();
-    assert!(
-        text.contains(&tipbox::i18n::Lang::ZhHans.t("paused-title")),
-        "{text}"
-    );
+    assert!(text.contains(&Lang::ZhHans.t("paused-title")), "{text}");
     let form = Form::new().text("message", "hello").part(
         "attachment",
         Part::bytes(vec![1u8; 200_000]).file_name("a.bin"),
@@ -184,8 +187,13 @@ async fn no_key_means_paused(backend: Backend) {
     assert!(page.contains("Submissions are paused"));
     let counts = deployment.counts().await;
     assert_eq!((counts.tips, counts.items, counts.chunks), (0, 0, 0));
+}
 
-    // Adding a key resumes intake without a restart.
+async fn a_key_added_resumes_intake_without_a_restart(backend: Backend) {
+    let deployment = Deployment::new(backend, "");
+    let server = deployment.start();
+    let (status, _) = submit(&server, Form::new().text("message", "paused"), "en").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     deployment.add_reviewer("alice");
     let mut resumed = false;
     for _ in 0..50 {
@@ -194,21 +202,22 @@ async fn no_key_means_paused(backend: Backend) {
             resumed = true;
             break;
         }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(
         resumed,
         "a key added with `tipbox keys add` is picked up by the running server"
     );
+    assert_eq!(deployment.counts().await.tips, 1);
 }
-on_both_backends!(no_key, no_key_means_paused);
 
 const SMALL_LIMITS: &str = "[limits]\nmax_message_bytes = 1000\nmax_attachment_bytes = 1500000\n\
      max_total_bytes = 2000000\nmax_attachments = 2\n";
 
 /// Every limit answers 413 with a page that names it — never a reset connection — and leaves
 /// nothing behind, including the chunks of a large attachment staged before the limit hit.
-async fn limits_answer_413(backend: Backend) {
+async fn every_limit_answers_413_and_stores_nothing(backend: Backend) {
     let deployment = Deployment::new(backend, SMALL_LIMITS);
     deployment.add_reviewer("alice");
     let server = deployment.start();
@@ -279,7 +288,7 @@ async fn limits_answer_413(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(page.contains(&tipbox::i18n::Lang::ZhHans.t("error-too-large-title")));
+    assert!(page.contains(&Lang::ZhHans.t("error-too-large-title")));
 
     // Give abandoned staging a moment, then nothing may remain.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -287,14 +296,12 @@ async fn limits_answer_413(backend: Backend) {
     assert_eq!(
         (counts.tips, counts.items, counts.chunks),
         (0, 0, 0),
-        "{what}",
-        what = "after refusals"
+        "after refusals"
     );
 }
-on_both_backends!(limits, limits_answer_413);
 
 /// Bad input gets a clear 400 page and stores nothing.
-async fn bad_input_answers_400(backend: Backend) {
+async fn bad_input_answers_400_and_stores_nothing(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     deployment.add_reviewer("alice");
     let server = deployment.start();
@@ -376,59 +383,18 @@ async fn bad_input_answers_400(backend: Backend) {
     let counts = deployment.counts().await;
     assert_eq!((counts.tips, counts.items, counts.chunks), (0, 0, 0));
 }
-on_both_backends!(bad_input, bad_input_answers_400);
 
-/// A receipt means the tip is on disk: SIGKILL right after it is shown loses nothing.
-async fn receipts_survive_sigkill(backend: Backend) {
+/// A unique marker in the message, a detail field, an attachment and a file name appears
+/// nowhere at rest: not in the data directory (the SQLite database and its WAL), not in any
+/// value PostgreSQL holds, not in the server's log; nor does the receipt, the User-Agent or a
+/// client's address.
+async fn plaintext_never_reaches_disk_or_logs(backend: Backend) {
     let deployment = Deployment::new(backend, "");
-    let alice = deployment.add_reviewer("alice");
-    let server = deployment.start();
-    let mut receipts = Vec::new();
-    let submissions = (0..20).map(|i| {
-        let form = Form::new().text("message", format!("tip number {i}")).part(
-            "attachment",
-            Part::bytes(random_bytes(1_100_000 + i)).file_name("f.bin"),
-        );
-        submit(&server, form, "en")
-    });
-    for (status, page) in futures_util::future::join_all(submissions).await {
-        assert_eq!(status, StatusCode::OK);
-        receipts.push(receipt_from(&page));
-    }
-    server.kill9();
-    let server = deployment.start();
-    let (out, manifest) = deployment.export();
-    let messages = items_of(&manifest, "message");
-    assert_eq!(messages.len(), 20);
-    let mut texts: Vec<String> = messages
-        .iter()
-        .map(|m| {
-            String::from_utf8(decrypt(
-                &alice,
-                &std::fs::read(out.join(m["file"].as_str().unwrap())).unwrap(),
-            ))
-            .unwrap()
-        })
-        .collect();
-    texts.sort();
-    let mut expected: Vec<String> = (0..20).map(|i| format!("tip number {i}")).collect();
-    expected.sort();
-    assert_eq!(texts, expected);
-    assert_eq!(items_of(&manifest, "attachment").len(), 20);
-    drop(server);
-}
-on_both_backends!(sigkill, receipts_survive_sigkill);
-
-/// A unique marker in the message and in an attachment appears nowhere on disk: not in the
-/// data directory, not in the database or its WAL, not in the server's log.
-#[tokio::test(flavor = "multi_thread")]
-async fn plaintext_never_reaches_disk_or_logs() {
-    let deployment = Deployment::new(Backend::Sqlite, "");
     deployment.add_reviewer("alice");
     let server = deployment.start();
-    let marker = format!("MARKER-{}", hex::encode(random_bytes(12)));
-    let attachment_marker = format!("ATTACH-{}", hex::encode(random_bytes(12)));
-    let name_marker = format!("NAME-{}", hex::encode(random_bytes(8)));
+    let marker = random_marker("MARKER");
+    let attachment_marker = random_marker("ATTACH");
+    let name_marker = random_marker("NAME");
     let mut attachment = random_bytes(2_500_000);
     attachment[1_000_000..1_000_000 + attachment_marker.len()]
         .copy_from_slice(attachment_marker.as_bytes());
@@ -460,46 +426,31 @@ async fn plaintext_never_reaches_disk_or_logs() {
         .unwrap();
     server.stop();
 
-    let needles: Vec<Vec<u8>> = vec![
-        marker.clone().into_bytes(),
-        attachment_marker.clone().into_bytes(),
-        name_marker.clone().into_bytes(),
-        receipt.clone().into_bytes(),
-        b"UA-MARKER-xyz".to_vec(),
-        b"127.0.0.1:".to_vec(),
+    let needles = [
+        marker.as_bytes(),
+        attachment_marker.as_bytes(),
+        name_marker.as_bytes(),
+        receipt.as_bytes(),
+        b"UA-MARKER-xyz",
     ];
-    let mut files = Vec::new();
-    let mut stack = vec![deployment.data_dir()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    assert!(files.iter().any(|f| f.ends_with("tipbox.db")));
-    files.push(deployment.log_path.clone());
-    for file in &files {
-        let bytes = std::fs::read(file).unwrap();
-        for needle in &needles {
-            // The log names its own listening address at start; that is not a client's.
-            if file == &deployment.log_path && needle.as_slice() == b"127.0.0.1:" {
-                continue;
-            }
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
-                "{} contains {}",
-                file.display(),
-                String::from_utf8_lossy(needle)
-            );
-        }
-    }
-    let log = deployment.log();
+    assert_not_stored(&deployment, &needles).await;
+    assert_not_stored(&deployment, &[b"127.0.0.1:"]).await;
+    assert_not_logged(&deployment, &needles);
+    // The log names its own listening addresses at start; never a client's.
+    assert!(log_names_no_client(&deployment));
     assert!(
-        log.contains("request"),
+        deployment.log().contains("request"),
         "request logging is on at debug level, and still says nothing identifying"
     );
 }
+
+on_both_backends!(
+    the_receipt_is_twelve_words_in_the_form_s_language,
+    the_export_lists_every_item_of_the_tip,
+    the_export_decrypts_to_what_was_sent,
+    without_a_key_intake_is_paused,
+    a_key_added_resumes_intake_without_a_restart,
+    every_limit_answers_413_and_stores_nothing,
+    bad_input_answers_400_and_stores_nothing,
+    plaintext_never_reaches_disk_or_logs,
+);

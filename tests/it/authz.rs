@@ -1,29 +1,31 @@
 //! The authorization matrix: every analyst route, refused without a session, with an expired
 //! session, without or with a wrong CSRF token, and (for admin routes) for a mere analyst —
-//! and not served at all on the public listener.
+//! and not served at all on the public listener — and nothing any of them sent changed a
+//! thing in the database.
 
-mod common;
-
-use common::*;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION};
 
-const TIP: &str = "0123456789abcdef0123456789abcdef";
+use crate::support::analyst::{add_analyst, api_get, token};
+use crate::support::web::desk_sign_in;
+use crate::support::{Backend, Deployment, client, submit_message};
 
-/// `(method, path, kind)`: kind is "api", "api-admin", "page" (GET, redirects to sign-in) or
-/// "form" (POST with a CSRF token).
-fn routes() -> Vec<(&'static str, String, &'static str)> {
+/// `(method, path, kind)` for the tip `tip` and its item `item`: kind is "api", "api-admin",
+/// "page" (GET, redirects to sign-in) or "form" (POST with a CSRF token).
+fn routes(tip: &str, item: &str) -> Vec<(&'static str, String, &'static str)> {
+    // Every route names a tip or an item that exists: a guard that let a request through
+    // would change or show something real.
     vec![
         ("GET", "/api/v1/session".into(), "api"),
         ("DELETE", "/api/v1/session".into(), "api"),
         ("GET", "/api/v1/tips".into(), "api"),
-        ("GET", format!("/api/v1/tips/{TIP}"), "api"),
-        ("PATCH", format!("/api/v1/tips/{TIP}"), "api"),
-        ("POST", format!("/api/v1/tips/{TIP}/notes"), "api"),
-        ("POST", format!("/api/v1/tips/{TIP}/replies"), "api"),
-        ("GET", format!("/api/v1/items/{TIP}/sealed"), "api"),
-        ("PUT", format!("/api/v1/items/{TIP}/sealed"), "api"),
-        ("PUT", format!("/api/v1/items/{TIP}/header"), "api"),
+        ("GET", format!("/api/v1/tips/{tip}"), "api"),
+        ("PATCH", format!("/api/v1/tips/{tip}"), "api"),
+        ("POST", format!("/api/v1/tips/{tip}/notes"), "api"),
+        ("POST", format!("/api/v1/tips/{tip}/replies"), "api"),
+        ("GET", format!("/api/v1/items/{item}/sealed"), "api"),
+        ("PUT", format!("/api/v1/items/{item}/sealed"), "api"),
+        ("PUT", format!("/api/v1/items/{item}/header"), "api"),
         ("GET", "/api/v1/rekey".into(), "api"),
         ("GET", "/api/v1/audit".into(), "api-admin"),
         ("GET", "/api/v1/keys".into(), "api-admin"),
@@ -35,13 +37,13 @@ fn routes() -> Vec<(&'static str, String, &'static str)> {
         ("POST", "/api/v1/keys/1/revoke".into(), "api-admin"),
         ("GET", "/".into(), "page"),
         ("GET", "/queue".into(), "page"),
-        ("GET", format!("/tips/{TIP}"), "page"),
-        ("GET", format!("/tips/{TIP}/archive"), "page"),
-        ("GET", format!("/items/{TIP}/sealed"), "page"),
+        ("GET", format!("/tips/{tip}"), "page"),
+        ("GET", format!("/tips/{tip}/archive"), "page"),
+        ("GET", format!("/items/{item}/sealed"), "page"),
         ("POST", "/logout".into(), "form"),
-        ("POST", format!("/tips/{TIP}/triage"), "form"),
-        ("POST", format!("/tips/{TIP}/notes"), "form"),
-        ("POST", format!("/tips/{TIP}/replies"), "form"),
+        ("POST", format!("/tips/{tip}/triage"), "form"),
+        ("POST", format!("/tips/{tip}/notes"), "form"),
+        ("POST", format!("/tips/{tip}/replies"), "form"),
     ]
 }
 
@@ -84,65 +86,23 @@ fn refused_page(response: &reqwest::Response) -> bool {
 async fn every_analyst_route_is_guarded() {
     let deployment = Deployment::new(Backend::Sqlite, "");
     deployment.add_reviewer("alice");
-    let out = deployment.tipbox_ok(&["analyst", "add", "ana", "--json"]);
-    let ana: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    let secret = totp_rs::Secret::try_from_base32(ana["totp_secret"].as_str().unwrap())
-        .unwrap()
-        .as_bytes()
-        .to_vec();
-    let code = |offset: u64| {
-        tipbox::auth::totp::totp(&secret, "x")
-            .generate(tipbox::clock::now() as u64 + offset)
-            .to_string()
-    };
+    let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
     let base = server.analyst.clone();
+    submit_message(&server, "a tip behind the guards").await;
 
     // An API token and a browser session for the analyst (not an admin).
-    let response = client()
-        .post(format!("{base}/api/v1/session"))
-        .header("content-type", "application/json")
-        .body(
-            serde_json::json!({ "username": "ana", "password": ana["password"], "totp": code(0) })
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let token: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
-    let token = token["token"].as_str().unwrap().to_owned();
-    let login = client().get(format!("{base}/login")).send().await.unwrap();
-    let login_cookie = login.headers()[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
+    let token = token(&server, &ana, 0).await;
+    let (session_cookie, _) = desk_sign_in(&server, &ana, 1).await;
+    let tips = api_get(&server, &token, "/api/v1/tips").await;
+    let tip = tips["tips"][0]["id"].as_str().unwrap().to_owned();
+    let item = tips["tips"][0]["items"][0]["id"]
+        .as_str()
         .unwrap()
         .to_owned();
-    let csrf = login_cookie.split('=').nth(1).unwrap().to_owned();
-    let signed_in = client()
-        .post(format!("{base}/login"))
-        .header(COOKIE, &login_cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "csrf={csrf}&username=ana&password={}&totp={}",
-            form_urlencoded::byte_serialize(ana["password"].as_str().unwrap().as_bytes())
-                .collect::<String>(),
-            code(30)
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let session_cookie = signed_in.headers()[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let before = deployment.stored().await;
 
-    for (method, path, kind) in routes() {
+    for (method, path, kind) in routes(&tip, &item) {
         let what = format!("{method} {path}");
         match kind {
             "api" | "api-admin" => {
@@ -180,10 +140,10 @@ async fn every_analyst_route_is_guarded() {
                     "{what} without a session"
                 );
                 let r = call(&base, method, &path, None, Some(&session_cookie), None).await;
-                assert!(
-                    r.status().is_client_error(),
-                    "{what} without a CSRF token: {}",
-                    r.status()
+                assert_eq!(
+                    r.status(),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "{what} without a CSRF token"
                 );
                 let r = call(
                     &base,
@@ -221,7 +181,9 @@ async fn every_analyst_route_is_guarded() {
         }
     }
 
-    // Nothing an analyst or a stranger sent changed the keyring.
+    // Nothing an analyst or a stranger sent changed anything: not the tip, its items, notes,
+    // replies or labels, not the keyring.
+    assert_eq!(deployment.stored().await, before);
     let keys: serde_json::Value =
         serde_json::from_str(&deployment.tipbox_ok(&["keys", "list", "--json"])).unwrap();
     assert_eq!(keys[0]["state"], "active", "{keys}");
@@ -243,7 +205,8 @@ async fn every_analyst_route_is_guarded() {
     deployment
         .execute_sql("UPDATE sessions SET last_seen_at = 0")
         .await;
-    for (method, path, kind) in routes() {
+    let before = deployment.stored().await;
+    for (method, path, kind) in routes(&tip, &item) {
         let what = format!("{method} {path} after expiry");
         match kind {
             "api" | "api-admin" => {
@@ -265,4 +228,5 @@ async fn every_analyst_route_is_guarded() {
             }
         }
     }
+    assert_eq!(deployment.stored().await, before);
 }

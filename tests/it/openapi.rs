@@ -1,16 +1,26 @@
 //! `docs/openapi.json` describes exactly the API the analyst listener serves.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
 use reqwest::StatusCode;
 
-/// The `(METHOD, path)` pairs routed under /api/ in src/web/analyst/api/mod.rs.
+use crate::support::{Backend, Deployment, client};
+
+/// The source file that holds the analyst listener's router (`pub fn router`), relative to
+/// the package.
+const ANALYST_ROUTER_SOURCE: &str = "src/web/analyst/api/mod.rs";
+
+fn read_package_file(path: &str) -> String {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// The `(METHOD, path)` pairs routed under /api/ in the analyst router's source.
 fn routed() -> BTreeSet<(String, String)> {
-    let source = std::fs::read_to_string("src/web/analyst/api/mod.rs").unwrap();
-    let router = &source[source.find("pub fn router").unwrap()..];
+    let source = read_package_file(ANALYST_ROUTER_SOURCE);
+    let router = &source[source
+        .find("pub fn router")
+        .unwrap_or_else(|| panic!("no `pub fn router` in {ANALYST_ROUTER_SOURCE}"))..];
     let router = &router[..router.find("\n}\n").unwrap()];
     let mut routes = BTreeSet::new();
     for chunk in router.split(".route(").skip(1) {
@@ -33,7 +43,7 @@ fn routed() -> BTreeSet<(String, String)> {
 
 fn documented() -> BTreeSet<(String, String)> {
     let spec: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string("docs/openapi.json").unwrap()).unwrap();
+        serde_json::from_str(&read_package_file("docs/openapi.json")).unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
     let mut routes = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {

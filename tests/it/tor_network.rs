@@ -11,31 +11,17 @@
 //! `TorNet::spawn` checks this before starting anything. No tor here can reach the public Tor
 //! network. Every tor is killed when the test ends, also when it fails (`TorNet`'s `Drop`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use reqwest::StatusCode;
 use reqwest::multipart::Form;
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn private_dir(path: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(path).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
-    path.to_owned()
-}
+use super::tor::private_dir;
+use crate::support::{
+    Backend, Deployment, free_loopback_port as free_port, install_tls_provider, receipt_from,
+};
 
 /// Lines every node of the test network has.
 fn common_torrc(dir: &Path, dir_authority: &str) -> String {
@@ -95,7 +81,7 @@ impl TorNet {
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
-            .expect("Debian's `tor` must be installed (.ci/run installs it)");
+            .expect("Debian's `tor` must be installed (scripts/test installs it)");
         self.nodes.push((name.to_owned(), child));
     }
 
@@ -219,7 +205,7 @@ fn start_network(net: &mut TorNet) -> String {
         .arg(auth.join("torrc"))
         .args(["--DisableNetwork", "1", "--quiet"])
         .output()
-        .expect("Debian's `tor` must be installed (.ci/run installs it)");
+        .expect("Debian's `tor` must be installed (scripts/test installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let fingerprint: String = stdout
         .lines()
@@ -343,9 +329,20 @@ fn port_of(url: &str) -> u16 {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tips_and_analysts_over_a_private_tor_network() {
-    let started = Instant::now();
+/// tipbox served over a private Tor network: the service tor publishes the public listener and
+/// the client-authorized analyst listener; one client tor has ana's key, one has none.
+/// (Fields drop in order: the tors, then the server, then the deployment's directory.)
+struct OverTor {
+    net: TorNet,
+    _server: crate::support::Server,
+    deployment: Deployment,
+    public_onion: String,
+    analyst_onion: String,
+    socks_plain: u16,
+    socks_ana: u16,
+}
+
+async fn over_tor() -> OverTor {
     let deployment = Deployment::new(Backend::Sqlite, "");
     deployment.add_reviewer("alice");
     deployment.tipbox_ok(&["analyst", "add", "ana"]);
@@ -391,9 +388,12 @@ async fn tips_and_analysts_over_a_private_tor_network() {
             "{}:descriptor:x25519:",
             analyst_onion.trim_end_matches(".onion")
         )),
-        "{private_line}"
+        "setup, the analyst's onion key: {private_line}"
     );
-    assert!(analyst_dir.join("authorized_clients/ana.auth").exists());
+    assert!(
+        analyst_dir.join("authorized_clients/ana.auth").exists(),
+        "setup: tor's authorized_clients/ana.auth is written"
+    );
     net.spawn("service", &service_torrc);
 
     // Two clients: one with ana's key, one without.
@@ -422,68 +422,105 @@ async fn tips_and_analysts_over_a_private_tor_network() {
             auth_dir.display()
         ),
     );
+    OverTor {
+        net,
+        _server: server,
+        deployment,
+        public_onion,
+        analyst_onion,
+        socks_plain,
+        socks_ana,
+    }
+}
 
-    // A source opens the public onion and submits a tip through tor.
-    let source = socks_client(socks_plain, Duration::from_secs(60));
+/// Step 1: a source opens the public onion and submits a tip through tor.
+async fn a_source_submits_through_the_public_onion(tor: &mut OverTor) {
+    const STEP: &str = "step 1, a tip through the public onion";
+    let source = socks_client(tor.socks_plain, Duration::from_secs(60));
     let home = poll_until_ok(
-        &mut net,
+        &mut tor.net,
         &source,
-        &format!("http://{public_onion}/"),
+        &format!("http://{}/", tor.public_onion),
         Duration::from_secs(240),
     )
     .await;
-    assert!(!home.is_empty());
+    assert!(!home.is_empty(), "{STEP}: the landing page");
     let message = "Submitted over a private Tor network, through an onion service.";
     let response = source
-        .post(format!("http://{public_onion}/submit?lang=en"))
+        .post(format!("http://{}/submit?lang=en", tor.public_onion))
         .multipart(Form::new().text("message", message))
         .send()
         .await
-        .expect("the tip goes through tor");
+        .unwrap_or_else(|e| panic!("{STEP}: the tip goes through tor: {e}"));
     let status = response.status();
     let page = response.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(status, StatusCode::OK, "{STEP}: {page}");
     let receipt = receipt_from(&page);
-    assert_eq!(receipt.split(' ').count(), 12, "{receipt}");
-    assert_eq!(deployment.counts().await.tips, 1);
+    assert_eq!(receipt.split(' ').count(), 12, "{STEP}: {receipt}");
+    assert_eq!(tor.deployment.counts().await.tips, 1, "{STEP}: stored");
+}
 
-    // ana's tor reaches the analyst onion with her key.
-    let analyst_client = socks_client(socks_ana, Duration::from_secs(60));
+/// Step 2: ana's tor reaches the analyst onion with her key.
+async fn the_analyst_onion_answers_the_client_with_the_key(tor: &mut OverTor) {
+    let analyst_client = socks_client(tor.socks_ana, Duration::from_secs(60));
     let health = poll_until_ok(
-        &mut net,
+        &mut tor.net,
         &analyst_client,
-        &format!("http://{analyst_onion}/health"),
+        &format!("http://{}/health", tor.analyst_onion),
         Duration::from_secs(120),
     )
     .await;
-    assert!(health.contains("\"ok\""), "{health}");
+    assert!(
+        health.contains("\"ok\""),
+        "step 2, the analyst onion with the key: {health}"
+    );
+}
 
-    // Without the key the descriptor is published (ana just used it) but cannot be read:
-    // every attempt is refused by tor with SOCKS5 extended error 0xF4, "onion service missing
-    // client authorization"; none reaches tipbox.
+/// Step 3: without the key the descriptor is published (ana just used it) but cannot be read:
+/// every attempt is refused by tor with SOCKS5 extended error 0xF4, "onion service missing
+/// client authorization"; none reaches tipbox.
+async fn without_the_key_the_analyst_onion_is_refused(tor: &mut OverTor) {
     let refused_since = Instant::now();
     let mut attempts = 0;
     while refused_since.elapsed() < Duration::from_secs(30) {
-        net.assert_alive();
-        let reply = socks5_connect_reply(socks_plain, &analyst_onion, 80).await;
+        tor.net.assert_alive();
+        let reply = socks5_connect_reply(tor.socks_plain, &tor.analyst_onion, 80).await;
         assert_eq!(
             reply, 0xF4,
-            "a client without the key must be refused for missing client authorization \
-             (SOCKS5 reply {reply:#04x})"
+            "step 3, the analyst onion without the key: a client without the key must be \
+             refused for missing client authorization (SOCKS5 reply {reply:#04x})"
         );
         attempts += 1;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    assert!(attempts >= 2);
-    // The public onion still answers that same client: the refusal is the missing key.
-    poll_until_ok(
-        &mut net,
+    assert!(attempts >= 2, "step 3: {attempts} attempts");
+}
+
+/// Step 4: the public onion still answers that same client: the refusal is the missing key.
+async fn the_public_onion_still_answers_the_client_without_the_key(tor: &mut OverTor) {
+    let source = socks_client(tor.socks_plain, Duration::from_secs(60));
+    let home = poll_until_ok(
+        &mut tor.net,
         &source,
-        &format!("http://{public_onion}/"),
+        &format!("http://{}/", tor.public_onion),
         Duration::from_secs(60),
     )
     .await;
-    drop(net);
-    drop(server);
+    assert!(
+        !home.is_empty(),
+        "step 4, the public onion for the same client"
+    );
+}
+
+/// Building a private Tor network takes about a minute: one network, four named steps. (Run
+/// as `a_private_tor_network_carries_tips_and_analysts` from main.rs.)
+pub async fn tips_and_analysts_over_a_private_tor_network() {
+    let started = Instant::now();
+    let mut tor = over_tor().await;
+    a_source_submits_through_the_public_onion(&mut tor).await;
+    the_analyst_onion_answers_the_client_with_the_key(&mut tor).await;
+    without_the_key_the_analyst_onion_is_refused(&mut tor).await;
+    the_public_onion_still_answers_the_client_without_the_key(&mut tor).await;
+    drop(tor);
     eprintln!("tor network test took {:?}", started.elapsed());
 }

@@ -1,12 +1,10 @@
 //! The command line: init, configuration validation, the keyring, and refusing to start when
 //! something is wrong (fail closed).
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use common::*;
+use crate::support::{Backend, Deployment, Server, ServerSecret, TIPBOX, client};
 
 fn tipbox_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(TIPBOX);
@@ -108,12 +106,8 @@ async fn environment_overrides_every_section() {
     deployment.add_reviewer("alice");
     // Move the data directory and shrink a limit through the environment only.
     let other_data = deployment.path().join("elsewhere");
-    let out = Command::new(TIPBOX)
-        .args([
-            "--config",
-            deployment.config_path.to_str().unwrap(),
-            "migrate",
-        ])
+    let out = deployment
+        .command(&["migrate"])
         .env("TIPBOX_STORAGE__DATA_DIR", &other_data)
         .env(
             "TIPBOX_DATABASE__URL",
@@ -124,31 +118,12 @@ async fn environment_overrides_every_section() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(other_data.join("x.db").exists());
 
-    let config = deployment.config_path.to_str().unwrap().to_owned();
-    let mut child = Command::new(TIPBOX)
-        .args(["--config", &config, "serve"])
+    let mut serve = deployment.serve_command();
+    serve
         .env("TIPBOX_LIMITS__MAX_MESSAGE_BYTES", "10")
-        .env("TIPBOX_PUBLIC__LISTEN", "127.0.0.1:0")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr_pipe = child.stderr.take().unwrap();
-    let public = {
-        use std::io::BufRead;
-        let mut found = None;
-        let mut lines = std::io::BufReader::new(stderr_pipe).lines();
-        for line in lines.by_ref().map_while(Result::ok) {
-            let plain = strip_ansi(&line);
-            if let Some(at) = plain.find("public listener on ") {
-                found = Some(plain[at + 19..].trim().to_owned());
-                break;
-            }
-        }
-        let public = found.expect("server started");
-        // Keep reading the log so the server never writes into a closed pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        public
-    };
+        .env("TIPBOX_PUBLIC__LISTEN", "127.0.0.1:0");
+    let server = Server::spawn(&deployment, serve);
+    let public = &server.public;
     let response = client()
         .post(format!("{public}/submit"))
         .multipart(reqwest::multipart::Form::new().text("message", "longer than ten bytes"))
@@ -156,8 +131,6 @@ async fn environment_overrides_every_section() {
         .await
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -264,16 +237,8 @@ fn a_missing_age_plugin_is_a_clear_error() {
     std::fs::write(&plugin, "#!/bin/sh\nexit 1\n").unwrap();
     std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let added = Command::new(TIPBOX)
-        .args([
-            "--config",
-            deployment.config_path.to_str().unwrap(),
-            "keys",
-            "add",
-            &recipient,
-            "--label",
-            "yubikey",
-        ])
+    let added = deployment
+        .command(&["keys", "add", &recipient, "--label", "yubikey"])
         .env("PATH", &path)
         .output()
         .unwrap();
@@ -301,7 +266,7 @@ fn a_foreign_server_secret_is_refused() {
     let out = deployment.tipbox(&["serve"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("server.secret"), "{}", stderr(&out));
-    tipbox::secrets::ServerSecret::create(&deployment.data_dir()).unwrap();
+    ServerSecret::create(&deployment.data_dir()).unwrap();
     let out = deployment.tipbox(&["serve"]);
     assert!(!out.status.success());
     assert!(
@@ -313,8 +278,8 @@ fn a_foreign_server_secret_is_refused() {
 
 /// `analyst onion-key` writes tor's authorized_clients/NAME.auth and prints the analyst's
 /// private line; `--revoke` and `analyst disable` (with analyst.onion_service_dir) remove it.
-#[test]
-fn onion_client_keys_for_analysts() {
+#[tokio::test(flavor = "multi_thread")]
+async fn onion_client_keys_for_analysts() {
     let deployment = Deployment::new(Backend::Sqlite, "");
     deployment.tipbox_ok(&["analyst", "add", "ana"]);
     let service = deployment.path().join("tor-analyst");
@@ -367,12 +332,9 @@ fn onion_client_keys_for_analysts() {
 
     // Disabling the analyst revokes a key made again.
     deployment.tipbox_ok(&["analyst", "onion-key", "ana", "--service-dir", dir]);
-    let out = Command::new(TIPBOX)
-        .arg("--config")
-        .arg(&deployment.config_path)
-        .args(["analyst", "disable", "ana", "--open-analyst-onion"])
+    let out = deployment
+        .command(&["analyst", "disable", "ana", "--open-analyst-onion"])
         .env("TIPBOX_ANALYST__ONION_SERVICE_DIR", &service)
-        .current_dir(deployment.path())
         .output()
         .unwrap();
     assert!(
@@ -381,6 +343,28 @@ fn onion_client_keys_for_analysts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!service.join("authorized_clients/ana.auth").exists());
-    // Every step is in the audit trail, and the chain holds.
-    deployment.tipbox_ok(&["audit", "verify"]);
+    // Every step is in the audit trail, in order, and the chain holds.
+    let store = deployment.store().await;
+    let entries = store.audit_entries().await.unwrap();
+    store.close().await;
+    let steps: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("analyst.add", "ana"),
+            ("analyst.onion_key", "ana"),
+            ("analyst.onion_key_revoke", "ana"),
+            ("analyst.onion_key", "ana"),
+            ("analyst.disable", "ana"),
+            ("analyst.onion_key_revoke", "ana"),
+        ]
+    );
+    assert!(
+        deployment
+            .tipbox_ok(&["audit", "verify"])
+            .contains("intact: 6 entries")
+    );
 }

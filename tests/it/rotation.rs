@@ -4,76 +4,32 @@
 //! header for a retired key, a fresh encryption for a revoked one) and then open with the new
 //! identity and the stock `age` CLI, and no longer with the old one.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use base64::Engine;
 use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
+
+use crate::support::analyst::{Analyst, add_analyst, api, review, review_login, review_ok, token};
+use crate::support::{
+    Backend, Deployment, Header, Recipient, Server, age_cli_decrypt, age_cli_opens, client,
+    on_both_backends, random_bytes, rewrap_header, stored_item, submit, tip_form, try_decrypt,
+};
 
 /// A deployment whose nodes never re-read the keyring on a timer: whatever they seal to after
 /// a key change comes from the check every submission makes.
 fn deployment(backend: Backend, extra_toml: &str) -> Deployment {
     let deployment = Deployment::new(backend, extra_toml);
-    let config = std::fs::read_to_string(&deployment.config_path).unwrap();
-    assert!(config.contains("refresh_seconds = 1\n"));
-    std::fs::write(
-        &deployment.config_path,
-        config.replace("refresh_seconds = 1\n", "refresh_seconds = 3600\n"),
-    )
-    .unwrap();
+    deployment.edit_config("refresh_seconds = 1\n", "refresh_seconds = 3600\n");
     deployment
 }
 
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    getrandom::fill(&mut v).unwrap();
-    v
-}
-
-async fn submit(server: &Server, message: &str, attachments: &[(&str, Vec<u8>)]) -> StatusCode {
-    let mut form = Form::new().text("message", message.to_owned());
-    for (name, bytes) in attachments {
-        form = form.part(
-            "attachment",
-            Part::bytes(bytes.clone()).file_name(name.to_string()),
-        );
-    }
-    client()
-        .post(format!("{}/submit", server.public))
-        .multipart(form)
-        .send()
-        .await
-        .expect("the server answers")
-        .status()
-}
-
-fn try_decrypt(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Option<Vec<u8>> {
-    let decryptor = age::Decryptor::new_buffered(ciphertext).ok()?;
-    let mut reader = decryptor
-        .decrypt(std::iter::once(identity as &dyn age::Identity))
-        .ok()?;
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).ok()?;
-    Some(out)
-}
-
-/// Whether the stock `age` CLI opens `file` with `identity_file`.
-fn age_cli_opens(identity_file: &std::path::Path, file: &std::path::Path) -> bool {
-    Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(identity_file)
-        .arg(file)
-        .output()
-        .expect("the `age` CLI must be installed (Debian package `age`)")
-        .status
-        .success()
+/// Submits a text tip; the status.
+async fn submit_text(server: &Server, message: &str) -> StatusCode {
+    submit(server, tip_form(message, &[]), "en").await.0
 }
 
 /// Per tip: its items (kind → file) and the labels of the one key set they are all sealed to.
@@ -127,63 +83,6 @@ fn labels(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
-struct AnalystLogin {
-    password: String,
-    totp_secret: Vec<u8>,
-}
-
-fn add_analyst(deployment: &Deployment, name: &str, role: &str) -> AnalystLogin {
-    let out = deployment.tipbox_ok(&["analyst", "add", name, "--role", role, "--json"]);
-    let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    AnalystLogin {
-        password: json["password"].as_str().unwrap().to_owned(),
-        totp_secret: totp_rs::Secret::try_from_base32(json["totp_secret"].as_str().unwrap())
-            .unwrap()
-            .as_bytes()
-            .to_vec(),
-    }
-}
-
-fn code(a: &AnalystLogin, offset_steps: i64) -> String {
-    let now = tipbox::clock::now() + offset_steps * 30;
-    tipbox::auth::totp::totp(&a.totp_secret, "x")
-        .generate(now as u64)
-        .to_string()
-}
-
-async fn token(server: &Server, name: &str, a: &AnalystLogin, offset: i64) -> String {
-    let response = client()
-        .post(format!("{}/api/v1/session", server.analyst))
-        .header("content-type", "application/json")
-        .body(serde_json::json!({ "username": name, "password": a.password, "totp": code(a, offset) }).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
-
-async fn api(
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Option<serde_json::Value>,
-) -> (StatusCode, serde_json::Value) {
-    let mut request = client().request(method, url).bearer_auth(token);
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (
-        status,
-        serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default(),
-    )
-}
-
 async fn put_sealed(
     server: &Server,
     token: &str,
@@ -210,54 +109,38 @@ async fn put_sealed(
     )
 }
 
-fn review(review_dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(TIPBOX)
-        .args(["review"])
-        .args(args)
-        .env("TIPBOX_REVIEW_DIR", review_dir)
-        .env_remove("TIPBOX_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+/// `PUT /api/v1/items/ITEM/header` with a JSON body.
+async fn put_header(
+    server: &Server,
+    token: &str,
+    item: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let url = format!("{}/api/v1/items/{item}/header", server.analyst);
+    api(reqwest::Method::PUT, url, Some(token), Some(body)).await
 }
 
-/// Signs `name` in with `tipbox review login` in a directory of its own; returns that directory.
-fn review_login(
+/// Signs `a` in with `tipbox review login` in a directory of its own; returns that directory.
+/// `a`'s review client, signed in, with `trusted` (the reviewer of the current key set) pinned.
+fn review_dir_of(
     deployment: &Deployment,
     server: &Server,
-    name: &str,
-    a: &AnalystLogin,
-) -> std::path::PathBuf {
-    let dir = deployment.path().join(format!("{name}-review"));
-    let login = review(
-        &dir,
-        &["login", "--server", &server.analyst, "--user", name],
-        &format!("{}\n{}\n", a.password, code(a, 1)),
-    );
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    a: &Analyst,
+    trusted: &age::x25519::Identity,
+) -> PathBuf {
+    let dir = deployment.path().join(format!("{}-review", a.name));
+    review_login(&dir, server, a, 1);
+    trust(&dir, trusted);
     dir
 }
 
 /// The analyst pins a reviewer's key on their machine (`review rekey` seals to no other).
-fn trust(dir: &std::path::Path, reviewer: &age::x25519::Identity) {
+fn trust(dir: &Path, reviewer: &age::x25519::Identity) {
     let recipient = reviewer.to_public().to_string();
     let fingerprint = tipbox::keyring::Recipient::parse(&recipient)
         .unwrap()
         .fingerprint();
-    let out = review(
+    review_ok(
         dir,
         &[
             "keys",
@@ -270,48 +153,34 @@ fn trust(dir: &std::path::Path, reviewer: &age::x25519::Identity) {
         ],
         "",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
-fn rekey(dir: &std::path::Path, identity: &std::path::Path) -> String {
-    let out = review(
+/// `tipbox review rekey --identity IDENTITY --yes`, which must succeed; its standard output.
+fn rekey(dir: &Path, identity: &Path) -> String {
+    review_ok(
         dir,
         &["rekey", "--identity", identity.to_str().unwrap(), "--yes"],
         "",
-    );
-    assert!(
-        out.status.success(),
-        "review rekey failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    )
 }
 
 fn status_json(deployment: &Deployment) -> serde_json::Value {
     serde_json::from_str(&deployment.tipbox_ok(&["keys", "status", "--json"])).unwrap()
 }
 
+/// The payload of an age file (everything after its header).
+fn payload_of(file: &[u8]) -> Vec<u8> {
+    let header = Header::parse(file).unwrap();
+    file[header.len()..].to_vec()
+}
+
 /// Submissions stream in from several clients while an operator adds bob and retires alice.
 /// Not one is lost, every tip is sealed to exactly one key set, and every submission that
 /// starts after the retirement returned is sealed to bob alone.
-async fn rotation_during_a_stream(backend: Backend) {
+async fn a_rotation_during_a_stream_loses_nothing(backend: Backend) {
     let deployment = Arc::new(deployment(backend, ""));
     let alice = deployment.add_reviewer("alice");
-    let bob = {
-        use age::secrecy::ExposeSecret;
-        let bob = age::x25519::Identity::generate();
-        std::fs::write(
-            deployment.identity_file("bob"),
-            format!("{}\n", bob.to_string().expose_secret()),
-        )
-        .unwrap();
-        bob
-    };
+    let bob = deployment.new_identity("bob");
     let server = Arc::new(deployment.start());
 
     struct Sent {
@@ -320,8 +189,8 @@ async fn rotation_during_a_stream(backend: Backend) {
         answered: Instant,
         status: StatusCode,
     }
-    let sent = Arc::new(std::sync::Mutex::new(Vec::<Sent>::new()));
-    let rotated_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let sent = Arc::new(Mutex::new(Vec::<Sent>::new()));
+    let rotated_at = Arc::new(Mutex::new(None::<Instant>));
     let mut workers = Vec::new();
     for worker in 0..6 {
         let (server, sent, rotated_at) = (server.clone(), sent.clone(), rotated_at.clone());
@@ -330,7 +199,7 @@ async fn rotation_during_a_stream(backend: Backend) {
             for n in 0.. {
                 let message = format!("stream tip {worker}-{n}");
                 let started = Instant::now();
-                let status = submit(&server, &message, &[]).await;
+                let (status, _) = submit(&server, tip_form(&message, &[]), "en").await;
                 if rotated_at.lock().unwrap().is_some_and(|t| started > t) {
                     after_rotation += 1;
                 }
@@ -422,97 +291,190 @@ async fn rotation_during_a_stream(backend: Backend) {
         sealed_to.values().filter(|l| l.contains("alice")).count()
     );
 }
-on_both_backends!(rotate_during_a_stream, rotation_during_a_stream);
+on_both_backends!(a_rotation_during_a_stream_loses_nothing);
 
-/// A tip sealed to alice; alice's key is retired for bob's. Before re-keying, alice opens it;
-/// an analyst holding alice's identity runs `tipbox review rekey`; afterwards bob opens it, in
-/// process and with the stock `age` CLI, alice no longer does, and every payload is the one
-/// that was stored before, byte for byte.
-async fn retired_key_story(backend: Backend) {
+/// A tip with a message and two attachments (one large) sealed to alice; then bob's key is
+/// added and alice's retired. ana is an analyst.
+struct Retired {
+    deployment: Deployment,
+    alice: age::x25519::Identity,
+    bob: age::x25519::Identity,
+    ana: Analyst,
+    server: Server,
+    tip_id: String,
+    /// The tip as exported before the retirement.
+    tip: ExportedTip,
+    attachments: [Vec<u8>; 2],
+    /// What `keys retire alice` printed.
+    retired: String,
+}
+
+async fn retired_alice(backend: Backend) -> Retired {
     let deployment = deployment(backend, "");
     let alice = deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
-
-    let big = random_bytes(1_500_000);
-    let small = b"a small attachment".to_vec();
-    let status = submit(
-        &server,
+    let attachments = [random_bytes(1_500_000), b"a small attachment".to_vec()];
+    let form = tip_form(
         "an old tip",
-        &[("big.bin", big.clone()), ("small.txt", small.clone())],
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let before = exported_tips(&deployment);
-    let (tip_id, tip) = before.iter().next().unwrap();
-    let tip_id = tip_id.clone();
-    assert_eq!(tip.labels, labels(&["alice"]));
-    let old_message = tip.files["message"][0].clone();
-    assert_eq!(
-        try_decrypt(&alice, &std::fs::read(&old_message).unwrap()).unwrap(),
-        b"an old tip"
+        &[
+            ("big.bin", attachments[0].clone()),
+            ("small.txt", attachments[1].clone()),
+        ],
     );
-    assert!(age_cli_opens(
-        &deployment.identity_file("alice"),
-        &old_message
-    ));
-    let payload_of = |path: &std::path::Path| {
-        let file = std::fs::read(path).unwrap();
-        let header = tipbox::rekey::Header::parse(&file).unwrap();
-        file[header.len()..].to_vec()
-    };
-    let mut old_payloads: Vec<Vec<u8>> = tip
-        .files
-        .values()
-        .flatten()
-        .map(|p| payload_of(p))
-        .collect();
-    old_payloads.sort();
-
-    // Retire alice for bob.
+    let (status, page) = submit(&server, form, "en").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (tip_id, tip) = exported_tips(&deployment).into_iter().next().unwrap();
+    assert_eq!(tip.labels, labels(&["alice"]));
     let bob = deployment.add_reviewer("bob");
-    let out = deployment.tipbox_ok(&["keys", "retire", "alice"]);
-    assert!(out.contains("retired reviewer key"), "{out}");
-    assert!(out.contains("1 tip(s) stay readable"), "{out}");
-    let status = status_json(&deployment);
+    let retired = deployment.tipbox_ok(&["keys", "retire", "alice"]);
+    Retired {
+        deployment,
+        alice,
+        bob,
+        ana,
+        server,
+        tip_id,
+        tip,
+        attachments,
+        retired,
+    }
+}
+
+/// An item of the re-key queue: its id, the key set it is sealed to, the one to re-key it to,
+/// and its current header.
+struct QueuedItem {
+    id: String,
+    from: i64,
+    to: i64,
+    header: Header,
+}
+
+/// A re-keyed header in the API's JSON: `header` (base64) to replace the one whose digest is
+/// `replaces`, from one key set to another.
+fn header_upload(from: i64, to: i64, replaces: &str, header: &[u8]) -> serde_json::Value {
+    let engine = base64::engine::general_purpose::STANDARD;
+    serde_json::json!({ "from_key_set": from, "to_key_set": to, "replaces": replaces, "header": engine.encode(header) })
+}
+
+impl Retired {
+    /// The payloads of the tip's sealed files, sorted.
+    fn payloads(tip: &ExportedTip) -> Vec<Vec<u8>> {
+        let mut payloads: Vec<Vec<u8>> = tip
+            .files
+            .values()
+            .flatten()
+            .map(|p| payload_of(&std::fs::read(p).unwrap()))
+            .collect();
+        payloads.sort();
+        payloads
+    }
+
+    /// The re-key queue as the analyst sees it: the target key set and the items.
+    async fn rekey_queue(&self, token: &str) -> serde_json::Value {
+        let url = format!("{}/api/v1/rekey", self.server.analyst);
+        let (status, page) = api(reqwest::Method::GET, url, Some(token), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page
+    }
+
+    /// The message item of the re-key queue.
+    async fn message_to_rekey(&self, token: &str) -> QueuedItem {
+        let page = self.rekey_queue(token).await;
+        let items = page["items"].as_array().unwrap();
+        let message = items.iter().find(|i| i["kind"] == "message").unwrap();
+        let engine = base64::engine::general_purpose::STANDARD;
+        let header = engine.decode(message["header"].as_str().unwrap()).unwrap();
+        QueuedItem {
+            id: message["id"].as_str().unwrap().to_owned(),
+            from: message["key_set"].as_i64().unwrap(),
+            to: page["key_set"]["id"].as_i64().unwrap(),
+            header: Header::parse(&header).unwrap(),
+        }
+    }
+
+    /// A new header of `header` for bob, made with alice's identity (as her holder would).
+    fn rewrap_for_bob(&self, header: &Header) -> Vec<u8> {
+        rewrap_header(
+            header,
+            &[Box::new(self.alice.clone()) as Box<dyn age::Identity>],
+            &[Box::new(self.bob.to_public()) as Box<dyn age::Recipient + Send + Sync>],
+        )
+        .unwrap()
+    }
+
+    /// How many items `keys status` says still need re-keying for the retired key.
+    fn assert_left_to_rekey(&self, items: u64) {
+        let status = status_json(&self.deployment);
+        assert_eq!(status["needs_rekey"]["retired"]["items"], items, "{status}");
+    }
+
+    fn rekey_with_alice(&self) -> String {
+        let dir = review_dir_of(&self.deployment, &self.server, &self.ana, &self.bob);
+        rekey(&dir, &self.deployment.identity_file("alice"))
+    }
+}
+
+/// `keys retire` says what stays readable; `keys status` counts what needs re-keying.
+async fn retiring_a_key_says_what_stays_readable(backend: Backend) {
+    let retired = retired_alice(backend).await;
+    assert!(
+        retired.retired.contains("retired reviewer key"),
+        "{}",
+        retired.retired
+    );
+    assert!(
+        retired.retired.contains("1 tip(s) stay readable"),
+        "{}",
+        retired.retired
+    );
+    let status = status_json(&retired.deployment);
     assert_eq!(status["needs_rekey"]["retired"]["items"], 4);
     assert_eq!(status["needs_rekey"]["retired"]["tips"], 1);
     assert_eq!(status["needs_rekey"]["revoked"]["items"], 0);
-    // Retired, not gone: alice still opens the stored tip until it is re-keyed, and bob not yet.
-    let still = exported_tips(&deployment);
-    let file = std::fs::read(&still[&tip_id].files["message"][0]).unwrap();
-    assert!(try_decrypt(&alice, &file).is_some());
-    assert!(try_decrypt(&bob, &file).is_none());
+}
 
-    // What the API refuses.
-    let ana_token = token(&server, "ana", &ana, 0).await;
-    let base = &server.analyst;
-    let (status, page) = api(
-        reqwest::Method::GET,
-        format!("{base}/api/v1/rekey"),
-        &ana_token,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
+/// Retired, not gone: alice still opens the stored tip until it is re-keyed, and bob not yet.
+async fn a_retired_key_opens_its_tips_until_they_are_rekeyed(backend: Backend) {
+    let retired = retired_alice(backend).await;
+    let still = exported_tips(&retired.deployment);
+    let path = &still[&retired.tip_id].files["message"][0];
+    let file = std::fs::read(path).unwrap();
+    assert_eq!(try_decrypt(&retired.alice, &file).unwrap(), b"an old tip");
+    assert!(age_cli_opens(
+        &retired.deployment.identity_file("alice"),
+        path
+    ));
+    assert!(try_decrypt(&retired.bob, &file).is_none());
+}
+
+/// The re-key queue offers each item of the tip with its header, for a new header.
+async fn the_rekey_queue_offers_new_headers_for_a_retired_key(backend: Backend) {
+    let retired = retired_alice(backend).await;
+    let token = token(&retired.server, &retired.ana, 0).await;
+    let page = retired.rekey_queue(&token).await;
     assert_eq!(page["remaining"]["header"], 4);
-    let to = page["key_set"]["id"].as_i64().unwrap();
-    let items = page["items"].as_array().unwrap().clone();
+    let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 4);
     assert!(
         items
             .iter()
             .all(|i| i["mode"] == "header" && i["header"].is_string())
     );
-    let message = items.iter().find(|i| i["kind"] == "message").unwrap();
-    let (message_id, from) = (
-        message["id"].as_str().unwrap().to_owned(),
-        message["key_set"].as_i64().unwrap(),
-    );
-    // A re-key upload whose payload differs (here: the same length, sealed afresh) is refused:
-    // a retired key calls for a new header only.
+}
+
+/// What the API refuses for an item sealed to a retired key, each refusal changing nothing: a
+/// whole file whose payload differs (here: the same length, sealed afresh — a retired key calls
+/// for a new header only); anything sealed to a key set that is not the current one (a whole
+/// file, or a header); a header that is not one; a header made from another header than the
+/// stored one.
+async fn the_api_takes_only_a_new_header_for_the_current_key_set(backend: Backend) {
+    let retired = retired_alice(backend).await;
+    let token = token(&retired.server, &retired.ana, 0).await;
+    let message = retired.message_to_rekey(&token).await;
+    let (from, to, id) = (message.from, message.to, &message.id);
     let imposter = {
-        let recipient = bob.to_public();
+        let recipient = retired.bob.to_public();
         let encryptor =
             age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
                 .unwrap();
@@ -522,91 +484,111 @@ async fn retired_key_story(backend: Backend) {
         writer.finish().unwrap();
         out
     };
-    let (status, body) = put_sealed(&server, &ana_token, &message_id, from, to, imposter).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("payload differs"),
-        "{body}"
-    );
-    // Nor is anything sealed to a key set that is not the current one.
-    let (status, body) =
-        put_sealed(&server, &ana_token, &message_id, from, from, b"x".to_vec()).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("keyring changed"),
-        "{body}"
-    );
-    // Neither a header that is not one, nor one made from another header.
-    let engine = base64::engine::general_purpose::STANDARD;
-    use base64::Engine;
-    let (status, body) = api(
-        reqwest::Method::PUT,
-        format!("{base}/api/v1/items/{message_id}/header"),
-        &ana_token,
-        Some(serde_json::json!({ "from_key_set": from, "to_key_set": to, "replaces": "00", "header": engine.encode("not a header") })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let old_header =
-        tipbox::rekey::Header::parse(&engine.decode(message["header"].as_str().unwrap()).unwrap())
-            .unwrap();
-    let bob_recipients: Vec<Box<dyn age::Recipient + Send + Sync>> =
-        vec![Box::new(bob.to_public())];
-    let alice_identities: Vec<Box<dyn age::Identity>> = vec![Box::new(alice.clone())];
-    let new_header =
-        tipbox::rekey::rewrap_header(&old_header, &alice_identities, &bob_recipients).unwrap();
-    let (status, body) = api(
-        reqwest::Method::PUT,
-        format!("{base}/api/v1/items/{message_id}/header"),
-        &ana_token,
-        Some(serde_json::json!({ "from_key_set": from, "to_key_set": to, "replaces": "ab".repeat(32), "header": engine.encode(&new_header) })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    // Nor to a key set that is not the current one.
-    let (status, body) = api(
-        reqwest::Method::PUT,
-        format!("{base}/api/v1/items/{message_id}/header"),
-        &ana_token,
-        Some(serde_json::json!({ "from_key_set": from, "to_key_set": from, "replaces": old_header.digest(), "header": engine.encode(&new_header) })),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    // A whole file with a new header and the very same payload is a header re-key, and fine.
-    let small_item = items
+    let new_header = retired.rewrap_for_bob(&message.header);
+    let digest = message.header.digest();
+    for (what, refused, error) in [
+        (
+            "a whole file with another payload",
+            put_sealed(&retired.server, &token, id, from, to, imposter).await,
+            Some((StatusCode::CONFLICT, "payload differs")),
+        ),
+        (
+            "a whole file for a key set that is not current",
+            put_sealed(&retired.server, &token, id, from, from, b"x".to_vec()).await,
+            Some((StatusCode::CONFLICT, "keyring changed")),
+        ),
+        (
+            "a header for a key set that is not current",
+            put_header(
+                &retired.server,
+                &token,
+                id,
+                header_upload(from, from, &digest, &new_header),
+            )
+            .await,
+            None,
+        ),
+        (
+            "a header that is not one",
+            put_header(
+                &retired.server,
+                &token,
+                id,
+                header_upload(from, to, "00", b"not a header"),
+            )
+            .await,
+            Some((StatusCode::UNPROCESSABLE_ENTITY, "")),
+        ),
+        (
+            "a header that replaces another",
+            put_header(
+                &retired.server,
+                &token,
+                id,
+                header_upload(from, to, &"ab".repeat(32), &new_header),
+            )
+            .await,
+            None,
+        ),
+    ] {
+        let (status, body) = refused;
+        let (expected, says) = error.unwrap_or((StatusCode::CONFLICT, ""));
+        assert_eq!(status, expected, "{what}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(says),
+            "{what}: {body}"
+        );
+    }
+    retired.assert_left_to_rekey(4);
+}
+
+/// A whole file with a new header and the very same payload is a header re-key, and fine.
+async fn a_whole_file_with_a_new_header_and_the_same_payload_is_accepted(backend: Backend) {
+    let retired = retired_alice(backend).await;
+    let token = token(&retired.server, &retired.ana, 0).await;
+    let page = retired.rekey_queue(&token).await;
+    let to = page["key_set"]["id"].as_i64().unwrap();
+    let small = page["items"]
+        .as_array()
+        .unwrap()
         .iter()
         .find(|i| i["kind"] == "attachment" && i["size"].as_i64().unwrap() < 1000)
         .unwrap();
-    let small_id = small_item["id"].as_str().unwrap();
-    let small_old = tip.files["attachment"]
+    let from = small["key_set"].as_i64().unwrap();
+    let small_old = retired.tip.files["attachment"]
         .iter()
         .map(|p| std::fs::read(p).unwrap())
         .find(|f| f.len() < 1000)
         .unwrap();
-    let small_header = tipbox::rekey::Header::parse(&small_old).unwrap();
-    let mut rekeyed_small =
-        tipbox::rekey::rewrap_header(&small_header, &alice_identities, &bob_recipients).unwrap();
-    rekeyed_small.extend_from_slice(&small_old[small_header.len()..]);
-    let (status, body) = put_sealed(&server, &ana_token, small_id, from, to, rekeyed_small).await;
+    let small_header = Header::parse(&small_old).unwrap();
+    let mut rekeyed = retired.rewrap_for_bob(&small_header);
+    rekeyed.extend_from_slice(&small_old[small_header.len()..]);
+    let small_id = small["id"].as_str().unwrap();
+    let (status, body) = put_sealed(&retired.server, &token, small_id, from, to, rekeyed).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["mode"], "header");
+    retired.assert_left_to_rekey(3);
+}
 
-    // The analyst re-keys the rest from their own machine.
-    let dir = review_login(&deployment, &server, "ana", &ana);
-    trust(&dir, &bob);
-    // Not without a confirmation: the analyst first sees whom the tips would be sealed to.
+/// Not without a confirmation: the analyst first sees whom the tips would be sealed to, and
+/// nothing is re-keyed.
+async fn review_rekey_shows_the_new_recipients_and_waits_for_yes(backend: Backend) {
+    let retired = retired_alice(backend).await;
+    let dir = review_dir_of(
+        &retired.deployment,
+        &retired.server,
+        &retired.ana,
+        &retired.bob,
+    );
+    let identity = retired.deployment.identity_file("alice");
     let unconfirmed = review(
         &dir,
-        &[
-            "rekey",
-            "--identity",
-            deployment.identity_file("alice").to_str().unwrap(),
-        ],
+        &["rekey", "--identity", identity.to_str().unwrap()],
         "",
     );
     assert!(!unconfirmed.status.success());
     let shown = String::from_utf8_lossy(&unconfirmed.stdout);
-    let bob_fingerprint = tipbox::keyring::Recipient::parse(&bob.to_public().to_string())
+    let bob_fingerprint = Recipient::parse(&retired.bob.to_public().to_string())
         .unwrap()
         .fingerprint();
     assert!(shown.contains(&bob_fingerprint[..16]), "{shown}");
@@ -615,60 +597,70 @@ async fn retired_key_story(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&unconfirmed.stderr)
     );
-    assert_eq!(
-        status_json(&deployment)["needs_rekey"]["retired"]["items"],
-        3
+    retired.assert_left_to_rekey(4);
+}
+
+/// `tipbox review rekey` gives every item a new header: bob opens them (in process and with
+/// the stock `age` CLI), alice no longer does, and every payload is the one stored before,
+/// byte for byte. A second run finds nothing to do.
+async fn review_rekey_gives_every_item_a_new_header(backend: Backend) {
+    let retired = retired_alice(backend).await;
+    let dir = review_dir_of(
+        &retired.deployment,
+        &retired.server,
+        &retired.ana,
+        &retired.bob,
     );
-    let out = rekey(&dir, &deployment.identity_file("alice"));
-    assert!(out.contains("re-keyed 3 item(s)"), "{out}");
-    assert!(out.contains("3 with a new header"), "{out}");
-    let out = rekey(&dir, &deployment.identity_file("alice"));
+    let out = rekey(&dir, &retired.deployment.identity_file("alice"));
+    assert!(out.contains("re-keyed 4 item(s)"), "{out}");
+    assert!(out.contains("4 with a new header"), "{out}");
+    let out = rekey(&dir, &retired.deployment.identity_file("alice"));
     assert!(out.contains("nothing needs re-keying"), "{out}");
 
-    let after = exported_tips(&deployment);
-    let tip = &after[&tip_id];
+    let after = exported_tips(&retired.deployment);
+    let tip = &after[&retired.tip_id];
     assert_eq!(tip.labels, labels(&["bob"]));
-    let mut new_payloads = Vec::new();
+    let (bob_file, alice_file) = (
+        retired.deployment.identity_file("bob"),
+        retired.deployment.identity_file("alice"),
+    );
     for path in tip.files.values().flatten() {
         let file = std::fs::read(path).unwrap();
-        assert!(try_decrypt(&bob, &file).is_some(), "bob opens {path:?}");
         assert!(
-            try_decrypt(&alice, &file).is_none(),
+            try_decrypt(&retired.bob, &file).is_some(),
+            "bob opens {path:?}"
+        );
+        assert!(
+            try_decrypt(&retired.alice, &file).is_none(),
             "alice no longer opens {path:?}"
         );
-        assert!(age_cli_opens(&deployment.identity_file("bob"), path));
-        assert!(!age_cli_opens(&deployment.identity_file("alice"), path));
-        new_payloads.push(payload_of(path));
+        assert!(age_cli_opens(&bob_file, path));
+        assert!(!age_cli_opens(&alice_file, path));
     }
-    new_payloads.sort();
-    assert_eq!(new_payloads, old_payloads, "only headers changed");
-    let message = &tip.files["message"][0];
     assert_eq!(
-        String::from_utf8(
-            Command::new("age")
-                .arg("-d")
-                .arg("-i")
-                .arg(deployment.identity_file("bob"))
-                .arg(message)
-                .output()
-                .unwrap()
-                .stdout
-        )
-        .unwrap(),
-        "an old tip"
+        Retired::payloads(tip),
+        Retired::payloads(&retired.tip),
+        "only headers changed"
+    );
+    assert_eq!(
+        age_cli_decrypt(&bob_file, &tip.files["message"][0]),
+        b"an old tip"
     );
     let attachments: Vec<Vec<u8>> = tip.files["attachment"]
         .iter()
-        .map(|p| try_decrypt(&bob, &std::fs::read(p).unwrap()).unwrap())
+        .map(|p| try_decrypt(&retired.bob, &std::fs::read(p).unwrap()).unwrap())
         .collect();
-    assert!(attachments.contains(&big) && attachments.contains(&small));
+    assert!(retired.attachments.iter().all(|a| attachments.contains(a)));
+    retired.assert_left_to_rekey(0);
+}
 
-    let status = status_json(&deployment);
-    assert_eq!(status["needs_rekey"]["retired"]["items"], 0);
-    // Every key change and every re-key is in an intact audit trail.
-    let verified = deployment.tipbox_ok(&["audit", "verify"]);
+/// Every key change and every re-key is in an intact audit trail, each re-key by its analyst.
+async fn every_key_change_and_rekey_is_audited(backend: Backend) {
+    let retired = retired_alice(backend).await;
+    retired.rekey_with_alice();
+    let verified = retired.deployment.tipbox_ok(&["audit", "verify"]);
     assert!(verified.contains("intact"), "{verified}");
-    let store = deployment.store().await;
+    let store = retired.deployment.store().await;
     let entries = store.audit_entries().await.unwrap();
     store.close().await;
     let count = |action: &str| entries.iter().filter(|e| e.action == action).count();
@@ -682,68 +674,115 @@ async fn retired_key_story(backend: Backend) {
             .all(|e| e.actor == "ana")
     );
 }
-on_both_backends!(retired_key, retired_key_story);
 
-/// Alice's key is revoked after a compromise: the next submission is sealed to bob alone, the
-/// old tip is listed as still open to alice, and re-keying it gives a fresh encryption that
-/// alice cannot open even with the old header. The last key cannot be retired.
-async fn revoked_key_story(backend: Backend) {
+on_both_backends!(
+    retiring_a_key_says_what_stays_readable,
+    a_retired_key_opens_its_tips_until_they_are_rekeyed,
+    the_rekey_queue_offers_new_headers_for_a_retired_key,
+    the_api_takes_only_a_new_header_for_the_current_key_set,
+    a_whole_file_with_a_new_header_and_the_same_payload_is_accepted,
+    review_rekey_shows_the_new_recipients_and_waits_for_yes,
+    review_rekey_gives_every_item_a_new_header,
+    every_key_change_and_rekey_is_audited,
+);
+
+/// A tip sealed to alice and bob; then alice's key is revoked through the admin API (after a
+/// compromise) by the admin root.
+struct Revoked {
+    deployment: Deployment,
+    alice: age::x25519::Identity,
+    bob: age::x25519::Identity,
+    server: Server,
+    root_token: String,
+    old_tip: String,
+    old_message: Vec<u8>,
+    /// The API's answer to the revocation.
+    answer: serde_json::Value,
+}
+
+async fn revoked_alice(backend: Backend) -> Revoked {
     let deployment = deployment(backend, "");
     let alice = deployment.add_reviewer("alice");
     let bob = deployment.add_reviewer("bob");
-    let ana = add_analyst(&deployment, "ana", "analyst");
     let root = add_analyst(&deployment, "root", "admin");
     let server = deployment.start();
-
     assert_eq!(
-        submit(&server, "before the compromise", &[]).await,
+        submit_text(&server, "before the compromise").await,
         StatusCode::OK
     );
-    let before = exported_tips(&deployment);
-    let (old_tip, tip) = before.iter().next().unwrap();
-    let old_tip = old_tip.clone();
+    let (old_tip, tip) = exported_tips(&deployment).into_iter().next().unwrap();
     assert_eq!(tip.labels, labels(&["alice", "bob"]));
     let old_message = std::fs::read(&tip.files["message"][0]).unwrap();
-
-    // Revoked through the admin API; the answer lists what alice can still open.
-    let root_token = token(&server, "root", &root, 0).await;
-    let base = &server.analyst;
+    let root_token = token(&server, &root, 0).await;
     let (status, answer) = api(
         reqwest::Method::POST,
-        format!("{base}/api/v1/keys/alice/revoke"),
-        &root_token,
+        format!("{}/api/v1/keys/alice/revoke", server.analyst),
+        Some(&root_token),
         None,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+    Revoked {
+        deployment,
+        alice,
+        bob,
+        server,
+        root_token,
+        old_tip,
+        old_message,
+        answer,
+    }
+}
+
+/// The API's answer lists what alice can still open, and warns that one key is left.
+async fn revoking_through_the_api_lists_what_the_key_still_opens(backend: Backend) {
+    let revoked = revoked_alice(backend).await;
+    let answer = &revoked.answer;
     assert_eq!(answer["key"]["state"], "revoked");
-    assert_eq!(answer["tips_still_open"], serde_json::json!([old_tip]));
+    assert_eq!(
+        answer["tips_still_open"],
+        serde_json::json!([revoked.old_tip])
+    );
     assert_eq!(answer["active_keys"], 1);
     assert!(answer["warnings"][0].as_str().unwrap().contains("only one"));
+}
 
-    // The very next submission is sealed to bob alone.
+/// The very next submission is sealed to bob alone.
+async fn after_a_revocation_the_next_submission_is_sealed_to_the_rest(backend: Backend) {
+    let revoked = revoked_alice(backend).await;
     assert_eq!(
-        submit(&server, "after the compromise", &[]).await,
+        submit_text(&revoked.server, "after the compromise").await,
         StatusCode::OK
     );
-    let tips = exported_tips(&deployment);
-    let new_tip = tips.keys().find(|t| **t != old_tip).unwrap();
+    let tips = exported_tips(&revoked.deployment);
+    let new_tip = tips.keys().find(|t| **t != revoked.old_tip).unwrap();
     assert_eq!(tips[new_tip].labels, labels(&["bob"]));
     let file = std::fs::read(&tips[new_tip].files["message"][0]).unwrap();
-    assert!(try_decrypt(&alice, &file).is_none());
-    assert_eq!(try_decrypt(&bob, &file).unwrap(), b"after the compromise");
+    assert!(try_decrypt(&revoked.alice, &file).is_none());
+    assert_eq!(
+        try_decrypt(&revoked.bob, &file).unwrap(),
+        b"after the compromise"
+    );
+}
 
-    let status = status_json(&deployment);
+/// `keys status` lists the tips a revoked key still opens (their items need a fresh
+/// encryption).
+async fn keys_status_lists_what_a_revoked_key_still_opens(backend: Backend) {
+    let revoked = revoked_alice(backend).await;
+    let status = status_json(&revoked.deployment);
     assert_eq!(status["needs_rekey"]["revoked"]["items"], 2);
     assert_eq!(
         status["revoked_keys"][0]["tips_still_open"],
-        serde_json::json!([old_tip])
+        serde_json::json!([revoked.old_tip])
     );
-    let text = deployment.tipbox_ok(&["keys", "status"]);
-    assert!(text.contains(&old_tip), "{text}");
+    let text = revoked.deployment.tipbox_ok(&["keys", "status"]);
+    assert!(text.contains(&revoked.old_tip), "{text}");
+}
 
-    // bob is the last active key: it cannot be retired, on the command line or the API.
-    let refused = deployment.tipbox(&["keys", "retire", "bob"]);
+/// bob is the last active key: it cannot be retired, on the command line or the API.
+async fn the_last_active_key_cannot_be_retired(backend: Backend) {
+    let revoked = revoked_alice(backend).await;
+    let refused = revoked.deployment.tipbox(&["keys", "retire", "bob"]);
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("last active reviewer key"),
@@ -752,19 +791,28 @@ async fn revoked_key_story(backend: Backend) {
     );
     let (status, body) = api(
         reqwest::Method::POST,
-        format!("{base}/api/v1/keys/bob/retire"),
-        &root_token,
+        format!("{}/api/v1/keys/bob/retire", revoked.server.analyst),
+        Some(&revoked.root_token),
         None,
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let keys: serde_json::Value =
+        serde_json::from_str(&revoked.deployment.tipbox_ok(&["keys", "list", "--json"])).unwrap();
+    assert_eq!(keys[1]["state"], "active", "{keys}");
+}
 
-    // A new header would not do: alice may have kept the old one.
-    let ana_token = token(&server, "ana", &ana, 0).await;
+/// A new header would not do: alice may have kept the old one. The queue asks for a fresh
+/// encryption, and a header is refused.
+async fn a_revoked_key_calls_for_a_fresh_encryption(backend: Backend) {
+    let revoked = revoked_alice(backend).await;
+    let ana = add_analyst(&revoked.deployment, "ana", "analyst");
+    let ana_token = token(&revoked.server, &ana, 0).await;
+    let base = &revoked.server.analyst;
     let (_, page) = api(
         reqwest::Method::GET,
         format!("{base}/api/v1/rekey"),
-        &ana_token,
+        Some(&ana_token),
         None,
     )
     .await;
@@ -772,11 +820,17 @@ async fn revoked_key_story(backend: Backend) {
     let item = &page["items"][0];
     assert_eq!(item["mode"], "payload");
     assert!(item["header"].is_null());
-    let (status, body) = api(
-        reqwest::Method::PUT,
-        format!("{base}/api/v1/items/{}/header", item["id"].as_str().unwrap()),
+    let body = header_upload(
+        item["key_set"].as_i64().unwrap(),
+        page["key_set"]["id"].as_i64().unwrap(),
+        "00",
+        b"",
+    );
+    let (status, body) = put_header(
+        &revoked.server,
         &ana_token,
-        Some(serde_json::json!({ "from_key_set": item["key_set"], "to_key_set": page["key_set"]["id"], "replaces": "00", "header": "" })),
+        item["id"].as_str().unwrap(),
+        body,
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -784,27 +838,38 @@ async fn revoked_key_story(backend: Backend) {
         body["error"].as_str().unwrap().contains("revoked"),
         "{body}"
     );
+}
 
-    // bob's holder re-keys: a fresh encryption.
-    let dir = review_login(&deployment, &server, "ana", &ana);
-    trust(&dir, &bob);
-    let out = rekey(&dir, &deployment.identity_file("bob"));
+/// bob's holder re-keys: a fresh encryption under a new file key, which alice cannot open even
+/// with her copy of the old header; what is stored is the new file.
+async fn review_rekey_encrypts_afresh_what_a_revoked_key_opened(backend: Backend) {
+    let revoked = revoked_alice(backend).await;
+    let ana = add_analyst(&revoked.deployment, "ana", "analyst");
+    let dir = review_dir_of(&revoked.deployment, &revoked.server, &ana, &revoked.bob);
+    let out = rekey(&dir, &revoked.deployment.identity_file("bob"));
     assert!(out.contains("2 encrypted afresh"), "{out}");
 
-    let after = exported_tips(&deployment);
-    assert_eq!(after[&old_tip].labels, labels(&["bob"]));
-    let path = &after[&old_tip].files["message"][0];
+    let after = exported_tips(&revoked.deployment);
+    assert_eq!(after[&revoked.old_tip].labels, labels(&["bob"]));
+    let path = &after[&revoked.old_tip].files["message"][0];
     let new_message = std::fs::read(path).unwrap();
+    let (alice, bob) = (&revoked.alice, &revoked.bob);
     assert_eq!(
-        try_decrypt(&bob, &new_message).unwrap(),
+        try_decrypt(bob, &new_message).unwrap(),
         b"before the compromise"
     );
-    assert!(age_cli_opens(&deployment.identity_file("bob"), path));
-    assert!(try_decrypt(&alice, &new_message).is_none());
-    assert!(!age_cli_opens(&deployment.identity_file("alice"), path));
-    // A new payload under a new file key: alice's copy of the old header does not open it.
-    let old_header = tipbox::rekey::Header::parse(&old_message).unwrap();
-    let new_header = tipbox::rekey::Header::parse(&new_message).unwrap();
+    assert!(age_cli_opens(
+        &revoked.deployment.identity_file("bob"),
+        path
+    ));
+    assert!(try_decrypt(alice, &new_message).is_none());
+    assert!(!age_cli_opens(
+        &revoked.deployment.identity_file("alice"),
+        path
+    ));
+    let old_message = &revoked.old_message;
+    let old_header = Header::parse(old_message).unwrap();
+    let new_header = Header::parse(&new_message).unwrap();
     let (old_payload, new_payload) = (
         &old_message[old_header.len()..],
         &new_message[new_header.len()..],
@@ -814,28 +879,30 @@ async fn revoked_key_story(backend: Backend) {
     assert_ne!(old_payload[..16], new_payload[..16], "a fresh nonce");
     let mut spliced = old_header.as_bytes().to_vec();
     spliced.extend_from_slice(new_payload);
-    assert!(try_decrypt(&alice, &spliced).is_none());
+    assert!(try_decrypt(alice, &spliced).is_none());
     // Alice's old header still opens the old payload — which the item no longer holds.
-    assert!(try_decrypt(&alice, &old_message).is_some());
-    let store = deployment.store().await;
+    assert!(try_decrypt(alice, old_message).is_some());
+    let store = revoked.deployment.store().await;
     let item_id = path.file_stem().unwrap().to_str().unwrap();
-    let mut stored = Vec::new();
-    let mut seq = 0;
-    while let Some(chunk) = store.item_chunk(item_id, seq).await.unwrap() {
-        stored.extend(chunk);
-        seq += 1;
-    }
+    assert_eq!(stored_item(&store, item_id).await, new_message);
     store.close().await;
-    assert_eq!(stored, new_message);
 
-    let status = status_json(&deployment);
+    let status = status_json(&revoked.deployment);
     assert_eq!(status["needs_rekey"]["revoked"]["items"], 0);
     assert_eq!(
         status["revoked_keys"][0]["tips_still_open"],
         serde_json::json!([])
     );
 }
-on_both_backends!(revoked_key, revoked_key_story);
+
+on_both_backends!(
+    revoking_through_the_api_lists_what_the_key_still_opens,
+    after_a_revocation_the_next_submission_is_sealed_to_the_rest,
+    keys_status_lists_what_a_revoked_key_still_opens,
+    the_last_active_key_cannot_be_retired,
+    a_revoked_key_calls_for_a_fresh_encryption,
+    review_rekey_encrypts_afresh_what_a_revoked_key_opened,
+);
 
 /// Sends a multipart submission whose attachment arrives in two parts, running `between`
 /// after the first part has been staged; returns the status and page.
@@ -889,16 +956,20 @@ async fn submit_in_two_parts(
     (status, response.text().await.unwrap())
 }
 
-/// Submissions already being received when the keys change: one whose key set lost a retired
-/// key is committed as it was sealed (and listed for re-keying); one whose key set lost a
-/// revoked key is refused — nothing is stored — and the source is asked to send it again.
-async fn in_flight_story(backend: Backend) {
+/// alice, bob and carol's keys; served.
+fn three_reviewers(backend: Backend) -> (Deployment, Server) {
     let deployment = deployment(backend, "");
     deployment.add_reviewer("alice");
     deployment.add_reviewer("bob");
     deployment.add_reviewer("carol");
     let server = deployment.start();
+    (deployment, server)
+}
 
+/// A submission already being received when a key of its set is retired is committed as it
+/// was sealed, and listed for re-keying.
+async fn a_submission_in_flight_when_a_key_is_retired_is_committed(backend: Backend) {
+    let (deployment, server) = three_reviewers(backend);
     let (status, page) = submit_in_two_parts(&deployment, &server, "retired meanwhile", || {
         deployment.tipbox_ok(&["keys", "retire", "carol"]);
     })
@@ -913,8 +984,14 @@ async fn in_flight_story(backend: Backend) {
         status_json(&deployment)["needs_rekey"]["retired"]["items"],
         3
     );
+}
 
-    let counts = deployment.counts().await;
+/// One whose key set lost a revoked key is refused — nothing is stored — and the source is
+/// asked to send it again; sent again, it is sealed to the keys left.
+async fn a_submission_in_flight_when_a_key_is_revoked_is_refused(backend: Backend) {
+    let (deployment, server) = three_reviewers(backend);
+    deployment.tipbox_ok(&["keys", "retire", "carol"]);
+    let before = deployment.tables().await;
     let (status, page) = submit_in_two_parts(&deployment, &server, "revoked meanwhile", || {
         deployment.tipbox_ok(&["keys", "revoke", "alice"]);
     })
@@ -924,15 +1001,23 @@ async fn in_flight_story(backend: Backend) {
         page.contains("keys changed while you were sending"),
         "{page}"
     );
-    assert_eq!(deployment.counts().await, counts, "nothing of it is stored");
-
-    // Sent again, it is sealed to bob alone.
-    assert_eq!(submit(&server, "sent again", &[]).await, StatusCode::OK);
+    let after = deployment.tables().await;
+    for table in ["tips", "items", "item_chunks"] {
+        assert_eq!(
+            after[table], before[table],
+            "nothing of it is stored in {table}"
+        );
+    }
+    assert_eq!(submit_text(&server, "sent again").await, StatusCode::OK);
     let tips = exported_tips(&deployment);
-    assert_eq!(tips.len(), 2);
-    assert!(tips.values().any(|t| t.labels == labels(&["bob"])));
+    assert_eq!(tips.len(), 1);
+    assert!(tips.values().all(|t| t.labels == labels(&["bob"])));
 }
-on_both_backends!(in_flight, in_flight_story);
+
+on_both_backends!(
+    a_submission_in_flight_when_a_key_is_retired_is_committed,
+    a_submission_in_flight_when_a_key_is_revoked_is_refused,
+);
 
 /// Two `tipbox serve` processes on one PostgreSQL database: a rotation made through one
 /// node's admin API is used by the other for its very next submission.
@@ -946,17 +1031,17 @@ async fn two_nodes_share_a_rotation() {
     assert_ne!(first.public, second.public);
 
     assert_eq!(
-        submit(&second, "via the second node, before", &[]).await,
+        submit_text(&second, "via the second node, before").await,
         StatusCode::OK
     );
 
     // Through the first node's admin API: add bob, retire alice.
     let bob = age::x25519::Identity::generate();
-    let root_token = token(&first, "root", &root, 0).await;
+    let root_token = token(&first, &root, 0).await;
     let (status, added) = api(
         reqwest::Method::POST,
         format!("{}/api/v1/keys", first.analyst),
-        &root_token,
+        Some(&root_token),
         Some(serde_json::json!({ "recipient": bob.to_public().to_string(), "label": "bob", "owner": "Bob Example" })),
     )
     .await;
@@ -965,7 +1050,7 @@ async fn two_nodes_share_a_rotation() {
     let (status, retired) = api(
         reqwest::Method::POST,
         format!("{}/api/v1/keys/alice/retire", first.analyst),
-        &root_token,
+        Some(&root_token),
         None,
     )
     .await;
@@ -974,7 +1059,7 @@ async fn two_nodes_share_a_rotation() {
 
     // At once, the second node seals to bob alone.
     assert_eq!(
-        submit(&second, "via the second node, after", &[]).await,
+        submit_text(&second, "via the second node, after").await,
         StatusCode::OK
     );
     let store = deployment.store().await;
@@ -983,12 +1068,7 @@ async fn two_nodes_share_a_rotation() {
         if item.kind != "message" {
             continue;
         }
-        let mut file = Vec::new();
-        let mut seq = 0;
-        while let Some(chunk) = store.item_chunk(&item.item_id, seq).await.unwrap() {
-            file.extend(chunk);
-            seq += 1;
-        }
+        let file = stored_item(&store, &item.item_id).await;
         let text = try_decrypt(&bob, &file)
             .or_else(|| try_decrypt(&alice, &file))
             .unwrap();
@@ -1008,7 +1088,7 @@ async fn two_nodes_share_a_rotation() {
     let (status, list) = api(
         reqwest::Method::GET,
         format!("{}/api/v1/keys", first.analyst),
-        &root_token,
+        Some(&root_token),
         None,
     )
     .await;
@@ -1090,11 +1170,11 @@ async fn a_node_follows_a_keyring_that_went_back() {
     deployment.add_reviewer("bob"); // key set 2, version 2
     deployment.tipbox_ok(&["keys", "retire", "alice"]); // key set 3, version 3
     let server = deployment.start();
-    assert_eq!(submit(&server, "with bob", &[]).await, StatusCode::OK);
+    assert_eq!(submit_text(&server, "with bob").await, StatusCode::OK);
     deployment
         .execute_sql("UPDATE keyring SET version = 1, key_set_id = 1")
         .await;
-    assert_eq!(submit(&server, "as restored", &[]).await, StatusCode::OK);
+    assert_eq!(submit_text(&server, "as restored").await, StatusCode::OK);
     let tips = exported_tips(&deployment);
     let sets: BTreeSet<BTreeSet<String>> = tips.values().map(|t| t.labels.clone()).collect();
     assert_eq!(

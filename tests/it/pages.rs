@@ -1,10 +1,11 @@
 //! The public pages over HTTP: languages, security headers, no script and nothing from
 //! elsewhere, and the separation of the two listeners.
 
-mod common;
-
-use common::*;
 use reqwest::StatusCode;
+use reqwest::multipart::Form;
+
+use crate::support::web::source_sign_in;
+use crate::support::{Backend, Deployment, Lang, client, receipt_from, submit};
 
 async fn get(url: &str, accept_language: Option<&str>) -> reqwest::Response {
     let mut request = client().get(url);
@@ -38,7 +39,7 @@ async fn pages_speak_three_languages() {
             assert_eq!(response.status(), StatusCode::OK);
             let page = response.text().await.unwrap();
             assert_eq!(html_lang(&page), expected, "{path}{query} {accept:?}");
-            let lang = tipbox::i18n::Lang::from_tag(expected).unwrap();
+            let lang = Lang::from_tag(expected).unwrap();
             // The page is in that language, and the switch links to the others.
             assert!(
                 page.contains(&html_escape(&lang.t("nav-submit"))),
@@ -73,7 +74,7 @@ async fn pages_speak_three_languages() {
         "landing-safety-photos",
     ] {
         assert!(
-            landing.contains(&html_escape(&tipbox::i18n::Lang::ZhHans.t(key))),
+            landing.contains(&html_escape(&Lang::ZhHans.t(key))),
             "{key}"
         );
     }
@@ -87,39 +88,125 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// The headers every answer carries, whatever its status.
+fn assert_security_headers(what: &str, h: &reqwest::header::HeaderMap) {
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{what}: {csp}");
+    }
+    assert!(!csp.contains("script-src"), "no script is ever allowed");
+    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    assert_eq!(h["cache-control"], "no-store", "{what}");
+    assert_eq!(h["cross-origin-opener-policy"], "same-origin", "{what}");
+    assert_eq!(h["cross-origin-embedder-policy"], "require-corp", "{what}");
+    assert_eq!(h["cross-origin-resource-policy"], "same-origin", "{what}");
+    assert!(h.get("server").is_none(), "{what}: no Server header");
+}
+
+/// Pages, the stylesheet, a missing page, the health check, the receipt page and every error
+/// page a source can meet (400, 413, 429, 503).
 #[tokio::test(flavor = "multi_thread")]
 async fn every_response_carries_the_security_headers() {
-    let deployment = Deployment::new(Backend::Sqlite, "");
+    let deployment = Deployment::new(
+        Backend::Sqlite,
+        "[limits]\nmax_message_bytes = 100\n\
+         [rate_limits]\npublic_per_second = 1000\npublic_burst = 1000\n\
+         submissions_per_second = 1\nsubmissions_burst = 3\n",
+    );
     deployment.add_reviewer("alice");
     let server = deployment.start();
-    let urls = [
-        format!("{}/", server.public),
-        format!("{}/submit", server.public),
-        format!("{}/static/style.css", server.public),
-        format!("{}/no/such/page", server.public),
-        format!("{}/health", server.analyst),
-    ];
-    for url in &urls {
-        let response = get(url, None).await;
-        let h = response.headers();
-        let csp = h["content-security-policy"].to_str().unwrap();
-        for directive in [
-            "default-src 'none'",
-            "style-src 'self'",
-            "img-src 'self'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ] {
-            assert!(csp.contains(directive), "{url}: {csp}");
+    let mut seen = Vec::new();
+    for (url, status) in [
+        (format!("{}/", server.public), StatusCode::OK),
+        (format!("{}/submit", server.public), StatusCode::OK),
+        (
+            format!("{}/static/style.css", server.public),
+            StatusCode::OK,
+        ),
+        (
+            format!("{}/no/such/page", server.public),
+            StatusCode::NOT_FOUND,
+        ),
+        (format!("{}/health", server.analyst), StatusCode::OK),
+    ] {
+        seen.push((url.clone(), status, get(&url, None).await));
+    }
+    // The receipt, a form that cannot be read, a message over the limit, and then the
+    // submissions' budget (three at once) spent.
+    let post_form = |body: Form| {
+        client()
+            .post(format!("{}/submit?lang=en", server.public))
+            .multipart(body)
+    };
+    let receipt = post_form(Form::new().text("message", "hello"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        receipt.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("text/html")
+    );
+    seen.push(("the receipt page".into(), StatusCode::OK, receipt));
+    let unreadable = client()
+        .post(format!("{}/submit?lang=en", server.public))
+        .header("content-type", "multipart/form-data; boundary=XYZ")
+        .body("--XYZ\r\ngarbage")
+        .send()
+        .await
+        .unwrap();
+    seen.push((
+        "a form that cannot be read".into(),
+        StatusCode::BAD_REQUEST,
+        unreadable,
+    ));
+    let too_large = post_form(Form::new().text("message", "x".repeat(101)))
+        .send()
+        .await
+        .unwrap();
+    seen.push((
+        "a message over the limit".into(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        too_large,
+    ));
+    let mut limited = None;
+    for _ in 0..10 {
+        let response = post_form(Form::new().text("message", "again"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(response);
+            break;
         }
-        assert!(!csp.contains("script-src"), "no script is ever allowed");
-        assert_eq!(h["referrer-policy"], "no-referrer", "{url}");
-        assert_eq!(h["x-content-type-options"], "nosniff", "{url}");
-        assert_eq!(h["cache-control"], "no-store", "{url}");
-        assert_eq!(h["cross-origin-opener-policy"], "same-origin", "{url}");
-        assert_eq!(h["cross-origin-embedder-policy"], "require-corp", "{url}");
-        assert_eq!(h["cross-origin-resource-policy"], "same-origin", "{url}");
-        assert!(h.get("server").is_none(), "{url}: no Server header");
+    }
+    let limited = limited.expect("the submissions' budget runs out");
+    seen.push((
+        "over the budget".into(),
+        StatusCode::TOO_MANY_REQUESTS,
+        limited,
+    ));
+    // Without a reviewer key, intake is paused.
+    let paused = Deployment::new(Backend::Sqlite, "");
+    let paused_server = paused.start();
+    let response = get(&format!("{}/submit", paused_server.public), None).await;
+    seen.push((
+        "the paused form".into(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        response,
+    ));
+
+    for (what, status, response) in seen {
+        assert_eq!(response.status(), status, "{what}");
+        assert_security_headers(&what, response.headers());
     }
     let missing = get(
         &format!("{}/no/such/page?lang=zh-Hant", server.public),
@@ -132,7 +219,7 @@ async fn every_response_carries_the_security_headers() {
             .text()
             .await
             .unwrap()
-            .contains(&tipbox::i18n::Lang::ZhHant.t("not-found-title"))
+            .contains(&Lang::ZhHant.t("not-found-title"))
     );
 }
 
@@ -141,40 +228,10 @@ async fn pages_have_no_script_and_nothing_from_elsewhere() {
     let deployment = Deployment::new(Backend::Sqlite, "");
     deployment.add_reviewer("alice");
     let server = deployment.start();
-    let receipt_page = client()
-        .post(format!("{}/submit", server.public))
-        .multipart(reqwest::multipart::Form::new().text("message", "hello"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, receipt_page) = submit(&server, Form::new().text("message", "hello"), "en").await;
+    assert_eq!(status, StatusCode::OK);
     // The case page of a source signed in with that receipt.
-    let receipt = receipt_from(&receipt_page);
-    let form_page = get(&format!("{}/followup", server.public), None).await;
-    let pairing = form_page
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .find(|c| c.starts_with("__Host-tipbox_signin="))
-        .unwrap();
-    let token = pairing.split_once('=').unwrap().1.to_owned();
-    let signed_in = common::web::form(
-        &format!("{}/followup", server.public),
-        Some(&pairing),
-        &[("csrf", &token), ("receipt", &receipt)],
-    )
-    .await;
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let session = signed_in
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .find(|c| c.starts_with("__Host-tipbox_case="))
-        .unwrap();
+    let session = source_sign_in(&server, &receipt_from(&receipt_page)).await;
     let mut pages = vec![receipt_page];
     for lang in ["en", "zh-Hans", "zh-Hant"] {
         let case = client()

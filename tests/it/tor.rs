@@ -2,10 +2,16 @@
 //! has `DisableNetwork 1` (or private `DirAuthority` lines); none may ever reach the public Tor
 //! network.
 
-mod common;
-
-use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Creates `path` (and its parents) readable by its owner only, as tor wants its directories.
+pub fn private_dir(path: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    path.to_owned()
+}
 
 /// `tor --verify-config` accepts `deploy/torrc` as shipped, with its paths pointed at a
 /// temporary directory.
@@ -13,18 +19,15 @@ use std::process::Command;
 fn the_shipped_torrc_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path();
-    let shipped = std::fs::read_to_string("deploy/torrc").unwrap();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/torrc")).unwrap();
     assert!(shipped.contains("HiddenServiceDir /var/lib/tor/tipbox-public/"));
     assert!(shipped.contains("HiddenServiceDir /var/lib/tor/tipbox-analyst/"));
     assert!(shipped.contains("HiddenServicePoWDefensesEnabled 1"));
     for service in ["tipbox-public", "tipbox-analyst"] {
-        let path = base.join(service);
-        std::fs::create_dir(&path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        private_dir(&base.join(service));
     }
-    let data = base.join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data = private_dir(&base.join("data"));
     let torrc = format!(
         "DisableNetwork 1\nSocksPort 0\nDataDirectory {}\nLog notice stderr\n{}",
         data.display(),
@@ -38,7 +41,7 @@ fn the_shipped_torrc_verifies() {
         .arg("-f")
         .arg(&file)
         .output()
-        .expect("Debian's `tor` must be installed (.ci/run installs it)");
+        .expect("Debian's `tor` must be installed (scripts/test installs it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("Configuration was valid"),

@@ -5,7 +5,7 @@
 //! decrypts to exactly what was typed and attached. Another source comes back with its receipt
 //! in Traditional Chinese, reads a reply, adds a message, deletes the reply and signs out.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (CI installs them). Without them this test
+//! Needs Debian's `chromium` and `chromium-driver` (scripts/test installs them). Without them this test
 //! fails; it does not skip. For a meaningful screenshot (`target/browser-receipt.png`) the
 //! machine needs a CJK font (Debian `fonts-noto-cjk`); without one the Chinese text renders as
 //! boxes, which does not affect the assertions.
@@ -14,16 +14,19 @@
 //! background networking, component updates, sync and QUIC off and only ever loads tipbox
 //! pages (plus one `data:` page for the JavaScript check).
 
-mod common;
-
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{Value, json};
+
+use crate::support::analyst::{Analyst, add_analyst, api, api_get, sealed_item, token};
+use crate::support::{
+    Backend, Deployment, Lang, ReceiptCode, Server, attachment_item, decrypt, free_loopback_port,
+    install_tls_provider, items_of, receipt_from, submit, tip_form,
+};
 
 /// Where the receipt page screenshot goes, for a person to look at.
 fn screenshot_path() -> PathBuf {
@@ -38,15 +41,9 @@ fn required_binary(name: &str, package: &str) -> PathBuf {
     which::which(name).unwrap_or_else(|_| {
         panic!(
             "`{name}` is not on the PATH: the browser test needs Debian's `{package}` \
-             (apt-get install chromium chromium-driver); .ci/run installs it"
+             (apt-get install chromium chromium-driver); scripts/test installs it"
         )
     })
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_loopback_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// A running chromedriver (and, through it, Chromium). Dropping it ends the browser session,
@@ -449,252 +446,6 @@ impl Browser {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn source_submits_in_chinese_with_javascript_off() {
-    let started = Instant::now();
-    let deployment = Deployment::new(Backend::Sqlite, "");
-    let alice = deployment.add_reviewer("alice");
-    let server = deployment.start();
-    let public = server.public.clone();
-    assert!(public.starts_with("http://127.0.0.1:"), "{public}");
-
-    let mut driver = Chromedriver::start(deployment.path());
-    let browser = driver.new_session().await;
-
-    // --- JavaScript is really off. -------------------------------------------------------
-    // chromedriver's own commands (find element, execute/sync, …) are injected over the
-    // DevTools protocol, which Chromium's JavaScript content setting does not block: with the
-    // setting at "block" they keep working, and so do element lookups below. That proves
-    // nothing about the page, so the check is page-level: a script in a page must not run,
-    // and its <noscript> must show. (A `data:` page: no network, and no CSP to get in the way,
-    // unlike tipbox's own pages, whose strict CSP forbids scripts anyway.)
-    browser
-        .goto(
-            "data:text/html;charset=utf-8,<p id=probe>script did not run</p>\
-             <noscript><p id=ns>noscript shown</p></noscript>\
-             <script>document.getElementById('probe').textContent='script ran'</script>",
-        )
-        .await;
-    let probe = browser.find("#probe").await;
-    assert_eq!(
-        browser.text(&probe).await,
-        "script did not run",
-        "JavaScript must be disabled in the browser under test"
-    );
-    let noscript = browser.find("#ns").await;
-    assert_eq!(browser.text(&noscript).await, "noscript shown");
-
-    // --- The landing page, no ?lang and an English browser: English. ---------------------
-    let landing_url = format!("{public}/");
-    browser.goto(&landing_url).await;
-    let html = browser.find("html").await;
-    assert_eq!(
-        browser.attribute(&html, "lang").await.as_deref(),
-        Some("en")
-    );
-    let page = browser.source().await;
-    assert!(!page.contains("<script"), "no script on the landing page");
-
-    // The language switch: nav.langs has a link per language; 简体中文 is hreflang="zh-Hans".
-    let switch = browser.find("nav.langs a[hreflang=\"zh-Hans\"]").await;
-    assert_eq!(browser.text(&switch).await, "简体中文");
-    browser.click_and_wait(&switch, &landing_url).await;
-    let html = browser.find("html").await;
-    assert_eq!(
-        browser.attribute(&html, "lang").await.as_deref(),
-        Some("zh-Hans")
-    );
-    assert_eq!(
-        browser.current_url().await,
-        format!("{public}/?lang=zh-Hans")
-    );
-    let current = browser.find("nav.langs a[aria-current]").await;
-    assert_eq!(
-        browser.attribute(&current, "hreflang").await.as_deref(),
-        Some("zh-Hans")
-    );
-
-    // --- To the form, by its link. ---------------------------------------------------------
-    let to_form = browser.find("main a[href^=\"/submit\"]").await;
-    let landing_zh = browser.current_url().await;
-    browser.click_and_wait(&to_form, &landing_zh).await;
-    assert_eq!(
-        browser.current_url().await,
-        format!("{public}/submit?lang=zh-Hans")
-    );
-    let html = browser.find("html").await;
-    assert_eq!(
-        browser.attribute(&html, "lang").await.as_deref(),
-        Some("zh-Hans")
-    );
-    let page = browser.source().await;
-    assert!(!page.contains("<script"), "no script on the form");
-
-    // --- Fill it in. -------------------------------------------------------------------------
-    let marker = format!("browser-marker-{}", std::process::id());
-    let message = format!(
-        "{marker}\n我在阿姆斯特丹的中餐馆外被两个人跟踪，他们拍了我的照片。\n\
-         他们说认识我在福州的父母。"
-    );
-    let country = "荷兰";
-    let textarea = browser.find("textarea#message").await;
-    browser.type_into(&textarea, &message).await;
-    assert_eq!(browser.property(&textarea, "value").await, json!(message));
-
-    let option = browser
-        .find("select#incident_type option[value=\"surveillance\"]")
-        .await;
-    browser.click(&option).await;
-    let select = browser.find("select#incident_type").await;
-    assert_eq!(
-        browser.property(&select, "value").await,
-        json!("surveillance")
-    );
-
-    let country_input = browser.find("#country").await;
-    browser.type_into(&country_input, country).await;
-    assert_eq!(
-        browser.property(&country_input, "value").await,
-        json!(country)
-    );
-
-    // Two files from the deployment's directory, one with a Chinese name.
-    let uploads = deployment.path().join("uploads");
-    std::fs::create_dir(&uploads).unwrap();
-    let mut photo = vec![0u8; 300_000];
-    getrandom::fill(&mut photo).unwrap();
-    let note = format!("{marker} 证据说明：跟踪者的车牌号。\n").into_bytes();
-    let files = [
-        (uploads.join("photo-0412.jpg"), photo),
-        (uploads.join("跟踪记录.txt"), note),
-    ];
-    for (path, bytes) in &files {
-        std::fs::write(path, bytes).unwrap();
-    }
-    let file_input = browser.find("input#attachment").await;
-    let paths: Vec<String> = files
-        .iter()
-        .map(|(p, _)| p.to_str().unwrap().to_owned())
-        .collect();
-    browser.type_into(&file_input, &paths.join("\n")).await;
-    // chromedriver serializes the FileList as an array of File objects.
-    let chosen = browser.property(&file_input, "files").await;
-    let chosen_names: Vec<&str> = chosen
-        .as_array()
-        .unwrap_or_else(|| panic!("a file list: {chosen}"))
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        chosen_names,
-        ["photo-0412.jpg", "跟踪记录.txt"],
-        "both files chosen"
-    );
-
-    // --- Submit (a plain form POST), then read the receipt. -----------------------------------
-    let buttons = browser.find_all("form button[type=\"submit\"]").await;
-    assert_eq!(buttons.len(), 1);
-    let form_url = browser.current_url().await;
-    // The form posts back to the same URL, so wait for the receipt element instead.
-    browser.click(&buttons[0]).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let receipt_element = loop {
-        let found = browser
-            .cmd(
-                "POST",
-                "/element",
-                Some(json!({ "using": "css selector", "value": "#receipt" })),
-            )
-            .await;
-        if let Ok(value) = found {
-            break Element(value[ELEMENT_KEY].as_str().unwrap().to_owned());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no receipt after submitting; page:\n{}\nserver log:\n{}",
-            browser.source().await,
-            deployment.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(browser.current_url().await, form_url);
-    let html = browser.find("html").await;
-    assert_eq!(
-        browser.attribute(&html, "lang").await.as_deref(),
-        Some("zh-Hans")
-    );
-    let receipt = browser.text(&receipt_element).await;
-    let words: Vec<&str> = receipt.split(' ').collect();
-    assert_eq!(words.len(), 12, "12 words: {receipt:?}");
-    for word in &words {
-        assert!(
-            !word.is_empty() && word.chars().all(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
-            "Chinese characters only: {receipt:?}"
-        );
-    }
-    assert!(
-        tipbox::receipt::ReceiptCode::parse(&receipt, tipbox::i18n::Lang::ZhHans).is_ok(),
-        "a valid receipt: {receipt:?}"
-    );
-    // The same words as in the HTML the browser got.
-    assert_eq!(receipt_from(&browser.source().await), receipt);
-
-    // A picture of it, for a person to look at.
-    let png = browser.screenshot_png().await;
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG screenshot");
-    let shot = screenshot_path();
-    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
-    std::fs::write(&shot, &png).unwrap();
-    eprintln!("receipt page screenshot: {}", shot.display());
-
-    drop(browser);
-    drop(driver);
-    drop(server);
-
-    // --- What the reviewer gets. ---------------------------------------------------------------
-    let (out, manifest) = deployment.export();
-    let read = |item: &Value| std::fs::read(out.join(item["file"].as_str().unwrap())).unwrap();
-    let messages = items_of(&manifest, "message");
-    assert_eq!(messages.len(), 1);
-    let sealed_message = String::from_utf8(decrypt(&alice, &read(messages[0]))).unwrap();
-    // A form submits a textarea's line breaks as CRLF (HTML's form submission normalizes
-    // them); otherwise it is exactly what was typed.
-    assert_eq!(sealed_message, message.replace('\n', "\r\n"));
-    assert!(sealed_message.contains(&marker));
-
-    let facts: Value =
-        serde_json::from_slice(&decrypt(&alice, &read(items_of(&manifest, "facts")[0]))).unwrap();
-    assert_eq!(facts["incident_type"], "surveillance", "{facts}");
-    assert_eq!(facts["country"], country, "{facts}");
-    assert_eq!(facts["form_language"], "zh-Hans", "{facts}");
-    let attachments = facts["attachments"].as_array().unwrap();
-    assert_eq!(attachments.len(), 2, "{facts}");
-    let items = manifest["items"].as_array().unwrap();
-    for (path, bytes) in &files {
-        let name = path.file_name().unwrap().to_str().unwrap();
-        let meta = attachments
-            .iter()
-            .find(|a| a["file_name"] == name)
-            .unwrap_or_else(|| panic!("{name} in the facts: {facts}"));
-        assert_eq!(meta["size"], bytes.len());
-        let item = items
-            .iter()
-            .find(|i| i["item_id"] == meta["item_id"])
-            .unwrap();
-        assert_eq!(item["kind"], "attachment");
-        assert_eq!(
-            &decrypt(&alice, &read(item)),
-            bytes,
-            "{name} decrypts to the original"
-        );
-    }
-    assert_eq!(items.len(), 4, "message, facts and two attachments");
-
-    let elapsed = started.elapsed();
-    eprintln!("browser test took {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
-}
-
 /// Waits until an element matching `css` is on the page; panics with the page after 20 s.
 async fn wait_for(browser: &Browser, css: &str) -> Element {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -718,49 +469,303 @@ async fn wait_for(browser: &Browser, css: &str) -> Element {
     }
 }
 
-/// A source comes back in Traditional Chinese with JavaScript off: types the receipt (without
-/// spaces), reads the analyst's reply, adds a message, deletes the reply and signs out — all
-/// plain forms, the session in a `__Host-` cookie.
-#[tokio::test(flavor = "multi_thread")]
-async fn source_returns_with_javascript_off() {
-    use common::analyst::*;
+/// A Chromium with JavaScript off, and tipbox with alice's key, served on loopback. (Fields
+/// drop in order: the browser session, chromedriver, the server, the deployment.)
+struct InBrowser {
+    browser: Browser,
+    _driver: Chromedriver,
+    server: Server,
+    alice: age::x25519::Identity,
+    deployment: Deployment,
+}
+
+async fn in_browser() -> InBrowser {
     let deployment = Deployment::new(Backend::Sqlite, "");
     let alice = deployment.add_reviewer("alice");
-    let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
-    let public = server.public.clone();
+    assert!(
+        server.public.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.public
+    );
+    let mut driver = Chromedriver::start(deployment.path());
+    let browser = driver.new_session().await;
+    InBrowser {
+        browser,
+        _driver: driver,
+        server,
+        alice,
+        deployment,
+    }
+}
 
-    let response = client()
-        .post(format!("{public}/submit?lang=zh-Hant"))
-        .multipart(reqwest::multipart::Form::new().text("message", "他們來找過我的父母"))
-        .send()
-        .await
-        .unwrap();
-    let receipt = receipt_from(&response.text().await.unwrap());
-    let token = token(&server, "ana", &ana, 0).await;
-    let (_, tips) = api(
-        reqwest::Method::GET,
-        format!("{}/api/v1/tips", server.analyst),
-        Some(&token),
-        None,
-    )
-    .await;
+impl InBrowser {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.public)
+    }
+
+    async fn html_lang(&self) -> Option<String> {
+        let html = self.browser.find("html").await;
+        self.browser.attribute(&html, "lang").await
+    }
+}
+
+/// JavaScript is really off. chromedriver's own commands (find element, execute/sync, …) are
+/// injected over the DevTools protocol, which Chromium's JavaScript content setting does not
+/// block: with the setting at "block" they keep working, and so do element lookups. That
+/// proves nothing about the page, so the check is page-level: a script in a page must not run,
+/// and its <noscript> must show. (A `data:` page: no network, and no CSP to get in the way,
+/// unlike tipbox's own pages, whose strict CSP forbids scripts anyway.)
+#[tokio::test(flavor = "multi_thread")]
+async fn javascript_is_off_in_the_browser_under_test() {
+    let at = in_browser().await;
+    let browser = &at.browser;
+    browser
+        .goto(
+            "data:text/html;charset=utf-8,<p id=probe>script did not run</p>\
+             <noscript><p id=ns>noscript shown</p></noscript>\
+             <script>document.getElementById('probe').textContent='script ran'</script>",
+        )
+        .await;
+    let probe = browser.find("#probe").await;
+    assert_eq!(
+        browser.text(&probe).await,
+        "script did not run",
+        "JavaScript must be disabled in the browser under test"
+    );
+    let noscript = browser.find("#ns").await;
+    assert_eq!(browser.text(&noscript).await, "noscript shown");
+}
+
+/// The landing page, with no ?lang and an English browser, is English and has no script; the
+/// language switch (a link per language) leads to 简体中文 and marks it current.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_landing_page_switches_to_simplified_chinese() {
+    let at = in_browser().await;
+    let browser = &at.browser;
+    let landing_url = at.url("/");
+    browser.goto(&landing_url).await;
+    assert_eq!(at.html_lang().await.as_deref(), Some("en"));
+    assert!(
+        !browser.source().await.contains("<script"),
+        "no script on the landing page"
+    );
+    let switch = browser.find("nav.langs a[hreflang=\"zh-Hans\"]").await;
+    assert_eq!(browser.text(&switch).await, "简体中文");
+    browser.click_and_wait(&switch, &landing_url).await;
+    assert_eq!(at.html_lang().await.as_deref(), Some("zh-Hans"));
+    assert_eq!(browser.current_url().await, at.url("/?lang=zh-Hans"));
+    let current = browser.find("nav.langs a[aria-current]").await;
+    assert_eq!(
+        browser.attribute(&current, "hreflang").await.as_deref(),
+        Some("zh-Hans")
+    );
+}
+
+/// The landing page's link leads to the form, in the same language, with no script.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_landing_page_links_to_the_form_in_its_language() {
+    let at = in_browser().await;
+    let browser = &at.browser;
+    let landing_zh = at.url("/?lang=zh-Hans");
+    browser.goto(&landing_zh).await;
+    let to_form = browser.find("main a[href^=\"/submit\"]").await;
+    browser.click_and_wait(&to_form, &landing_zh).await;
+    assert_eq!(browser.current_url().await, at.url("/submit?lang=zh-Hans"));
+    assert_eq!(at.html_lang().await.as_deref(), Some("zh-Hans"));
+    assert!(
+        !browser.source().await.contains("<script"),
+        "no script on the form"
+    );
+}
+
+/// What a source typed and attached in the browser, and the receipt element it got back.
+struct Submitted {
+    at: InBrowser,
+    message: String,
+    country: &'static str,
+    files: [(PathBuf, Vec<u8>); 2],
+    receipt: Element,
+    form_url: String,
+}
+
+/// A source fills in the form in Simplified Chinese — a message, an incident type, a country,
+/// two files (one with a Chinese name) — and submits it (a plain form POST).
+async fn submitted_in_the_browser() -> Submitted {
+    let started = Instant::now();
+    let at = in_browser().await;
+    let browser = &at.browser;
+    browser.goto(&at.url("/submit?lang=zh-Hans")).await;
+    let marker = format!("browser-marker-{}", std::process::id());
+    let message = format!(
+        "{marker}\n我在阿姆斯特丹的中餐馆外被两个人跟踪，他们拍了我的照片。\n\
+         他们说认识我在福州的父母。"
+    );
+    let country = "荷兰";
+    let textarea = browser.find("textarea#message").await;
+    browser.type_into(&textarea, &message).await;
+    assert_eq!(browser.property(&textarea, "value").await, json!(message));
+    let option = browser
+        .find("select#incident_type option[value=\"surveillance\"]")
+        .await;
+    browser.click(&option).await;
+    let select = browser.find("select#incident_type").await;
+    assert_eq!(
+        browser.property(&select, "value").await,
+        json!("surveillance")
+    );
+    let country_input = browser.find("#country").await;
+    browser.type_into(&country_input, country).await;
+    assert_eq!(
+        browser.property(&country_input, "value").await,
+        json!(country)
+    );
+
+    let uploads = at.deployment.path().join("uploads");
+    std::fs::create_dir(&uploads).unwrap();
+    let files = [
+        (
+            uploads.join("photo-0412.jpg"),
+            crate::support::random_bytes(300_000),
+        ),
+        (
+            uploads.join("跟踪记录.txt"),
+            format!("{marker} 证据说明：跟踪者的车牌号。\n").into_bytes(),
+        ),
+    ];
+    for (path, bytes) in &files {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let file_input = browser.find("input#attachment").await;
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.to_str().unwrap()).collect();
+    browser.type_into(&file_input, &paths.join("\n")).await;
+    // chromedriver serializes the FileList as an array of File objects.
+    let chosen = browser.property(&file_input, "files").await;
+    let chosen_names: Vec<&str> = chosen
+        .as_array()
+        .unwrap_or_else(|| panic!("a file list: {chosen}"))
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        chosen_names,
+        ["photo-0412.jpg", "跟踪记录.txt"],
+        "both files chosen"
+    );
+
+    let buttons = browser.find_all("form button[type=\"submit\"]").await;
+    assert_eq!(buttons.len(), 1);
+    let form_url = browser.current_url().await;
+    // The form posts back to the same URL, so wait for the receipt element instead.
+    browser.click(&buttons[0]).await;
+    let receipt = wait_for(browser, "#receipt").await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+    Submitted {
+        at,
+        message,
+        country,
+        files,
+        receipt,
+        form_url,
+    }
+}
+
+/// The receipt is shown on the form's own URL, in Simplified Chinese: 12 words of Chinese
+/// characters, a valid receipt, the same as in the page's HTML. A screenshot is kept for a
+/// person to look at.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receipt_is_twelve_chinese_words() {
+    let submitted = submitted_in_the_browser().await;
+    let (at, browser) = (&submitted.at, &submitted.at.browser);
+    assert_eq!(browser.current_url().await, submitted.form_url);
+    assert_eq!(at.html_lang().await.as_deref(), Some("zh-Hans"));
+    let receipt = browser.text(&submitted.receipt).await;
+    let words: Vec<&str> = receipt.split(' ').collect();
+    assert_eq!(words.len(), 12, "12 words: {receipt:?}");
+    for word in &words {
+        assert!(
+            !word.is_empty() && word.chars().all(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "Chinese characters only: {receipt:?}"
+        );
+    }
+    assert!(
+        ReceiptCode::parse(&receipt, Lang::ZhHans).is_ok(),
+        "a valid receipt: {receipt:?}"
+    );
+    assert_eq!(receipt_from(&browser.source().await), receipt);
+
+    let png = browser.screenshot_png().await;
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG screenshot");
+    let shot = screenshot_path();
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    std::fs::write(&shot, &png).unwrap();
+    eprintln!("receipt page screenshot: {}", shot.display());
+}
+
+/// What the reviewer gets is exactly what was typed and attached: the message (a form submits
+/// a textarea's line breaks as CRLF), the facts with the form's language, each file by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reviewer_decrypts_what_was_typed_and_attached() {
+    let submitted = submitted_in_the_browser().await;
+    let at = &submitted.at;
+    let (out, manifest) = at.deployment.export();
+    let read = |item: &Value| std::fs::read(out.join(item["file"].as_str().unwrap())).unwrap();
+    let messages = items_of(&manifest, "message");
+    assert_eq!(messages.len(), 1);
+    let sealed_message = String::from_utf8(decrypt(&at.alice, &read(messages[0]))).unwrap();
+    assert_eq!(sealed_message, submitted.message.replace('\n', "\r\n"));
+
+    let facts: Value =
+        serde_json::from_slice(&decrypt(&at.alice, &read(items_of(&manifest, "facts")[0])))
+            .unwrap();
+    assert_eq!(facts["incident_type"], "surveillance", "{facts}");
+    assert_eq!(facts["country"], submitted.country, "{facts}");
+    assert_eq!(facts["form_language"], "zh-Hans", "{facts}");
+    assert_eq!(facts["attachments"].as_array().unwrap().len(), 2, "{facts}");
+    for (path, bytes) in &submitted.files {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let item = attachment_item(&manifest, &facts, name, bytes.len());
+        assert_eq!(
+            &decrypt(&at.alice, &read(item)),
+            bytes,
+            "{name} decrypts to the original"
+        );
+    }
+    let items = manifest["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "message, facts and two attachments");
+}
+
+/// A source that submitted in Traditional Chinese and got a reply from ana comes back with
+/// JavaScript off, types the receipt (without spaces) and lands on its case page.
+struct BackWithReceipt {
+    at: InBrowser,
+    token: String,
+    tip_id: String,
+    reply: String,
+}
+
+async fn back_with_the_receipt() -> BackWithReceipt {
+    let at = in_browser().await;
+    let ana: Analyst = add_analyst(&at.deployment, "ana", "analyst");
+    let (status, page) = submit(&at.server, tip_form("他們來找過我的父母", &[]), "zh-Hant").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let receipt = receipt_from(&page);
+    let token = token(&at.server, &ana, 0).await;
+    let tips = api_get(&at.server, &token, "/api/v1/tips").await;
     let tip_id = tips["tips"][0]["id"].as_str().unwrap().to_owned();
     let reply = format!("請問他們是什麼時候來的？ reply-{}", std::process::id());
     let (status, _) = api(
         reqwest::Method::POST,
-        format!("{}/api/v1/tips/{tip_id}/replies", server.analyst),
+        format!("{}/api/v1/tips/{tip_id}/replies", at.server.analyst),
         Some(&token),
         Some(json!({ "text": reply })),
     )
     .await;
     assert_eq!(status, reqwest::StatusCode::CREATED);
 
-    let mut driver = Chromedriver::start(deployment.path());
-    let browser = driver.new_session().await;
-    browser
-        .goto(&format!("{public}/followup?lang=zh-Hant"))
-        .await;
+    let browser = &at.browser;
+    browser.goto(&at.url("/followup?lang=zh-Hant")).await;
     let field = browser.find("textarea#receipt").await;
     browser.type_into(&field, &receipt.replace(' ', "")).await;
     let button = browser.find("main form button[type=\"submit\"]").await;
@@ -768,17 +773,42 @@ async fn source_returns_with_javascript_off() {
     browser.click_and_wait(&button, &form_url).await;
     assert_eq!(
         browser.current_url().await,
-        format!("{public}/followup/case?lang=zh-Hant")
+        at.url("/followup/case?lang=zh-Hant")
     );
+    BackWithReceipt {
+        at,
+        token,
+        tip_id,
+        reply,
+    }
+}
+
+impl BackWithReceipt {
+    async fn tip(&self) -> Value {
+        let path = format!("/api/v1/tips/{}", self.tip_id);
+        api_get(&self.at.server, &self.token, &path).await
+    }
+}
+
+/// The case page says the tip was received and shows the analyst's reply.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receipt_typed_without_spaces_opens_the_case_with_the_reply() {
+    let back = back_with_the_receipt().await;
+    let browser = &back.at.browser;
     let status = browser.find("#status").await;
     assert_eq!(
         browser.text(&status).await,
-        tipbox::i18n::Lang::ZhHant.t("case-status-received")
+        Lang::ZhHant.t("case-status-received")
     );
     let text = browser.find(".reply-text").await;
-    assert_eq!(browser.text(&text).await, reply);
+    assert_eq!(browser.text(&text).await, back.reply);
+}
 
-    // Add a message.
+/// A message added from the case page reaches the analysts, sealed, on the same tip.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_addition_from_the_case_page_reaches_the_analysts() {
+    let back = back_with_the_receipt().await;
+    let browser = &back.at.browser;
     let addition = "補充：他們開一輛白色的車。";
     let message = browser.find("textarea#message").await;
     browser.type_into(&message, addition).await;
@@ -786,61 +816,43 @@ async fn source_returns_with_javascript_off() {
         .find("form[action^=\"/followup/case/add\"] button")
         .await;
     browser.click(&send).await;
-    wait_for(&browser, "#added").await;
-
-    // Delete the reply, then sign out.
-    let delete = browser
-        .find("form[action^=\"/followup/case/delete-reply\"] button")
-        .await;
-    browser.click(&delete).await;
-    wait_for(&browser, "#no-replies").await;
-    let signout = browser.find("#signout").await;
-    let case_url = browser.current_url().await;
-    browser.click_and_wait(&signout, &case_url).await;
-    let page = browser.source().await;
-    assert!(page.contains(&tipbox::i18n::Lang::ZhHant.t("signedout-title")));
-    // Back to the case page: signed out for good.
-    browser
-        .goto(&format!("{public}/followup/case?lang=zh-Hant"))
-        .await;
-    wait_for(&browser, "#problem").await;
-    drop(browser);
-    drop(driver);
-
-    // The analysts see the addition on the same tip, and that the reply was read and deleted.
-    let (_, tip) = api(
-        reqwest::Method::GET,
-        format!("{}/api/v1/tips/{tip_id}", server.analyst),
-        Some(&token),
-        None,
-    )
-    .await;
-    assert!(tip["replies"][0]["read_at"].is_string(), "{tip}");
-    assert!(
-        tip["replies"][0]["deleted_by_source_at"].is_string(),
-        "{tip}"
-    );
+    wait_for(browser, "#added").await;
+    let tip = back.tip().await;
     let added = tip["items"]
         .as_array()
         .unwrap()
         .iter()
         .find(|i| i["kind"] == "message" && i["added_at"].is_string())
         .unwrap_or_else(|| panic!("a follow-up message: {tip}"));
-    let sealed = client()
-        .get(format!(
-            "{}/api/v1/items/{}/sealed",
-            server.analyst,
-            added["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let sealed = sealed_item(&back.at.server, &back.token, added["id"].as_str().unwrap()).await;
     assert_eq!(
-        String::from_utf8(decrypt(&alice, &sealed)).unwrap(),
+        String::from_utf8(decrypt(&back.at.alice, &sealed)).unwrap(),
         addition
+    );
+}
+
+/// Deleting the reply and signing out are plain forms too; afterwards the case page is closed
+/// to this browser, and the analysts see that the reply was read and deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_the_reply_and_signing_out_work_without_javascript() {
+    let back = back_with_the_receipt().await;
+    let (at, browser) = (&back.at, &back.at.browser);
+    let delete = browser
+        .find("form[action^=\"/followup/case/delete-reply\"] button")
+        .await;
+    browser.click(&delete).await;
+    wait_for(browser, "#no-replies").await;
+    let signout = browser.find("#signout").await;
+    let case_url = browser.current_url().await;
+    browser.click_and_wait(&signout, &case_url).await;
+    let page = browser.source().await;
+    assert!(page.contains(&Lang::ZhHant.t("signedout-title")));
+    browser.goto(&at.url("/followup/case?lang=zh-Hant")).await;
+    wait_for(browser, "#problem").await;
+    let tip = back.tip().await;
+    assert!(tip["replies"][0]["read_at"].is_string(), "{tip}");
+    assert!(
+        tip["replies"][0]["deleted_by_source_at"].is_string(),
+        "{tip}"
     );
 }

@@ -5,14 +5,12 @@
 //! tips are rounded; cookies are session cookies; the build context and base images are pinned
 //! down; logs off a terminal are plain text.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::analyst::*;
-use common::web::*;
-use common::*;
+use crate::support::analyst::*;
+use crate::support::web::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use reqwest::header::SET_COOKIE;
 
@@ -143,7 +141,7 @@ async fn wrong_receipt_answer(server: &Server) -> (StatusCode, Option<String>, S
 /// A database writer who copies their own receipt hash onto a victim's tip, with or without the
 /// reply recipient and the binding, gets the answer a wrong receipt gets; the victim's own
 /// receipt still works until then.
-async fn a_copied_receipt_opens_nothing(backend: Backend) {
+async fn a_copied_receipt_opens_nothing_for_its_new_holder(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     deployment.add_reviewer("alice");
     let server = deployment.start();
@@ -185,21 +183,18 @@ async fn a_copied_receipt_opens_nothing(backend: Backend) {
     .await;
     assert_eq!(post_receipt(&server, &attacker_receipt).await, wrong);
 }
-on_both_backends!(
-    a_copied_receipt_opens_nothing_for_its_new_holder,
-    a_copied_receipt_opens_nothing
-);
+on_both_backends!(a_copied_receipt_opens_nothing_for_its_new_holder);
 
 /// A reply recipient copied onto a victim's tip (so that replies would open for the writer,
 /// not the source) makes a reply to that tip fail, loudly, with nothing sealed or stored.
-async fn a_copied_reply_recipient_gets_no_reply(backend: Backend) {
+async fn a_copied_reply_recipient_gets_no_reply_sealed_to_it(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
     let (_, victim) = submit(&deployment, &server, "the victim's tip").await;
     let (_, attacker) = submit(&deployment, &server, "the attacker's tip").await;
-    let token = token(&server, "ana", &ana, 0).await;
+    let token = token(&server, &ana, 0).await;
     let reply = |tip: String| {
         let token = token.clone();
         let url = format!("{}/api/v1/tips/{tip}/replies", server.analyst);
@@ -248,10 +243,7 @@ async fn a_copied_reply_recipient_gets_no_reply(backend: Backend) {
         "the refusal is logged"
     );
 }
-on_both_backends!(
-    a_copied_reply_recipient_gets_no_reply_sealed_to_it,
-    a_copied_reply_recipient_gets_no_reply
-);
+on_both_backends!(a_copied_reply_recipient_gets_no_reply_sealed_to_it);
 
 /// Someone who can write the database copies their own password hash and TOTP secret onto
 /// another account: the copied secret does not open there, and the sign-in fails like a wrong
@@ -699,7 +691,7 @@ async fn times_about_tips_are_rounded_like_received_times() {
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
     let (_, tip) = submit(&deployment, &server, "a tip to look at").await;
-    let token = token(&server, "ana", &ana, 0).await;
+    let token = token(&server, &ana, 0).await;
     let call = |method: reqwest::Method, path: String, body: Option<serde_json::Value>| {
         let url = format!("{}{path}", server.analyst);
         let token = token.clone();

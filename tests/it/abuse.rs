@@ -1,14 +1,13 @@
 //! Hostile clients on the public listener: slow senders, endless part headers, oversized
 //! declarations. Each gets a clear answer, holds nothing for long, and leaves nothing stored.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::support::{Backend, Deployment, Server, client};
 
 async fn connect(server: &Server) -> TcpStream {
     let addr = server.public.trim_start_matches("http://");

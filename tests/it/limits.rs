@@ -1,17 +1,20 @@
 //! Request budgets over a real socket: a burst beyond the budget gets 429 with a localized
 //! page and `Retry-After`, the server stays up, a flood of one kind does not use up the other
 //! kind's budget, and a genuine submission goes through once the budget refills. With
-//! per-client budgets, one client's flood leaves another client alone.
-
-mod common;
+//! per-client budgets, one client's flood leaves another client alone, and a client that is
+//! not the trusted proxy cannot choose its budget by forging `X-Forwarded-For`.
 
 use std::time::Duration;
 
-use common::*;
 use reqwest::StatusCode;
 use reqwest::multipart::Form;
 
-async fn submit(server: &Server, lang: &str) -> reqwest::Response {
+use crate::support::analyst::{add_analyst, review_login, review_pull};
+use crate::support::at_rest::log_names_no_client;
+use crate::support::{Backend, Deployment, Server, client, install_tls_provider};
+
+/// Posts a genuine tip in `lang`; the response itself (its headers matter here).
+async fn post_tip(server: &Server, lang: &str) -> reqwest::Response {
     client()
         .post(format!("{}/submit?lang={lang}", server.public))
         .multipart(Form::new().text("message", "a genuine tip"))
@@ -35,7 +38,7 @@ async fn a_burst_gets_429_and_the_tip_line_stays_up() {
     let mut accepted = 0;
     let mut refused = 0;
     for _ in 0..8 {
-        let response = submit(&server, "zh-Hans").await;
+        let response = post_tip(&server, "zh-Hans").await;
         match response.status() {
             StatusCode::OK => accepted += 1,
             StatusCode::TOO_MANY_REQUESTS => {
@@ -79,7 +82,7 @@ async fn a_burst_gets_429_and_the_tip_line_stays_up() {
         }
     }
     assert!(pages_refused > 0);
-    let response = submit(&server, "en").await;
+    let response = post_tip(&server, "en").await;
     assert_eq!(
         response.status(),
         StatusCode::OK,
@@ -92,56 +95,119 @@ async fn a_burst_gets_429_and_the_tip_line_stays_up() {
         .send()
         .await
         .unwrap();
-    assert_ne!(health.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(health.status(), StatusCode::OK);
     // The log never names a client.
-    assert!(server_logs_only_listeners(&deployment));
+    assert!(log_names_no_client(&deployment));
 }
 
-/// The only addresses in the log are the listeners' own.
-fn server_logs_only_listeners(deployment: &Deployment) -> bool {
-    deployment
-        .log()
-        .lines()
-        .filter(|l| l.contains("127.0.0.1:"))
-        .all(|l| l.contains("listener on"))
-}
-
-/// With `client_address = "forwarded"`, each client behind the trusted proxy has its own
-/// budget; a client that is not the proxy cannot pick its key by forging the header.
-#[tokio::test(flavor = "multi_thread")]
-async fn per_client_budgets_behind_a_trusted_proxy() {
-    let deployment = Deployment::new(
+/// Per-client budgets of 3 at once behind the trusted proxy 127.0.0.1 (the global budgets out
+/// of the way).
+fn behind_a_proxy() -> Deployment {
+    Deployment::new(
         Backend::Sqlite,
         "[rate_limits]\nclient_address = \"forwarded\"\ntrusted_proxies = [\"127.0.0.1\"]\n\
          per_client_per_second = 1\nper_client_burst = 3\n\
          public_per_second = 1000\npublic_burst = 1000\n\
          submissions_per_second = 1000\nsubmissions_burst = 1000\n",
-    );
+    )
+}
+
+/// A client connecting from `from` (a loopback address of this machine), sending
+/// `X-Forwarded-For: 198.51.100.7, CLIENT` for the `client` it names: the landing page's status.
+async fn landing_from(server: &Server, from: [u8; 4], client: &str) -> StatusCode {
+    install_tls_provider();
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .build()
+        .unwrap()
+        .get(format!("{}/?lang=en", server.public))
+        .header("x-forwarded-for", format!("198.51.100.7, {client}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The trusted proxy.
+const PROXY: [u8; 4] = [127, 0, 0, 1];
+/// A client that connects directly, on another loopback address.
+const STRANGER: [u8; 4] = [127, 0, 0, 2];
+
+/// With `client_address = "forwarded"`, each client behind the trusted proxy has its own
+/// budget.
+#[tokio::test(flavor = "multi_thread")]
+async fn per_client_budgets_behind_a_trusted_proxy() {
+    let deployment = behind_a_proxy();
     let server = deployment.start();
-    let get = |client_ip: &'static str| {
-        let url = format!("{}/?lang=en", server.public);
-        async move {
-            client()
-                .get(url)
-                .header("x-forwarded-for", format!("198.51.100.7, {client_ip}"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
     let mut flood = Vec::new();
     for _ in 0..8 {
-        flood.push(get("203.0.113.1").await);
+        flood.push(landing_from(&server, PROXY, "203.0.113.1").await);
     }
     assert!(flood.contains(&StatusCode::TOO_MANY_REQUESTS), "{flood:?}");
-    // Another client behind the same proxy is not affected.
-    assert_eq!(get("203.0.113.2").await, StatusCode::OK);
-    assert!(server_logs_only_listeners(&deployment));
-    let log = deployment.log();
     assert!(
-        !log.contains("203.0.113."),
+        flood
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{flood:?}"
+    );
+    // Another client behind the same proxy is not affected.
+    assert_eq!(
+        landing_from(&server, PROXY, "203.0.113.2").await,
+        StatusCode::OK
+    );
+    assert!(log_names_no_client(&deployment));
+    assert!(
+        !deployment.log().contains("203.0.113."),
         "client addresses are never logged"
+    );
+}
+
+/// A client that is not the proxy is keyed by its own address whatever header it sends: a new
+/// forged address on every request buys it no budget, and naming another client's address
+/// does not spend that client's budget.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_forwarded_header_from_another_peer_buys_nothing() {
+    let deployment = behind_a_proxy();
+    let server = deployment.start();
+    let started = std::time::Instant::now();
+    let mut flood = Vec::new();
+    for n in 0..8 {
+        flood.push(landing_from(&server, STRANGER, &format!("203.0.113.{}", 10 + n)).await);
+    }
+    // Its burst of 3, and one more for each second the flood took (the budget refills).
+    let refilled = started.elapsed().as_secs() as usize + 1;
+    assert!(flood[..3].iter().all(|s| *s == StatusCode::OK), "{flood:?}");
+    let refused = flood
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        refused + flood.iter().filter(|s| **s == StatusCode::OK).count(),
+        8
+    );
+    assert!(refused >= 5 - refilled.min(5), "{flood:?}");
+    // Forging the address of a client behind the proxy spends nothing of that client's.
+    let mut forged = Vec::new();
+    for _ in 0..4 {
+        forged.push(landing_from(&server, STRANGER, "203.0.113.2").await);
+    }
+    assert!(
+        forged.contains(&StatusCode::TOO_MANY_REQUESTS)
+            && forged
+                .iter()
+                .all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{forged:?}"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            landing_from(&server, PROXY, "203.0.113.2").await,
+            StatusCode::OK
+        );
+    }
+    assert!(log_names_no_client(&deployment));
+    assert!(
+        !deployment.log().contains("127.0.0.2"),
+        "nor a peer's address"
     );
 }
 
@@ -271,7 +337,6 @@ async fn short_of_disk_space_nothing_is_written() {
 /// failing half way through a pull.
 #[tokio::test(flavor = "multi_thread")]
 async fn review_pull_waits_out_the_budget() {
-    use common::analyst::*;
     let deployment = Deployment::new(
         Backend::Sqlite,
         "[rate_limits]\nanalyst_per_second = 2\nanalyst_burst = 3\n\
@@ -296,7 +361,7 @@ async fn review_pull_waits_out_the_budget() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let home = deployment.path().join("review-home");
-    review_login(&home, &server, "ana", &ana, 0);
+    review_login(&home, &server, &ana, 0);
     let pulled = deployment.path().join("pulled");
     review_pull(&home, &deployment.identity_file("alice"), &pulled, &[]);
     let tip = std::fs::read_dir(&pulled)

@@ -1,0 +1,128 @@
+//! A browser without JavaScript, by hand: form posts, cookies sent back explicitly (the
+//! `__Host-` cookies are `Secure`, which an HTTP client's cookie jar would not send over
+//! plain HTTP on loopback), hidden CSRF fields read off the page.
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+use super::analyst::{Analyst, code};
+use super::http::client;
+use super::server::Server;
+
+/// The value of the first hidden input `name` on a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html.find(&marker).expect("the hidden field") + marker.len();
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+/// The form's CSRF token.
+pub fn hidden_csrf(html: &str) -> String {
+    hidden(html, "csrf")
+}
+
+/// The cookie `name` the response sets: its value and the whole `Set-Cookie` header.
+pub fn cookie_from(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let value = v[name.len() + 1..v.find(';').unwrap()].to_owned();
+            (value, v)
+        })
+}
+
+/// Posts a urlencoded form, with the `Cookie` header value `cookie`.
+pub async fn form(url: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> reqwest::Response {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut request = client()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    request.send().await.unwrap()
+}
+
+pub async fn get(url: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut request = client().get(url);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    request.send().await.unwrap()
+}
+
+/// The desk's sign-in form as a browser gets it: the pairing cookie's `Cookie` header value and
+/// the form's CSRF token (which must be the cookie's value).
+pub async fn desk_login_form(server: &Server) -> (String, String) {
+    let page = get(&format!("{}/login", server.analyst), None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let (pairing, _) = cookie_from(&page, "__Host-tipbox_login").expect("a pairing cookie");
+    let csrf = hidden_csrf(&page.text().await.unwrap());
+    assert_eq!(csrf, pairing);
+    (format!("__Host-tipbox_login={pairing}"), csrf)
+}
+
+/// Signs in at the desk with the code `offset` steps from now; the session's `Cookie` header
+/// value and the `Set-Cookie` header that carried it.
+pub async fn desk_sign_in(server: &Server, a: &Analyst, offset: i64) -> (String, String) {
+    let (pairing, csrf) = desk_login_form(server).await;
+    let signed_in = form(
+        &format!("{}/login", server.analyst),
+        Some(&pairing),
+        &[
+            ("csrf", &csrf),
+            ("username", &a.name),
+            ("password", &a.password),
+            ("totp", &code(a, offset)),
+        ],
+    )
+    .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed_in.headers()[LOCATION], "/queue");
+    let (session, set_cookie) =
+        cookie_from(&signed_in, "__Host-tipbox_session").expect("a session cookie");
+    (format!("__Host-tipbox_session={session}"), set_cookie)
+}
+
+/// The cookie that pairs the receipt form with its CSRF token.
+pub const SIGNIN_COOKIE: &str = "__Host-tipbox_signin";
+/// The cookie of a source's session.
+pub const CASE_COOKIE: &str = "__Host-tipbox_case";
+
+/// Loads the receipt form and posts `receipt` with it: the response (303 on success).
+pub async fn post_receipt(server: &Server, receipt: &str, lang: &str) -> reqwest::Response {
+    let page = get(&format!("{}/followup?lang={lang}", server.public), None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let (pairing, _) = cookie_from(&page, SIGNIN_COOKIE).expect("a pairing cookie");
+    let csrf = hidden_csrf(&page.text().await.unwrap());
+    assert_eq!(csrf, pairing);
+    form(
+        &format!("{}/followup?lang={lang}", server.public),
+        Some(&format!("{SIGNIN_COOKIE}={pairing}")),
+        &[("csrf", &csrf), ("receipt", receipt)],
+    )
+    .await
+}
+
+/// Signs a source in with its receipt; the `Cookie` header value of the session.
+pub async fn source_sign_in(server: &Server, receipt: &str) -> String {
+    let response = post_receipt(server, receipt, "en").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()[LOCATION].to_str().unwrap(),
+        "/followup/case?lang=en"
+    );
+    let (token, header) = cookie_from(&response, CASE_COOKIE).expect("a session cookie");
+    assert_eq!(token.len(), 64, "256 random bits");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(header.contains(attribute), "{header}");
+    }
+    format!("{CASE_COOKIE}={token}")
+}
