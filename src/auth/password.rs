@@ -61,7 +61,17 @@ pub struct PasswordHasherPool {
 
 impl PasswordHasherPool {
     pub fn new(params: HashParams, max_concurrent: usize) -> Result<Self, PasswordError> {
-        let decoy = hash_blocking(params, &crate::auth::generate_password())?;
+        Self::with_decoy(params, max_concurrent, &crate::auth::generate_password())
+    }
+
+    /// A pool whose decoy hash is of `decoy_password` (random in `new`; tests choose it, to show
+    /// that even it never signs an unknown user in).
+    fn with_decoy(
+        params: HashParams,
+        max_concurrent: usize,
+        decoy_password: &str,
+    ) -> Result<Self, PasswordError> {
+        let decoy = hash_blocking(params, decoy_password)?;
         Ok(Self {
             params,
             limiter: Arc::new(Semaphore::new(max_concurrent.max(1))),
@@ -216,9 +226,23 @@ mod tests {
                 .unwrap(),
             Verified::No
         );
-        // Unknown user: always No, even for the decoy's own password.
+        // Unknown user: always No, even for the decoy's own password (which is checked, and
+        // matches: the same work as a known user's).
+        let decoyed = PasswordHasherPool::with_decoy(SMALL, 2, "the decoy's own").unwrap();
+        assert!(
+            argon(SMALL)
+                .unwrap()
+                .verify_password(
+                    b"the decoy's own",
+                    &PasswordHash::new(&decoyed.decoy).unwrap()
+                )
+                .is_ok()
+        );
         assert_eq!(
-            weak.verify(Zeroizing::new("x".into()), None).await.unwrap(),
+            decoyed
+                .verify(Zeroizing::new("the decoy's own".into()), None)
+                .await
+                .unwrap(),
             Verified::No
         );
         // Raised parameters: the correct password yields a stronger hash to store.

@@ -160,6 +160,10 @@ impl Store {
         const Q: &str = "UPDATE replies SET sealed = NULL, deleted_at = $3 \
              WHERE tip_id = $1 AND id = $2 AND read_at IS NOT NULL AND sealed IS NOT NULL";
         let n = on_backend!(&self.pool, p => sqlx::query(Q).bind(tip_id).bind(reply_id).bind(at).execute(p).await?.rows_affected());
+        if n == 1 {
+            // The old ciphertext must not stay behind in the write-ahead log either.
+            self.scrub_deleted().await?;
+        }
         Ok(n == 1)
     }
 

@@ -49,16 +49,23 @@ impl Store {
                 break;
             }
         }
-        if total > 0
-            && let Backend::Sqlite(p) = &self.pool
-        {
-            // The deleted pages are zeroed in the database file (secure_delete); copy them
-            // there now and cut the write-ahead log back, so no frame of it keeps the old
-            // ciphertext. Readers in progress can hold the log; then the next run finishes it.
+        if total > 0 {
+            self.scrub_deleted().await?;
+        }
+        Ok(total)
+    }
+
+    /// After something sealed was deleted: on SQLite the deleted pages are zeroed in the
+    /// database file (secure_delete); copy them there now and cut the write-ahead log back, so
+    /// that no frame of it keeps the old ciphertext. (Readers in progress can hold the log;
+    /// then the next deletion or checkpoint finishes it.) PostgreSQL keeps dead row versions
+    /// until vacuum.
+    pub(super) async fn scrub_deleted(&self) -> Result<()> {
+        if let Backend::Sqlite(p) = &self.pool {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(p)
                 .await?;
         }
-        Ok(total)
+        Ok(())
     }
 }

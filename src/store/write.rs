@@ -77,7 +77,7 @@ where
 
 /// A write transaction on either backend. Dropping it without `commit` rolls back.
 pub(super) struct WriteTx {
-    tx: Backend<sqlx::Transaction<'static, Sqlite>, sqlx::Transaction<'static, Postgres>>,
+    tx: Backend<SqliteTx, sqlx::Transaction<'static, Postgres>>,
     audit_key: Option<Arc<AuditKey>>,
     /// How coarsely entries about tips are dated (`Store::with_audit_key`).
     time_granularity: u64,
@@ -96,11 +96,47 @@ impl Store {
     }
 }
 
+/// A SQLite write transaction on a pooled connection, begun and ended with plain statements.
+///
+/// Not sqlx's `Transaction`: when a COMMIT fails on a disk error, SQLite has already rolled the
+/// transaction back itself, sqlx's ROLLBACK on drop then fails, and its bookkeeping keeps the
+/// connection "in a transaction" for ever — with one commit connection, intake would stay down
+/// until a restart. Here a transaction that did not commit closes its connection instead of
+/// handing it back (closing rolls back whatever is left), and the pool opens a fresh one.
+pub(super) struct SqliteTx {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    open: bool,
+}
+
+impl SqliteTx {
+    async fn begin(pool: &sqlx::SqlitePool) -> Result<Self> {
+        let mut conn = pool.acquire().await?;
+        // IMMEDIATE: the write lock from the first statement, waiting on busy_timeout, rather
+        // than failing later when a read would have to upgrade.
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        Ok(Self { conn, open: true })
+    }
+
+    async fn commit(mut self) -> Result<()> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 impl WriteTx {
     /// Where every write transaction begins.
     async fn begin(pool: &Pool, lock: Lock, store: &Store) -> Result<Self> {
         let tx = match pool {
-            Backend::Sqlite(p) => Backend::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite(p) => Backend::Sqlite(SqliteTx::begin(p).await?),
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 if let Some(prelude) = lock.postgres_prelude() {
@@ -119,7 +155,7 @@ impl WriteTx {
     /// The connection the transaction runs on, for `on_backend!`.
     pub(super) fn conn(&mut self) -> Backend<&mut SqliteConnection, &mut PgConnection> {
         match &mut self.tx {
-            Backend::Sqlite(tx) => Backend::Sqlite(&mut **tx),
+            Backend::Sqlite(tx) => Backend::Sqlite(&mut *tx.conn),
             Backend::Postgres(tx) => Backend::Postgres(&mut **tx),
         }
     }
@@ -135,8 +171,10 @@ impl WriteTx {
     }
 
     pub(super) async fn commit(self) -> Result<()> {
-        on_backend!(self.tx, tx => tx.commit().await?);
-        Ok(())
+        match self.tx {
+            Backend::Sqlite(tx) => tx.commit().await,
+            Backend::Postgres(tx) => Ok(tx.commit().await?),
+        }
     }
 
     /// Appends `audit` to the audit trail, chained to the entry before it, dated as

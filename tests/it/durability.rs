@@ -143,11 +143,6 @@ async fn when_the_database_cannot_be_written_nothing_is_acknowledged() {
 /// The same, and then the limit is lifted again: the running server takes tips again without a
 /// restart, and those are stored.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: after one failed COMMIT on SQLite (disk I/O error) the single commit connection \
-            stays at sqlx transaction depth 1 (SQLite rolled the transaction back itself, so \
-            sqlx's ROLLBACK on drop fails and the depth is never decremented); every later \
-            submission fails with `attempted to call begin_with at non-zero transaction depth` \
-            until serve is restarted"]
 async fn once_the_database_can_be_written_again_intake_resumes() {
     let deployment = Deployment::new(Backend::Sqlite, "");
     let alice = deployment.add_reviewer("alice");

@@ -338,10 +338,6 @@ async fn deleting_a_reply_erases_the_source_s_copy(backend: Backend) {
 /// While serve runs, too: a deleted reply's sealed copy is in no file of the data directory (the
 /// SQLite WAL included), as retention makes sure for deleted tips.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: after a source deletes a reply, its sealed copy stays in tipbox.db-wal (the \
-            frame written with the reply) for as long as serve runs; only shutdown's \
-            checkpoint removes it (retention truncates the WAL after deleting; reply deletion \
-            does not)"]
 async fn a_deleted_reply_is_in_no_file_while_serve_runs() {
     let case = signed_in_source(Backend::Sqlite).await;
     let reply_id = case.reply(&random_marker("REPLY")).await;
