@@ -10,6 +10,8 @@ use super::deployment::Deployment;
 /// A running `tipbox serve`; killed when dropped.
 pub struct Server {
     child: Child,
+    /// The thread that copies the server's stderr into the deployment's log.
+    log_copier: Option<std::thread::JoinHandle<()>>,
     pub public: String,
     pub analyst: String,
 }
@@ -30,7 +32,7 @@ impl Server {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let log_copier = std::thread::spawn(move || {
             use std::io::Write;
             let mut log = log;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -62,6 +64,7 @@ impl Server {
         }
         Self {
             child,
+            log_copier: Some(log_copier),
             public: public.unwrap(),
             analyst: analyst.unwrap(),
         }
@@ -80,12 +83,22 @@ impl Server {
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+        self.finish_log();
     }
 
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.signal(rustix::process::Signal::TERM);
-        self.child.wait().unwrap()
+        let status = self.child.wait().unwrap();
+        self.finish_log();
+        status
+    }
+
+    /// Waits until all the exited server wrote is in the deployment's log.
+    fn finish_log(&mut self) {
+        if let Some(copier) = self.log_copier.take() {
+            copier.join().unwrap();
+        }
     }
 
     /// SIGHUP (what `systemctl reload` sends): reloads the TLS certificates.
