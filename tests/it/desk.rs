@@ -139,7 +139,8 @@ async fn without_a_session_pages_redirect_and_changes_are_refused(backend: Backe
 /// The sign-in form's token must come with its pairing cookie; a wrong password is refused.
 async fn sign_in_needs_the_pairing_cookie_and_the_password(backend: Backend) {
     let desk = desk(backend).await;
-    let (pairing, csrf) = desk_login_form(&desk.server).await;
+    let login = desk_login_form(&desk.server).await;
+    let (pairing, csrf) = (login.cookie, login.csrf);
     let ana = &desk.ana;
     let totp = code(ana, 0);
     let unpaired = form(

@@ -9,80 +9,22 @@
 //!   length, which the server must accept, is refused by `review pull`; an honest re-keying
 //!   passes its check; the desk marks re-keyed items.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::support::analyst::*;
-use crate::support::web::*;
-use crate::support::*;
 use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
 
-fn fingerprint(identity: &age::x25519::Identity) -> String {
-    tipbox::keyring::Recipient::parse(&identity.to_public().to_string())
-        .unwrap()
-        .fingerprint()
-}
+use crate::support::analyst::{
+    Analyst, add_analyst, api_call, api_get, fingerprint, put_sealed, review, review_login,
+    review_ok, review_pull, review_pull_output, review_rekey, review_trust, sealed_item, token,
+};
+use crate::support::web::{desk_sign_in, form, get, hidden_csrf};
+use crate::support::{
+    Backend, CommitmentKey, Deployment, Header, SealedCommitments, Server, on_both_backends,
+    submit_message, submit_ok, tip_form, try_decrypt,
+};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `tipbox review keys trust` of a reviewer's key, with the fingerprint the reviewer gave.
-fn trust(dir: &Path, identity: &age::x25519::Identity, label: &str) {
-    review_ok(
-        dir,
-        &[
-            "keys",
-            "trust",
-            &identity.to_public().to_string(),
-            "--label",
-            label,
-            "--fingerprint",
-            &fingerprint(identity),
-        ],
-        "",
-    );
-}
-
-/// A reviewer key of which only the test holds the private half, written to `<name>.key`, not
-/// (yet) in the keyring.
-fn reviewer_not_added(deployment: &Deployment, name: &str) -> age::x25519::Identity {
-    use age::secrecy::ExposeSecret;
-    let identity = age::x25519::Identity::generate();
-    std::fs::write(
-        deployment.identity_file(name),
-        format!("{}\n", identity.to_string().expose_secret()),
-    )
-    .unwrap();
-    identity
-}
-
-async fn submit(server: &Server, message: &str, attachments: &[(&str, &[u8])]) {
-    let mut form = Form::new().text("message", message.to_owned());
-    for (name, bytes) in attachments {
-        form = form.part(
-            "attachment",
-            Part::bytes(bytes.to_vec()).file_name(name.to_string()),
-        );
-    }
-    let response = client()
-        .post(format!("{}/submit", server.public))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-}
-
-fn try_decrypt(identity: &age::x25519::Identity, ciphertext: &[u8]) -> Option<Vec<u8>> {
-    let decryptor = age::Decryptor::new_buffered(ciphertext).ok()?;
-    let mut reader = decryptor
-        .decrypt(std::iter::once(identity as &dyn age::Identity))
-        .ok()?;
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).ok()?;
-    Some(out)
 }
 
 /// Every stored item, as exported: (kind, file).
@@ -101,78 +43,18 @@ fn exported(deployment: &Deployment) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// `tipbox review pull --all` (re-keying downloads items too, and counts as pulling them).
-fn pull(dir: &Path, identity: &Path, out: &Path) -> std::process::Output {
-    review(
-        dir,
-        &[
-            "pull",
-            "--all",
-            "--identity",
-            identity.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        "",
-    )
-}
+/// `review pull` asked for every item: re-keying downloads items too, and counts as pulling them.
+const ALL: &[&str] = &["--all"];
 
-/// `pull`, which must succeed; what it said.
-fn pull_ok(dir: &Path, identity: &Path, out: &Path) -> String {
-    let pulled = pull(dir, identity, out);
-    assert!(pulled.status.success(), "{}", text(&pulled.stderr));
-    text(&pulled.stdout)
-}
-
-/// The desk's queue page.
-async fn queue_page(server: &Server, cookie: &str) -> String {
-    get(&format!("{}/queue", server.analyst), Some(cookie))
-        .await
-        .text()
-        .await
-        .unwrap()
-}
-
-fn rekey(dir: &Path, identity: &Path, yes: bool) -> std::process::Output {
-    let mut args = vec!["rekey", "--identity", identity.to_str().unwrap()];
-    if yes {
-        args.push("--yes");
-    }
-    review(dir, &args, "")
-}
-
-/// How many entries of the audit trail record `action`, and by whom.
+/// Who made the entries of the audit trail that record `action`.
 async fn audited(deployment: &Deployment, action: &str) -> Vec<String> {
-    let store = deployment.store().await;
-    let entries = store.audit_entries().await.unwrap();
-    store.close().await;
-    entries
+    deployment
+        .audit_entries()
+        .await
         .into_iter()
         .filter(|e| e.action == action)
         .map(|e| e.actor)
         .collect()
-}
-
-/// Signs in on the desk as a browser would; returns the session cookie.
-async fn desk_login(server: &Server, name: &str, a: &Analyst, offset: i64) -> String {
-    let base = &server.analyst;
-    let login_page = get(&format!("{base}/login"), None).await;
-    let (login_cookie, _) = cookie_from(&login_page, "__Host-tipbox_login").unwrap();
-    let csrf = hidden_csrf(&login_page.text().await.unwrap());
-    let signed_in = form(
-        &format!("{base}/login"),
-        Some(&format!("__Host-tipbox_login={login_cookie}")),
-        &[
-            ("csrf", &csrf),
-            ("username", name),
-            ("password", &a.password),
-            ("totp", &code(a, offset)),
-        ],
-    )
-    .await;
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let (session, _) = cookie_from(&signed_in, "__Host-tipbox_session").unwrap();
-    format!("__Host-tipbox_session={session}")
 }
 
 /// A server that adds a key of its own (with a label that would disguise itself) and lists
@@ -184,15 +66,19 @@ async fn an_untrusted_key_gets_nothing(backend: Backend) {
     let alice = deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
-    submit(&server, "an old tip", &[("evidence.txt", b"the evidence")]).await;
+    submit_ok(
+        &server,
+        tip_form("an old tip", &[("evidence.txt", b"the evidence".to_vec())]),
+    )
+    .await;
     let dir = deployment.path().join("ana-review");
     review_login(&dir, &server, &ana, 0);
     let identity = deployment.identity_file("alice");
 
     // The keyring changes: bob (a real reviewer) and mallory (the server's own key, whose label
     // hides a bidirectional override) are added, and alice is retired.
-    let bob = reviewer_not_added(&deployment, "bob");
-    let mallory = reviewer_not_added(&deployment, "mallory");
+    let bob = deployment.new_identity("bob");
+    let mallory = deployment.new_identity("mallory");
     deployment.tipbox_ok(&[
         "keys",
         "add",
@@ -211,22 +97,22 @@ async fn an_untrusted_key_gets_nothing(backend: Backend) {
 
     // Nothing pinned yet: refused, and told how to pin keys.
     for yes in [true, false] {
-        let out = rekey(&dir, &identity, yes);
+        let out = review_rekey(&dir, &identity, yes);
         assert!(!out.status.success());
         let why = text(&out.stderr);
         assert!(why.contains("tipbox review keys trust"), "{why}");
     }
 
     // The analyst pins alice and bob, not mallory's key.
-    trust(&dir, &alice, "alice");
-    trust(&dir, &bob, "bob");
+    review_trust(&dir, &alice, "alice");
+    review_trust(&dir, &bob, "bob");
     let mallory_fingerprint = fingerprint(&mallory);
     for revoke in [false, true] {
         if revoke {
             deployment.tipbox_ok(&["keys", "revoke", "alice"]);
         }
         for yes in [true, false] {
-            let out = rekey(&dir, &identity, yes);
+            let out = review_rekey(&dir, &identity, yes);
             assert!(!out.status.success(), "revoke {revoke}, --yes {yes}");
             let why = text(&out.stderr);
             assert!(why.contains("do not trust"), "{why}");
@@ -250,45 +136,59 @@ async fn an_untrusted_key_gets_nothing(backend: Backend) {
 }
 on_both_backends!(an_untrusted_key_gets_nothing);
 
-/// `tipbox review keys`: trusting takes the full fingerprint (asked for, or asserted), labels
-/// lose their control and formatting characters, files of one key or of an organisation's
-/// keys are read as in keys/README.md, private keys are refused, and untrusting removes a key.
-#[test]
-fn review_keys_trust_list_untrust_import() {
+/// Three reviewers' keys, and an analyst's review client that trusts none of them yet.
+struct ReviewKeys {
+    home: tempfile::TempDir,
+    /// The review client's configuration directory.
+    dir: PathBuf,
+    alice: age::x25519::Identity,
+    bob: age::x25519::Identity,
+    carol: age::x25519::Identity,
+}
+
+fn three_untrusted_keys() -> ReviewKeys {
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join("review");
-    let (alice, bob, carol) = (
-        age::x25519::Identity::generate(),
-        age::x25519::Identity::generate(),
-        age::x25519::Identity::generate(),
-    );
-    let alice_recipient = alice.to_public().to_string();
-    let list = || {
-        let out = review(&dir, &["keys", "list"], "");
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout)
-    };
-    assert!(list().contains("no trusted keys yet"));
+    ReviewKeys {
+        home,
+        dir,
+        alice: age::x25519::Identity::generate(),
+        bob: age::x25519::Identity::generate(),
+        carol: age::x25519::Identity::generate(),
+    }
+}
 
-    // Without a confirmation (no terminal here) or with a wrong, short or malformed fingerprint:
-    // shown in full, not trusted.
-    let unconfirmed = review(
-        &dir,
-        &["keys", "trust", &alice_recipient, "--label", "alice"],
-        "yes\n",
-    );
+impl ReviewKeys {
+    /// `tipbox review keys list`, which must succeed; what it said.
+    fn list(&self) -> String {
+        review_ok(&self.dir, &["keys", "list"], "")
+    }
+
+    /// `tipbox review keys ARGS`, which may fail.
+    fn run(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        review(&self.dir, &[&["keys"][..], args].concat(), stdin)
+    }
+}
+
+/// `tipbox review keys trust` takes a key only with its full fingerprint: without a
+/// confirmation (no terminal here) or with a wrong, short or malformed fingerprint, the key is
+/// shown in full and not trusted.
+#[test]
+fn review_keys_trust_takes_only_the_full_fingerprint() {
+    let keys = three_untrusted_keys();
+    let alice_recipient = keys.alice.to_public().to_string();
+    assert!(keys.list().contains("no trusted keys yet"));
+    let unconfirmed = keys.run(&["trust", &alice_recipient, "--label", "alice"], "yes\n");
     assert!(!unconfirmed.status.success());
-    assert!(text(&unconfirmed.stdout).contains(&fingerprint(&alice)));
+    assert!(text(&unconfirmed.stdout).contains(&fingerprint(&keys.alice)));
     assert!(text(&unconfirmed.stderr).contains("--fingerprint"));
     for wrong in [
-        fingerprint(&bob),
-        fingerprint(&alice)[..16].to_owned(),
+        fingerprint(&keys.bob),
+        fingerprint(&keys.alice)[..16].to_owned(),
         "zz".repeat(32),
     ] {
-        let out = review(
-            &dir,
+        let out = keys.run(
             &[
-                "keys",
                 "trust",
                 &alice_recipient,
                 "--label",
@@ -300,10 +200,16 @@ fn review_keys_trust_list_untrust_import() {
         );
         assert!(!out.status.success(), "{wrong}");
     }
-    assert!(list().contains("no trusted keys yet"));
+    assert!(keys.list().contains("no trusted keys yet"));
+}
 
-    // Asserted in full (in any case, grouped as people read it out): trusted, label cleaned.
-    let grouped: String = fingerprint(&alice)
+/// A fingerprint asserted in full (in any case, grouped as people read it out) trusts the key;
+/// its label loses its control and formatting characters; the list of trusted keys is the
+/// analyst's alone to read.
+#[test]
+fn review_keys_trust_takes_a_grouped_fingerprint_and_cleans_the_label() {
+    let keys = three_untrusted_keys();
+    let grouped: String = fingerprint(&keys.alice)
         .to_uppercase()
         .as_bytes()
         .chunks(4)
@@ -311,11 +217,11 @@ fn review_keys_trust_list_untrust_import() {
         .collect::<Vec<_>>()
         .join(" ");
     review_ok(
-        &dir,
+        &keys.dir,
         &[
             "keys",
             "trust",
-            &alice_recipient,
+            &keys.alice.to_public().to_string(),
             "--label",
             "Alice\u{202E}txt.exe\u{7}",
             "--fingerprint",
@@ -323,45 +229,51 @@ fn review_keys_trust_list_untrust_import() {
         ],
         "",
     );
-    let listed = list();
-    assert!(listed.contains(&fingerprint(&alice)), "{listed}");
+    let listed = keys.list();
+    assert!(listed.contains(&fingerprint(&keys.alice)), "{listed}");
     assert!(listed.contains("Alicetxt.exe"), "{listed}");
     assert!(!listed.contains('\u{202E}') && !listed.contains('\u{7}'));
     use std::os::unix::fs::PermissionsExt;
-    let file = dir.join("trusted-keys.json");
+    let file = keys.dir.join("trusted-keys.json");
     assert_eq!(
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
+}
 
-    // A key file as in keys/: its first comment line is the label.
-    let carol_file = home.path().join("carol.age");
+/// A key file as in keys/: its first comment line is the label.
+#[test]
+fn review_keys_trust_reads_a_key_file() {
+    let keys = three_untrusted_keys();
+    let carol_file = keys.home.path().join("carol.age");
     std::fs::write(
         &carol_file,
-        format!("# Carol Example (reviewer)\n{}\n", carol.to_public()),
+        format!("# Carol Example (reviewer)\n{}\n", keys.carol.to_public()),
     )
     .unwrap();
     review_ok(
-        &dir,
+        &keys.dir,
         &[
             "keys",
             "trust",
             carol_file.to_str().unwrap(),
             "--fingerprint",
-            &fingerprint(&carol),
+            &fingerprint(&keys.carol),
         ],
         "",
     );
-    assert!(list().contains("Carol Example (reviewer)"));
+    assert!(keys.list().contains("Carol Example (reviewer)"));
+}
 
-    // A private key is refused, with the reason.
+/// A private key is refused, with the reason.
+#[test]
+fn review_keys_trust_refuses_a_private_key() {
     use age::secrecy::ExposeSecret;
-    let private = review(
-        &dir,
+    let keys = three_untrusted_keys();
+    let private = keys.run(
         &[
-            "keys",
             "trust",
-            bob.to_string().expose_secret(),
+            keys.bob.to_string().expose_secret(),
             "--label",
             "bob",
         ],
@@ -369,106 +281,175 @@ fn review_keys_trust_list_untrust_import() {
     );
     assert!(!private.status.success());
     assert!(text(&private.stderr).contains("PRIVATE key"));
+}
 
-    // The organisation's keys file: one recipient per line, each labelled by the comment
-    // before it; keys trusted already stay as they are.
-    let org = home.path().join("org-keys.txt");
+/// The organisation's keys file: one recipient per line, each labelled by the comment before
+/// it; keys trusted already stay as they are. A file with a line that is no recipient is
+/// refused whole.
+#[test]
+fn review_keys_import_reads_an_organisation_s_keys_file() {
+    let keys = three_untrusted_keys();
+    review_trust(&keys.dir, &keys.alice, "alice");
+    review_trust(&keys.dir, &keys.carol, "carol");
+    let org = keys.home.path().join("org-keys.txt");
     std::fs::write(
         &org,
         format!(
-            "# Alice Example (lead reviewer)\n{alice_recipient}\n\n# Bob Example\n{}\n",
-            bob.to_public()
+            "# Alice Example (lead reviewer)\n{}\n\n# Bob Example\n{}\n",
+            keys.alice.to_public(),
+            keys.bob.to_public()
         ),
     )
     .unwrap();
-    let imported = review(&dir, &["keys", "import", org.to_str().unwrap()], "");
+    let imported = keys.run(&["import", org.to_str().unwrap()], "");
     assert!(imported.status.success(), "{}", text(&imported.stderr));
     let said = text(&imported.stdout);
     assert!(
         said.contains("already trusted") && said.contains("1 key(s) of 2"),
         "{said}"
     );
-    let listed = list();
-    for identity in [&alice, &bob, &carol] {
+    let listed = keys.list();
+    for identity in [&keys.alice, &keys.bob, &keys.carol] {
         assert!(listed.contains(&fingerprint(identity)), "{listed}");
     }
     assert!(listed.contains("Bob Example"));
-    // A file with a line that is no recipient is refused whole.
     std::fs::write(&org, "# Dave\nage1notakey\n").unwrap();
     assert!(
-        !review(&dir, &["keys", "import", org.to_str().unwrap()], "")
-            .status
-            .success()
-    );
-
-    // Untrusted: gone; an unknown fingerprint is refused.
-    review_ok(&dir, &["keys", "untrust", &fingerprint(&bob)], "");
-    assert!(!list().contains(&fingerprint(&bob)));
-    assert!(
-        !review(&dir, &["keys", "untrust", &fingerprint(&bob)], "")
+        !keys
+            .run(&["import", org.to_str().unwrap()], "")
             .status
             .success()
     );
 }
 
-/// `review pull` and the desk say when the current key set changed since the analyst last
-/// looked, and which keys were added and removed, with full fingerprints; the desk until the
-/// analyst acknowledges what it showed.
-async fn key_set_changes_are_visible(backend: Backend) {
+/// Untrusting removes a key; an unknown fingerprint is refused.
+#[test]
+fn review_keys_untrust_removes_a_key() {
+    let keys = three_untrusted_keys();
+    review_trust(&keys.dir, &keys.bob, "bob");
+    review_ok(&keys.dir, &["keys", "untrust", &fingerprint(&keys.bob)], "");
+    assert!(!keys.list().contains(&fingerprint(&keys.bob)));
+    assert!(
+        !keys
+            .run(&["untrust", &fingerprint(&keys.bob)], "")
+            .status
+            .success()
+    );
+}
+
+/// ana watching the reviewer keys of a deployment with one tip, sealed to alice: signed in to
+/// the review client and to the desk.
+struct Watching {
+    deployment: Deployment,
+    alice: age::x25519::Identity,
+    ana: Analyst,
+    server: Server,
+    /// ana's review client.
+    dir: PathBuf,
+    /// The desk session's `Cookie` header value.
+    cookie: String,
+}
+
+async fn watching_the_keys(backend: Backend) -> Watching {
     let deployment = Deployment::new(backend, "");
     let alice = deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
-    submit(&server, "a tip", &[]).await;
+    submit_message(&server, "a tip").await;
     let dir = deployment.path().join("ana-review");
     review_login(&dir, &server, &ana, -1);
-    let identity = deployment.identity_file("alice");
+    let (cookie, _) = desk_sign_in(&server, &ana, 0).await;
+    Watching {
+        deployment,
+        alice,
+        ana,
+        server,
+        dir,
+        cookie,
+    }
+}
 
-    // The first look lists the keys; a second one, with nothing changed, says nothing of them.
-    let out = deployment.path().join("out1");
-    assert!(pull_ok(&dir, &identity, &out).contains(&fingerprint(&alice)));
-    let again = pull_ok(&dir, &identity, &out);
+impl Watching {
+    /// `tipbox review pull --all` with alice's identity, which must succeed; what it said.
+    fn pull(&self) -> String {
+        let identity = self.deployment.identity_file("alice");
+        let out = self.deployment.path().join("out1");
+        review_pull(&self.dir, &identity, &out, ALL)
+    }
+
+    /// The desk's queue page.
+    async fn queue_page(&self) -> String {
+        get(
+            &format!("{}/queue", self.server.analyst),
+            Some(&self.cookie),
+        )
+        .await
+        .text()
+        .await
+        .unwrap()
+    }
+
+    /// The id of the key set new tips are sealed to, from `tipbox keys status`.
+    fn current_key_set(&self) -> String {
+        let keys: serde_json::Value =
+            serde_json::from_str(&self.deployment.tipbox_ok(&["keys", "status", "--json"]))
+                .unwrap();
+        keys["current_key_set"].as_i64().unwrap().to_string()
+    }
+
+    /// Acknowledges on the desk that the analyst saw `key_set`, with the form token `csrf`.
+    async fn acknowledge(&self, csrf: &str, key_set: &str) -> reqwest::Response {
+        form(
+            &format!("{}/keys/acknowledge", self.server.analyst),
+            Some(&self.cookie),
+            &[("csrf", csrf), ("key_set", key_set)],
+        )
+        .await
+    }
+}
+
+/// `review pull` lists the keys on the first look; a second one, with nothing changed, says
+/// nothing of them.
+async fn review_pull_lists_the_keys_on_the_first_look(backend: Backend) {
+    let watching = watching_the_keys(backend).await;
+    assert!(watching.pull().contains(&fingerprint(&watching.alice)));
+    let again = watching.pull();
     assert!(!again.contains("changed"), "{again}");
+}
 
-    // The desk, on first sign-in, lists the keys new tips are sealed to.
-    let cookie = desk_login(&server, "ana", &ana, 0).await;
-    let base = &server.analyst;
-    let queue = queue_page(&server, &cookie).await;
+/// The desk, on first sign-in, lists the keys new tips are sealed to, until the analyst
+/// acknowledges them with the session's CSRF token.
+async fn the_desk_lists_the_keys_until_they_are_acknowledged(backend: Backend) {
+    let watching = watching_the_keys(backend).await;
+    let queue = watching.queue_page().await;
     assert!(queue.contains("id=\"key-change\""), "{queue}");
-    assert!(queue.contains(&fingerprint(&alice)));
+    assert!(queue.contains(&fingerprint(&watching.alice)));
     let csrf = hidden_csrf(&queue);
-    let acknowledge = |key_set: String| {
-        let (url, cookie, csrf) = (
-            format!("{base}/keys/acknowledge"),
-            cookie.clone(),
-            csrf.clone(),
-        );
-        async move {
-            form(
-                &url,
-                Some(&cookie),
-                &[("csrf", &csrf), ("key_set", &key_set)],
-            )
-            .await
-        }
-    };
-    let keys: serde_json::Value =
-        serde_json::from_str(&deployment.tipbox_ok(&["keys", "status", "--json"])).unwrap();
-    let first_set = keys["current_key_set"].as_i64().unwrap().to_string();
-    // Not without the session's CSRF token.
-    let forged = form(
-        &format!("{base}/keys/acknowledge"),
-        Some(&cookie),
-        &[("csrf", "wrong"), ("key_set", &first_set)],
-    )
-    .await;
+    let first_set = watching.current_key_set();
+    let forged = watching.acknowledge("wrong", &first_set).await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-    assert_eq!(acknowledge(first_set).await.status(), StatusCode::SEE_OTHER);
-    let queue = queue_page(&server, &cookie).await;
+    let acknowledged = watching.acknowledge(&csrf, &first_set).await;
+    assert_eq!(acknowledged.status(), StatusCode::SEE_OTHER);
+    let queue = watching.queue_page().await;
     assert!(!queue.contains("id=\"key-change\""));
+}
 
-    // An admin adds bob (with a disguising label) and retires alice.
-    let bob = reviewer_not_added(&deployment, "bob");
+/// ana has pulled and acknowledged the keys; then an admin adds bob (with a disguising label)
+/// and retires alice.
+struct KeysChanged {
+    watching: Watching,
+    bob: age::x25519::Identity,
+}
+
+async fn keys_changed(backend: Backend) -> KeysChanged {
+    let watching = watching_the_keys(backend).await;
+    watching.pull();
+    let csrf = hidden_csrf(&watching.queue_page().await);
+    let first_set = watching.current_key_set();
+    let acknowledged = watching.acknowledge(&csrf, &first_set).await;
+    assert_eq!(acknowledged.status(), StatusCode::SEE_OTHER);
+    let deployment = &watching.deployment;
+    let bob = deployment.new_identity("bob");
     deployment.tipbox_ok(&[
         "keys",
         "add",
@@ -477,8 +458,14 @@ async fn key_set_changes_are_visible(backend: Backend) {
         "bob\u{202E}evil",
     ]);
     deployment.tipbox_ok(&["keys", "retire", "alice"]);
+    KeysChanged { watching, bob }
+}
 
-    let said = pull_ok(&dir, &identity, &out);
+/// `review pull` says once that the keys changed since the analyst last looked, and which were
+/// added (not trusted, the label cleaned) and removed, with full fingerprints.
+async fn review_pull_says_which_keys_changed(backend: Backend) {
+    let KeysChanged { watching, bob } = keys_changed(backend).await;
+    let said = watching.pull();
     assert!(said.contains("changed since you last looked"), "{said}");
     let added = said.lines().find(|l| l.contains("added:")).unwrap();
     assert!(added.contains(&fingerprint(&bob)), "{said}");
@@ -487,28 +474,28 @@ async fn key_set_changes_are_visible(backend: Backend) {
         "{said}"
     );
     let removed = said.lines().find(|l| l.contains("removed:")).unwrap();
-    assert!(removed.contains(&fingerprint(&alice)), "{said}");
-    let again = pull_ok(&dir, &identity, &out);
+    assert!(removed.contains(&fingerprint(&watching.alice)), "{said}");
+    let again = watching.pull();
     assert!(!again.contains("changed"), "{again}");
+}
 
-    // Any analyst reads the current key set from the API.
-    let ana_token = token(&server, &ana, 1).await;
-    let (status, current) = api(
-        reqwest::Method::GET,
-        format!("{base}/api/v1/keys/current"),
-        Some(&ana_token),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{current}");
+/// Any analyst reads the current key set from the API.
+async fn any_analyst_reads_the_current_key_set(backend: Backend) {
+    let KeysChanged { watching, bob } = keys_changed(backend).await;
+    let ana_token = token(&watching.server, &watching.ana, 1).await;
+    let current = api_get(&watching.server, &ana_token, "/api/v1/keys/current").await;
     assert_eq!(
         current["key_set"]["keys"][0]["fingerprint"],
         fingerprint(&bob)
     );
     assert_eq!(current["key_set"]["keys"].as_array().unwrap().len(), 1);
+}
 
-    // The desk shows the change until it is acknowledged.
-    let queue = queue_page(&server, &cookie).await;
+/// The desk shows which keys were added and removed, labels cleaned, until the analyst
+/// acknowledges the change.
+async fn the_desk_shows_a_change_of_keys_until_it_is_acknowledged(backend: Backend) {
+    let KeysChanged { watching, bob } = keys_changed(backend).await;
+    let queue = watching.queue_page().await;
     let banner = &queue[queue.find("id=\"key-change\"").expect("a banner")..];
     let banner = &banner[..banner.find("</section>").unwrap()];
     let added = &banner[banner.find("id=\"keys-added\"").unwrap()..];
@@ -519,18 +506,27 @@ async fn key_set_changes_are_visible(backend: Backend) {
     );
     assert!(!banner.contains('\u{202E}'));
     let removed = &banner[banner.find("id=\"keys-removed\"").unwrap()..];
-    assert!(removed.contains(&fingerprint(&alice)), "{banner}");
-    let new_set = current["key_set"]["id"].as_i64().unwrap().to_string();
-    assert_eq!(acknowledge(new_set).await.status(), StatusCode::SEE_OTHER);
-    let queue = queue_page(&server, &cookie).await;
+    assert!(removed.contains(&fingerprint(&watching.alice)), "{banner}");
+    let csrf = hidden_csrf(&queue);
+    let new_set = watching.current_key_set();
+    let acknowledged = watching.acknowledge(&csrf, &new_set).await;
+    assert_eq!(acknowledged.status(), StatusCode::SEE_OTHER);
+    let queue = watching.queue_page().await;
     assert!(!queue.contains("id=\"key-change\""));
 }
-on_both_backends!(key_set_changes_are_visible);
+
+on_both_backends!(
+    review_pull_lists_the_keys_on_the_first_look,
+    the_desk_lists_the_keys_until_they_are_acknowledged,
+    review_pull_says_which_keys_changed,
+    any_analyst_reads_the_current_key_set,
+    the_desk_shows_a_change_of_keys_until_it_is_acknowledged,
+);
 
 /// The plaintext length of a small sealed item (one age chunk): what a forger learns from the
 /// stored file's size.
 fn plaintext_len(file: &[u8]) -> usize {
-    let header = tipbox::rekey::Header::parse(file).unwrap();
+    let header = Header::parse(file).unwrap();
     file.len() - header.len() - 16 - 16
 }
 
@@ -547,49 +543,38 @@ fn seal_to(identity: &age::x25519::Identity, plaintext: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn download(server: &Server, token: &str, item: &str) -> Vec<u8> {
-    client()
-        .get(format!("{}/api/v1/items/{item}/sealed", server.analyst))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec()
+/// A tip (a message and an attachment) sealed to alice and bob, and alice's key revoked; then
+/// eve, an analyst who holds no reviewer key, replaces every item of the tip by a fresh
+/// encryption of the same length to bob's key — the facts too, carrying a commitment key of the
+/// forger's own. The server accepts each: it cannot see plaintext, and a fresh encryption is
+/// what a revoked key calls for. ana is an honest analyst.
+struct Forged {
+    deployment: Deployment,
+    ana: Analyst,
+    server: Server,
+    tip_id: String,
+    message_id: String,
+    facts_id: String,
+    attachment_id: String,
 }
 
-/// An analyst who holds no reviewer key replaces every item of a tip sealed to a revoked key
-/// by a fresh encryption of the same length to the current key — the facts too, carrying a
-/// commitment key of the forger's own. The server accepts each (it cannot see plaintext, and a
-/// fresh encryption is what a revoked key calls for), and the desk marks them. `review pull`
-/// refuses every one of them: nothing is written under the items' names, and it ends with an
-/// error naming the items, who replaced them and when.
-async fn a_forged_replacement_is_refused(backend: Backend) {
+async fn forged_by_eve(backend: Backend) -> Forged {
     let deployment = Deployment::new(backend, "");
     deployment.add_reviewer("alice");
     let bob = deployment.add_reviewer("bob");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let eve = add_analyst(&deployment, "eve", "analyst");
     let server = deployment.start();
-    submit(
+    let evidence = ("evidence.txt", b"the real evidence".to_vec());
+    submit_ok(
         &server,
-        "the officers came on Tuesday",
-        &[("evidence.txt", b"the real evidence")],
+        tip_form("the officers came on Tuesday", &[evidence]),
     )
     .await;
     deployment.tipbox_ok(&["keys", "revoke", "alice"]);
 
-    let base = &server.analyst;
     let eve_token = token(&server, &eve, 0).await;
-    let (_, page) = api(
-        reqwest::Method::GET,
-        format!("{base}/api/v1/rekey"),
-        Some(&eve_token),
-        None,
-    )
-    .await;
+    let page = api_get(&server, &eve_token, "/api/v1/rekey").await;
     let to = page["key_set"]["id"].as_i64().unwrap();
     let items = page["items"].as_array().unwrap().clone();
     assert_eq!(items.len(), 3);
@@ -602,15 +587,15 @@ async fn a_forged_replacement_is_refused(backend: Backend) {
     let (message_id, facts_id, attachment_id) =
         (id_of("message"), id_of("facts"), id_of("attachment"));
     // The forger's facts commit, under a key of its own, to its forged message and attachment.
-    let forger_key = tipbox::commitment::CommitmentKey::generate();
+    let forger_key = CommitmentKey::generate();
     for item in &items {
         let id = item["id"].as_str().unwrap();
-        let length = plaintext_len(&download(&server, &eve_token, id).await);
+        let length = plaintext_len(&sealed_item(&server, &eve_token, id).await);
         let mut forged = match item["kind"].as_str().unwrap() {
             "facts" => serde_json::to_vec(&serde_json::json!({
                 "format": "tipbox-facts/1",
                 "attachments": [{ "item_id": attachment_id, "file_name": "evidence.txt" }],
-                "item_commitments": tipbox::commitment::SealedCommitments::new(
+                "item_commitments": SealedCommitments::new(
                     &forger_key,
                     vec![message_id.clone(), facts_id.clone(), attachment_id.clone()],
                 ),
@@ -620,55 +605,63 @@ async fn a_forged_replacement_is_refused(backend: Backend) {
         };
         assert!(forged.len() <= length);
         forged.resize(length, b' ');
-        let file = seal_to(&bob, &forged);
-        let response = client()
-            .put(format!(
-                "{base}/api/v1/items/{id}/sealed?from_key_set={}&to_key_set={to}",
-                item["key_set"]
-            ))
-            .bearer_auth(&eve_token)
-            .header("content-type", "application/octet-stream")
-            .body(file)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "the server accepts it");
+        let from = item["key_set"].as_i64().unwrap();
+        let (status, _) =
+            put_sealed(&server, &eve_token, id, from, to, seal_to(&bob, &forged)).await;
+        assert_eq!(status, StatusCode::OK, "the server accepts it");
     }
-    assert_eq!(audited(&deployment, "item.rekey").await, ["eve"; 3]);
+    let tip_id = items[0]["tip"].as_str().unwrap().to_owned();
+    Forged {
+        deployment,
+        ana,
+        server,
+        tip_id,
+        message_id,
+        facts_id,
+        attachment_id,
+    }
+}
 
-    // The API and the desk say who replaced them.
-    let ana_token = token(&server, &ana, -1).await;
-    let tip_id = items[0]["tip"].as_str().unwrap();
-    let (_, tip) = api(
-        reqwest::Method::GET,
-        format!("{base}/api/v1/tips/{tip_id}"),
-        Some(&ana_token),
-        None,
-    )
-    .await;
+/// The audit trail, the API and the desk say who replaced the forged items.
+async fn the_forger_is_named_wherever_the_items_are_shown(backend: Backend) {
+    let forged = forged_by_eve(backend).await;
+    assert_eq!(audited(&forged.deployment, "item.rekey").await, ["eve"; 3]);
+    let ana_token = token(&forged.server, &forged.ana, -1).await;
+    let tip_path = format!("/api/v1/tips/{}", forged.tip_id);
+    let tip = api_get(&forged.server, &ana_token, &tip_path).await;
     for item in tip["items"].as_array().unwrap() {
         assert_eq!(item["replaced_by"], "eve", "{tip}");
         assert!(item["replaced_at"].is_string());
         assert_eq!(item["commitment"].as_str().unwrap().len(), 64);
     }
-    let cookie = desk_login(&server, "ana", &ana, 0).await;
-    let page = get(&format!("{base}/tips/{tip_id}"), Some(&cookie))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let row = &page[page.find(&format!("id=\"item-{message_id}\"")).unwrap()..];
+    let (cookie, _) = desk_sign_in(&forged.server, &forged.ana, 0).await;
+    let page = get(
+        &format!("{}/tips/{}", forged.server.analyst, forged.tip_id),
+        Some(&cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let row = &page[page
+        .find(&format!("id=\"item-{}\"", forged.message_id))
+        .unwrap()..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(row.contains("replaced") && row.contains("by eve"), "{row}");
+}
 
-    // The honest analyst pulls with bob's identity: every item refused.
-    let dir = deployment.path().join("ana-review");
-    review_login(&dir, &server, &ana, 1);
-    let out = deployment.path().join("pulled");
-    let pulled = pull(&dir, &deployment.identity_file("bob"), &out);
+/// `review pull` with bob's identity refuses every forged item: nothing is written under the
+/// items' names, and it ends with an error naming the items, who replaced them and when.
+async fn a_forged_replacement_is_refused(backend: Backend) {
+    let forged = forged_by_eve(backend).await;
+    let dir = forged.deployment.path().join("ana-review");
+    review_login(&dir, &forged.server, &forged.ana, 1);
+    let out = forged.deployment.path().join("pulled");
+    let identity = forged.deployment.identity_file("bob");
+    let pulled = review_pull_output(&dir, &identity, &out, ALL);
     assert!(!pulled.status.success());
     let why = text(&pulled.stderr);
-    for id in [&message_id, &facts_id, &attachment_id] {
+    for id in [&forged.message_id, &forged.facts_id, &forged.attachment_id] {
         let line = why
             .lines()
             .find(|l| l.contains(id.as_str()))
@@ -677,10 +670,15 @@ async fn a_forged_replacement_is_refused(backend: Backend) {
             line.contains("FAILED") && line.contains("re-keyed by eve"),
             "{line}"
         );
-        assert!(out.join(tip_id).join("unverified").join(id).exists());
+        assert!(
+            out.join(&forged.tip_id)
+                .join("unverified")
+                .join(id)
+                .exists()
+        );
     }
     assert!(why.contains("3 item(s) failed"), "{why}");
-    let tip_dir = out.join(tip_id);
+    let tip_dir = out.join(&forged.tip_id);
     assert!(!tip_dir.join("message.txt").exists());
     assert!(!tip_dir.join("facts.json").exists());
     assert!(!tip_dir.join("attachments").join("evidence.txt").exists());
@@ -691,40 +689,48 @@ async fn a_forged_replacement_is_refused(backend: Backend) {
             .is_none()
     );
 }
-on_both_backends!(a_forged_replacement_is_refused);
 
-/// The honest path: items re-keyed with a new header (a retired key), then encrypted afresh (a
-/// revoked key) by the client, notes and replies included, pass `review pull`'s check and are
-/// reported as verified; the stock `age` CLI still opens them.
-async fn an_honest_rekey_passes(backend: Backend) {
+on_both_backends!(
+    the_forger_is_named_wherever_the_items_are_shown,
+    a_forged_replacement_is_refused,
+);
+
+/// The honest path: a tip (a message and two attachments, one large) with a note and a reply,
+/// sealed to alice, bob and carol; ana, who pinned alice's and bob's keys, re-keys it with
+/// a new header once carol's key is retired, then encrypts it afresh once alice's is revoked.
+struct HonestlyRekeyed {
+    deployment: Deployment,
+    bob: age::x25519::Identity,
+    /// Served (dropping it would stop the server).
+    _server: Server,
+    /// ana's review client.
+    dir: PathBuf,
+    tip_id: String,
+    big: Vec<u8>,
+    /// What the re-keying for the retired key said, then the one for the revoked key.
+    new_header: std::process::Output,
+    afresh: std::process::Output,
+}
+
+async fn honestly_rekeyed(backend: Backend) -> HonestlyRekeyed {
     let deployment = Deployment::new(backend, "");
-    deployment.add_reviewer("alice");
+    let alice = deployment.add_reviewer("alice");
     let bob = deployment.add_reviewer("bob");
     deployment.add_reviewer("carol");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
     let big: Vec<u8> = (0..1_500_000u32).map(|n| (n % 251) as u8).collect();
-    submit(
-        &server,
-        "an honest tip",
-        &[("big.bin", &big), ("small.txt", b"small")],
-    )
-    .await;
-    let base = &server.analyst;
+    let attachments = [("big.bin", big.clone()), ("small.txt", b"small".to_vec())];
+    submit_ok(&server, tip_form("an honest tip", &attachments)).await;
     let ana_token = token(&server, &ana, -1).await;
-    let (_, page) = api(
-        reqwest::Method::GET,
-        format!("{base}/api/v1/tips"),
-        Some(&ana_token),
-        None,
-    )
-    .await;
+    let page = api_get(&server, &ana_token, "/api/v1/tips").await;
     let tip_id = page["tips"][0]["id"].as_str().unwrap().to_owned();
     for (path, text) in [("notes", "a note"), ("replies", "a reply")] {
-        let (status, body) = api(
+        let (status, body) = api_call(
+            &server,
+            &ana_token,
             reqwest::Method::POST,
-            format!("{base}/api/v1/tips/{tip_id}/{path}"),
-            Some(&ana_token),
+            &format!("/api/v1/tips/{tip_id}/{path}"),
             Some(serde_json::json!({ "text": text })),
         )
         .await;
@@ -732,48 +738,60 @@ async fn an_honest_rekey_passes(backend: Backend) {
     }
     let dir = deployment.path().join("ana-review");
     review_login(&dir, &server, &ana, 0);
-    let alice: age::x25519::Identity = {
-        let text = std::fs::read_to_string(deployment.identity_file("alice")).unwrap();
-        text.trim().parse().unwrap()
-    };
-    trust(&dir, &alice, "alice");
-    trust(&dir, &bob, "bob");
+    review_trust(&dir, &alice, "alice");
+    review_trust(&dir, &bob, "bob");
 
-    // A new header for the retired key, then a fresh encryption for the revoked one.
     deployment.tipbox_ok(&["keys", "retire", "carol"]);
-    let out = rekey(&dir, &deployment.identity_file("alice"), true);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("6 with a new header"),
-        "{}",
-        text(&out.stdout)
-    );
+    let new_header = review_rekey(&dir, &deployment.identity_file("alice"), true);
+    assert!(new_header.status.success(), "{}", text(&new_header.stderr));
     deployment.tipbox_ok(&["keys", "revoke", "alice"]);
-    let out = rekey(&dir, &deployment.identity_file("bob"), true);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("6 encrypted afresh"),
-        "{}",
-        text(&out.stdout)
-    );
-    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    let afresh = review_rekey(&dir, &deployment.identity_file("bob"), true);
+    assert!(afresh.status.success(), "{}", text(&afresh.stderr));
+    HonestlyRekeyed {
+        deployment,
+        bob,
+        _server: server,
+        dir,
+        tip_id,
+        big,
+        new_header,
+        afresh,
+    }
+}
 
-    let pulled_dir: PathBuf = deployment.path().join("pulled");
-    let said = pull_ok(&dir, &deployment.identity_file("bob"), &pulled_dir);
+/// Every item, notes and replies included, gets a new header for the retired key, then a
+/// fresh encryption for the revoked one, without a complaint.
+async fn an_honest_rekey_reaches_every_item(backend: Backend) {
+    let rekeyed = honestly_rekeyed(backend).await;
+    let said = text(&rekeyed.new_header.stdout);
+    assert!(said.contains("6 with a new header"), "{said}");
+    let said = text(&rekeyed.afresh.stdout);
+    assert!(said.contains("6 encrypted afresh"), "{said}");
+    let complained = text(&rekeyed.afresh.stderr);
+    assert!(complained.is_empty(), "{complained}");
+}
+
+/// Honestly re-keyed items pass `review pull`'s check, are reported as verified, and hold what
+/// was sent; the facts name the items their key commits to.
+async fn an_honest_rekey_passes(backend: Backend) {
+    let rekeyed = honestly_rekeyed(backend).await;
+    let pulled_dir = rekeyed.deployment.path().join("pulled");
+    let identity = rekeyed.deployment.identity_file("bob");
+    let said = review_pull(&rekeyed.dir, &identity, &pulled_dir, ALL);
     assert_eq!(
         said.matches("re-keyed by ana").count(),
         6,
         "every item: {said}"
     );
     assert_eq!(said.matches("content verified").count(), 6, "{said}");
-    let tip_dir = pulled_dir.join(&tip_id);
+    let tip_dir = pulled_dir.join(&rekeyed.tip_id);
     assert_eq!(
         std::fs::read_to_string(tip_dir.join("message.txt")).unwrap(),
         "an honest tip"
     );
     assert_eq!(
         std::fs::read(tip_dir.join("attachments/big.bin")).unwrap(),
-        big
+        rekeyed.big
     );
     assert_eq!(
         std::fs::read(tip_dir.join("attachments/small.txt")).unwrap(),
@@ -788,19 +806,27 @@ async fn an_honest_rekey_passes(backend: Backend) {
         serde_json::from_slice(&std::fs::read(note.path()).unwrap()).unwrap();
     assert_eq!(note["text"], "a note");
     assert!(!tip_dir.join("unverified").exists());
-    // The facts name the items their key commits to.
     let facts: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tip_dir.join("facts.json")).unwrap()).unwrap();
     assert_eq!(
         facts["item_commitments"]["items"].as_array().unwrap().len(),
         4
     );
-    // Items are still standard age files whose plaintext is unchanged.
-    for (kind, file) in exported(&deployment) {
-        let opened = try_decrypt(&bob, &file).unwrap();
+}
+
+/// Honestly re-keyed items are still standard age files whose plaintext is unchanged.
+async fn honestly_rekeyed_items_are_still_age_files(backend: Backend) {
+    let rekeyed = honestly_rekeyed(backend).await;
+    for (kind, file) in exported(&rekeyed.deployment) {
+        let opened = try_decrypt(&rekeyed.bob, &file).unwrap();
         if kind == "message" {
             assert_eq!(opened, b"an honest tip");
         }
     }
 }
-on_both_backends!(an_honest_rekey_passes);
+
+on_both_backends!(
+    an_honest_rekey_reaches_every_item,
+    an_honest_rekey_passes,
+    honestly_rekeyed_items_are_still_age_files,
+);

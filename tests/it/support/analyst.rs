@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 
 use super::deployment::{Deployment, TIPBOX};
 use super::http::client;
-use super::library::{now, totp};
+use super::library::{Recipient, now, totp};
 use super::server::Server;
 
 pub struct Analyst {
@@ -50,7 +50,19 @@ pub async fn sign_in(
     password: &str,
     totp: &str,
 ) -> (StatusCode, serde_json::Value) {
-    api(
+    let (status, text) = sign_in_text(server, username, password, totp).await;
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// `POST /api/v1/session`: the status and the answer as sent (to compare two answers byte for
+/// byte).
+pub async fn sign_in_text(
+    server: &Server,
+    username: &str,
+    password: &str,
+    totp: &str,
+) -> (StatusCode, String) {
+    api_text(
         reqwest::Method::POST,
         format!("{}/api/v1/session", server.analyst),
         None,
@@ -73,6 +85,17 @@ pub async fn api(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> (StatusCode, serde_json::Value) {
+    let (status, text) = api_text(method, url, token, body).await;
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// One API call: the status and the body as sent.
+pub async fn api_text(
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, String) {
     let mut request = client().request(method, url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -84,21 +107,29 @@ pub async fn api(
     }
     let response = request.send().await.unwrap();
     let status = response.status();
-    (
-        status,
-        serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default(),
+    (status, response.text().await.unwrap())
+}
+
+/// A call with `token` to `path` on the analyst listener: the status and the JSON answer.
+pub async fn api_call(
+    server: &Server,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    api(
+        method,
+        format!("{}{path}", server.analyst),
+        Some(token),
+        body,
     )
+    .await
 }
 
 /// `GET` on the analyst API, which must answer 200; the JSON answer.
 pub async fn api_get(server: &Server, token: &str, path: &str) -> serde_json::Value {
-    let (status, body) = api(
-        reqwest::Method::GET,
-        format!("{}{path}", server.analyst),
-        Some(token),
-        None,
-    )
-    .await;
+    let (status, body) = api_call(server, token, reqwest::Method::GET, path, None).await;
     assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
     body
 }
@@ -113,6 +144,34 @@ pub async fn sealed_item(server: &Server, token: &str, item_id: &str) -> Vec<u8>
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     response.bytes().await.unwrap().to_vec()
+}
+
+/// `PUT /api/v1/items/ITEM/sealed`: `file` replaces the item, re-keyed from key set `from` to
+/// `to`; the status and the JSON answer.
+pub async fn put_sealed(
+    server: &Server,
+    token: &str,
+    item: &str,
+    from: i64,
+    to: i64,
+    file: Vec<u8>,
+) -> (StatusCode, serde_json::Value) {
+    let response = client()
+        .put(format!(
+            "{}/api/v1/items/{item}/sealed?from_key_set={from}&to_key_set={to}",
+            server.analyst
+        ))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (
+        status,
+        serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default(),
+    )
 }
 
 /// `tipbox review ARGS` with `stdin`, its configuration in `review_dir`.
@@ -161,6 +220,20 @@ pub fn review_login(review_dir: &Path, server: &Server, a: &Analyst, offset: i64
 /// `tipbox review pull --identity IDENTITY --out OUT [EXTRA…]`, which must succeed; its
 /// standard output.
 pub fn review_pull(review_dir: &Path, identity: &Path, out: &Path, extra: &[&str]) -> String {
+    review_ok(review_dir, &pull_args(identity, out, extra), "")
+}
+
+/// `tipbox review pull --identity IDENTITY --out OUT [EXTRA…]`, which may fail.
+pub fn review_pull_output(
+    review_dir: &Path,
+    identity: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Output {
+    review(review_dir, &pull_args(identity, out, extra), "")
+}
+
+fn pull_args<'a>(identity: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "pull",
         "--identity",
@@ -169,5 +242,48 @@ pub fn review_pull(review_dir: &Path, identity: &Path, out: &Path, extra: &[&str
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    review_ok(review_dir, &args, "")
+    args
+}
+
+/// `tipbox review rekey --identity IDENTITY`, confirmed with `--yes` or not; it may fail.
+pub fn review_rekey(review_dir: &Path, identity: &Path, yes: bool) -> Output {
+    let mut args = vec!["rekey", "--identity", identity.to_str().unwrap()];
+    if yes {
+        args.push("--yes");
+    }
+    review(review_dir, &args, "")
+}
+
+/// `tipbox review rekey --identity IDENTITY --yes`, which must succeed; its standard output.
+pub fn review_rekey_ok(review_dir: &Path, identity: &Path) -> String {
+    review_ok(
+        review_dir,
+        &["rekey", "--identity", identity.to_str().unwrap(), "--yes"],
+        "",
+    )
+}
+
+/// The fingerprint of a reviewer's key, as `tipbox keys` and `tipbox review keys` show it.
+pub fn fingerprint(identity: &age::x25519::Identity) -> String {
+    Recipient::parse(&identity.to_public().to_string())
+        .unwrap()
+        .fingerprint()
+}
+
+/// `tipbox review keys trust` of a reviewer's key, under `label`, with the fingerprint the
+/// reviewer gave: the analyst pins the key on their machine (`review rekey` seals to no other).
+pub fn review_trust(review_dir: &Path, identity: &age::x25519::Identity, label: &str) {
+    review_ok(
+        review_dir,
+        &[
+            "keys",
+            "trust",
+            &identity.to_public().to_string(),
+            "--label",
+            label,
+            "--fingerprint",
+            &fingerprint(identity),
+        ],
+        "",
+    );
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::library::{Counts, QueueFilter, Store};
+use super::library::{AuditEntry, Counts, QueueFilter, Store};
 use super::server::Server;
 
 pub const TIPBOX: &str = env!("CARGO_BIN_EXE_tipbox");
@@ -264,15 +264,23 @@ impl Deployment {
     /// Runs a statement directly on the database, bypassing tipbox (to play the adversary, or
     /// to age what is stored). Panics if the database refuses it.
     pub async fn execute_sql(&self, sql: impl Into<String>) {
-        self.try_execute_sql(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        self.execute_sql_with(sql, Vec::new()).await
+    }
+
+    /// Like `execute_sql`, with `values` bound to the statement's `$1`, `$2`, …: what someone
+    /// who can write the database (a PostgreSQL administrator) but holds no secret of tipbox's
+    /// can store.
+    pub async fn execute_sql_with(&self, sql: impl Into<String>, values: Vec<SqlValue>) {
+        let db = Direct::open(self).await.unwrap();
+        let done = db.execute(sql.into(), values).await;
+        db.close().await;
+        done.unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Like `execute_sql`, returning the database's refusal.
     pub async fn try_execute_sql(&self, sql: impl Into<String>) -> Result<(), sqlx::Error> {
         let db = Direct::open(self).await?;
-        let done = db.execute(sql.into()).await;
+        let done = db.execute(sql.into(), Vec::new()).await;
         db.close().await;
         done
     }
@@ -283,6 +291,22 @@ impl Deployment {
         let value = db.bytes(sql.to_owned()).await;
         db.close().await;
         value
+    }
+
+    /// The first column of every row of a `SELECT`, bypassing tipbox.
+    pub async fn query_column<T: Column>(&self, sql: &str) -> Vec<T> {
+        let db = Direct::open(self).await.unwrap();
+        let values = db.column(sql.to_owned()).await;
+        db.close().await;
+        values
+    }
+
+    /// The audit trail, in order.
+    pub async fn audit_entries(&self) -> Vec<AuditEntry> {
+        let store = self.store().await;
+        let entries = store.audit_entries().await.unwrap();
+        store.close().await;
+        entries
     }
 
     /// Every row of every table, as text, by table (rows sorted): to compare the database
@@ -299,11 +323,11 @@ impl Deployment {
                 .to_owned(),
         };
         let mut tables = BTreeMap::new();
-        for table in db.strings(list).await {
+        for table in db.column::<String>(list).await {
             let rows = match self.backend {
                 Backend::Sqlite => {
-                    let columns = db
-                        .strings(format!("SELECT name FROM pragma_table_info('{table}')"))
+                    let columns: Vec<String> = db
+                        .column(format!("SELECT name FROM pragma_table_info('{table}')"))
                         .await;
                     let row: Vec<String> =
                         columns.iter().map(|c| format!("quote(\"{c}\")")).collect();
@@ -311,7 +335,7 @@ impl Deployment {
                 }
                 Backend::Postgres => format!("SELECT t::text FROM \"{table}\" t"),
             };
-            let mut rows = db.strings(rows).await;
+            let mut rows: Vec<String> = db.column(rows).await;
             rows.sort();
             tables.insert(table, rows);
         }
@@ -340,6 +364,33 @@ impl Deployment {
     }
 }
 
+/// A value bound into a statement run directly on the database (`Deployment::execute_sql_with`).
+pub enum SqlValue {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// A type a column can be read as on either backend (`Deployment::query_column`).
+pub trait Column:
+    Send
+    + Unpin
+    + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+    + sqlx::Type<sqlx::Sqlite>
+    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+    + sqlx::Type<sqlx::Postgres>
+{
+}
+
+impl<T> Column for T where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+{
+}
+
 /// A connection pool straight to a deployment's database, bypassing tipbox.
 enum Direct {
     Sqlite(sqlx::SqlitePool),
@@ -358,16 +409,29 @@ impl Direct {
         })
     }
 
-    async fn execute(&self, sql: String) -> Result<(), sqlx::Error> {
+    async fn execute(&self, sql: String, values: Vec<SqlValue>) -> Result<(), sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(sql);
+        // The same binding for either backend's query type.
+        macro_rules! bound {
+            ($query:expr) => {{
+                let mut query = $query;
+                for value in values {
+                    query = match value {
+                        SqlValue::Text(text) => query.bind(text),
+                        SqlValue::Bytes(bytes) => query.bind(bytes),
+                    };
+                }
+                query
+            }};
+        }
         match self {
-            Self::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-            Self::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Self::Sqlite(pool) => bound!(sqlx::query(sql)).execute(pool).await.map(drop),
+            Self::Postgres(pool) => bound!(sqlx::query(sql)).execute(pool).await.map(drop),
         }
     }
 
-    /// The first column of every row, as text.
-    async fn strings(&self, sql: String) -> Vec<String> {
+    /// The first column of every row.
+    async fn column<T: Column>(&self, sql: String) -> Vec<T> {
         let sql = sqlx::AssertSqlSafe(sql);
         match self {
             Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,

@@ -64,11 +64,16 @@ pub async fn submit(server: &Server, form: Form, lang: &str) -> (StatusCode, Str
     (status, response.text().await.unwrap())
 }
 
-/// Submits a tip with `message` alone, which must be accepted; its receipt.
-pub async fn submit_message(server: &Server, message: &str) -> String {
-    let (status, page) = submit(server, tip_form(message, &[]), "en").await;
+/// Submits `form` in English, which must be accepted; the receipt.
+pub async fn submit_ok(server: &Server, form: Form) -> String {
+    let (status, page) = submit(server, form, "en").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     receipt_from(&page)
+}
+
+/// Submits a tip with `message` alone, which must be accepted; its receipt.
+pub async fn submit_message(server: &Server, message: &str) -> String {
+    submit_ok(server, tip_form(message, &[])).await
 }
 
 /// The text of the element with `id="receipt"`.

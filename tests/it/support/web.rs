@@ -21,13 +21,20 @@ pub fn hidden_csrf(html: &str) -> String {
     hidden(html, "csrf")
 }
 
-/// The cookie `name` the response sets: its value and the whole `Set-Cookie` header.
-pub fn cookie_from(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+/// Every `Set-Cookie` header of the response.
+pub fn set_cookies(response: &reqwest::Response) -> Vec<String> {
     response
         .headers()
         .get_all(SET_COOKIE)
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The cookie `name` the response sets: its value and the whole `Set-Cookie` header.
+pub fn cookie_from(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    set_cookies(response)
+        .into_iter()
         .find(|v| v.starts_with(&format!("{name}=")))
         .map(|v| {
             let value = v[name.len() + 1..v.find(';').unwrap()].to_owned();
@@ -58,26 +65,49 @@ pub async fn get(url: &str, cookie: Option<&str>) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-/// The desk's sign-in form as a browser gets it: the pairing cookie's `Cookie` header value and
-/// the form's CSRF token (which must be the cookie's value).
-pub async fn desk_login_form(server: &Server) -> (String, String) {
-    let page = get(&format!("{}/login", server.analyst), None).await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let (pairing, _) = cookie_from(&page, "__Host-tipbox_login").expect("a pairing cookie");
-    let csrf = hidden_csrf(&page.text().await.unwrap());
-    assert_eq!(csrf, pairing);
-    (format!("__Host-tipbox_login={pairing}"), csrf)
+/// A form as a browser loads it, paired with a cookie that its CSRF token must match.
+pub struct PairedForm {
+    /// The `Cookie` header value that sends the pairing cookie back.
+    pub cookie: String,
+    /// The form's CSRF token (the pairing cookie's value).
+    pub csrf: String,
+    /// Every `Set-Cookie` header of the page.
+    pub set_cookies: Vec<String>,
 }
 
-/// Signs in at the desk with the code `offset` steps from now; the session's `Cookie` header
-/// value and the `Set-Cookie` header that carried it.
-pub async fn desk_sign_in(server: &Server, a: &Analyst, offset: i64) -> (String, String) {
-    let (pairing, csrf) = desk_login_form(server).await;
+/// Loads the form at `url`, which pairs its CSRF token with the cookie `pairing`.
+async fn paired_form(url: &str, pairing: &str) -> PairedForm {
+    let page = get(url, None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let set_cookies = set_cookies(&page);
+    let (value, _) = cookie_from(&page, pairing).expect("a pairing cookie");
+    let csrf = hidden_csrf(&page.text().await.unwrap());
+    assert_eq!(csrf, value);
+    PairedForm {
+        cookie: format!("{pairing}={value}"),
+        csrf,
+        set_cookies,
+    }
+}
+
+/// The desk's sign-in form as a browser gets it.
+pub async fn desk_login_form(server: &Server) -> PairedForm {
+    paired_form(&format!("{}/login", server.analyst), "__Host-tipbox_login").await
+}
+
+/// Signs in on the desk's sign-in form `login` with the code `offset` steps from now: the
+/// answer, which sends the browser to the queue.
+pub async fn desk_sign_in_on(
+    server: &Server,
+    login: &PairedForm,
+    a: &Analyst,
+    offset: i64,
+) -> reqwest::Response {
     let signed_in = form(
         &format!("{}/login", server.analyst),
-        Some(&pairing),
+        Some(&login.cookie),
         &[
-            ("csrf", &csrf),
+            ("csrf", &login.csrf),
             ("username", &a.name),
             ("password", &a.password),
             ("totp", &code(a, offset)),
@@ -86,6 +116,14 @@ pub async fn desk_sign_in(server: &Server, a: &Analyst, offset: i64) -> (String,
     .await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     assert_eq!(signed_in.headers()[LOCATION], "/queue");
+    signed_in
+}
+
+/// Signs in at the desk with the code `offset` steps from now; the session's `Cookie` header
+/// value and the `Set-Cookie` header that carried it.
+pub async fn desk_sign_in(server: &Server, a: &Analyst, offset: i64) -> (String, String) {
+    let login = desk_login_form(server).await;
+    let signed_in = desk_sign_in_on(server, &login, a, offset).await;
     let (session, set_cookie) =
         cookie_from(&signed_in, "__Host-tipbox_session").expect("a session cookie");
     (format!("__Host-tipbox_session={session}"), set_cookie)
@@ -96,19 +134,34 @@ pub const SIGNIN_COOKIE: &str = "__Host-tipbox_signin";
 /// The cookie of a source's session.
 pub const CASE_COOKIE: &str = "__Host-tipbox_case";
 
-/// Loads the receipt form and posts `receipt` with it: the response (303 on success).
-pub async fn post_receipt(server: &Server, receipt: &str, lang: &str) -> reqwest::Response {
-    let page = get(&format!("{}/followup?lang={lang}", server.public), None).await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let (pairing, _) = cookie_from(&page, SIGNIN_COOKIE).expect("a pairing cookie");
-    let csrf = hidden_csrf(&page.text().await.unwrap());
-    assert_eq!(csrf, pairing);
-    form(
+/// The source's receipt form in `lang`, as a browser gets it.
+pub async fn receipt_form(server: &Server, lang: &str) -> PairedForm {
+    paired_form(
         &format!("{}/followup?lang={lang}", server.public),
-        Some(&format!("{SIGNIN_COOKIE}={pairing}")),
-        &[("csrf", &csrf), ("receipt", receipt)],
+        SIGNIN_COOKIE,
     )
     .await
+}
+
+/// Posts `receipt` with the receipt form `page` in `lang`: the response (303 on success).
+pub async fn post_receipt_on(
+    server: &Server,
+    page: &PairedForm,
+    receipt: &str,
+    lang: &str,
+) -> reqwest::Response {
+    form(
+        &format!("{}/followup?lang={lang}", server.public),
+        Some(&page.cookie),
+        &[("csrf", &page.csrf), ("receipt", receipt)],
+    )
+    .await
+}
+
+/// Loads the receipt form and posts `receipt` with it: the response (303 on success).
+pub async fn post_receipt(server: &Server, receipt: &str, lang: &str) -> reqwest::Response {
+    let page = receipt_form(server, lang).await;
+    post_receipt_on(server, &page, receipt, lang).await
 }
 
 /// Signs a source in with its receipt; the `Cookie` header value of the session.
