@@ -8,95 +8,26 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::analyst::*;
-use crate::support::web::*;
-use crate::support::*;
 use reqwest::StatusCode;
-use reqwest::header::SET_COOKIE;
 
-const CASE_COOKIE: &str = "__Host-tipbox_case";
-const SIGNIN_COOKIE: &str = "__Host-tipbox_signin";
-
-// --- Playing the database writer ----------------------------------------------------------------
-
-/// A value to bind into a statement run directly on the database.
-enum Arg {
-    Text(String),
-    Bytes(Vec<u8>),
-}
-
-/// Evaluates `$body` with `$pool` connected to the deployment's database, whichever backend it
-/// is (so that the statement is written once), then closes the pool.
-macro_rules! on_database {
-    ($deployment:expr, $pool:ident => $body:expr) => {{
-        macro_rules! connected {
-            ($connect:expr) => {{
-                let $pool = $connect.await.unwrap();
-                let result = $body;
-                $pool.close().await;
-                result
-            }};
-        }
-        match $deployment.backend {
-            Backend::Sqlite => connected!(sqlx::SqlitePool::connect(&$deployment.database_url)),
-            Backend::Postgres => connected!(sqlx::PgPool::connect(&$deployment.database_url)),
-        }
-    }};
-}
-
-/// Runs `sql` with `args` on the deployment's database, bypassing tipbox: what someone who can
-/// write the database (a PostgreSQL administrator) but does not hold the server secret can do.
-async fn write_directly(deployment: &Deployment, sql: &str, args: Vec<Arg>) {
-    on_database!(deployment, pool => {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
-        for arg in args {
-            q = match arg {
-                Arg::Text(t) => q.bind(t),
-                Arg::Bytes(b) => q.bind(b),
-            };
-        }
-        q.execute(&pool).await.unwrap();
-    })
-}
-
-/// A tip's stored receipt hash, reply recipient and binding.
-async fn tip_row(deployment: &Deployment, id: &str) -> (Vec<u8>, String, Option<Vec<u8>>) {
-    const Q: &str = "SELECT receipt_hash, reply_recipient, binding FROM tips WHERE id = $1";
-    on_database!(deployment, pool => sqlx::query_as(Q).bind(id).fetch_one(&pool).await.unwrap())
-}
-
-/// Integers from the database (`SELECT` one integer column).
-async fn integers(deployment: &Deployment, sql: &'static str) -> Vec<i64> {
-    on_database!(deployment, pool => sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap())
-}
-
-async fn tip_ids(deployment: &Deployment) -> Vec<String> {
-    let store = deployment.store().await;
-    let ids = store
-        .list_items()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.tip_id)
-        .collect::<std::collections::BTreeSet<_>>();
-    store.close().await;
-    ids.into_iter().collect()
-}
-
-// --- A source, by hand ----------------------------------------------------------------------------
+use crate::support::analyst::{
+    add_analyst, api_call, code, sealed_item, sign_in, sign_in_text, token,
+};
+use crate::support::web::{
+    CASE_COOKIE, SIGNIN_COOKIE, cookie_from, desk_login_form, desk_sign_in_on, form, get,
+    hidden_csrf, post_receipt, post_receipt_on, receipt_form, set_cookies,
+};
+use crate::support::{
+    BINDINGS_MADE_FILE, Backend, Deployment, Lang, ReceiptCode, Server, ServerSecret, SqlValue,
+    TIPBOX, on_both_backends, submit_message,
+};
 
 /// Submits a tip; returns its receipt and its id.
-async fn submit(deployment: &Deployment, server: &Server, message: &str) -> (String, String) {
-    let before = tip_ids(deployment).await;
-    let response = client()
-        .post(format!("{}/submit?lang=en", server.public))
-        .multipart(reqwest::multipart::Form::new().text("message", message.to_owned()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let receipt = receipt_from(&response.text().await.unwrap());
-    let id = tip_ids(deployment)
+async fn submit_tip(deployment: &Deployment, server: &Server, message: &str) -> (String, String) {
+    let before = deployment.tip_ids().await;
+    let receipt = submit_message(server, message).await;
+    let id = deployment
+        .tip_ids()
         .await
         .into_iter()
         .find(|id| !before.contains(id))
@@ -104,18 +35,23 @@ async fn submit(deployment: &Deployment, server: &Server, message: &str) -> (Str
     (receipt, id)
 }
 
+/// A tip's stored receipt hash, reply recipient and binding.
+async fn tip_row(deployment: &Deployment, id: &str) -> (Vec<u8>, String, Option<Vec<u8>>) {
+    let select = |column: &str| format!("SELECT {column} FROM tips WHERE id = '{id}'");
+    let receipt_hash = deployment.query_bytes(&select("receipt_hash")).await;
+    let reply_recipient: Vec<String> = deployment.query_column(&select("reply_recipient")).await;
+    let binding = deployment.query_bytes(&select("binding")).await;
+    (
+        receipt_hash.expect("a receipt hash"),
+        reply_recipient.into_iter().next().expect("the tip"),
+        binding,
+    )
+}
+
 /// Posts a receipt with a freshly loaded form: the status, the session cookie if one was set,
 /// and the page without its form token (which differs on every load).
-async fn post_receipt(server: &Server, receipt: &str) -> (StatusCode, Option<String>, String) {
-    let page = get(&format!("{}/followup?lang=en", server.public), None).await;
-    let (pairing, _) = cookie_from(&page, SIGNIN_COOKIE).expect("a pairing cookie");
-    let csrf = hidden_csrf(&page.text().await.unwrap());
-    let response = form(
-        &format!("{}/followup?lang=en", server.public),
-        Some(&format!("{SIGNIN_COOKIE}={pairing}")),
-        &[("csrf", &csrf), ("receipt", receipt)],
-    )
-    .await;
+async fn receipt_answer(server: &Server, receipt: &str) -> (StatusCode, Option<String>, String) {
+    let response = post_receipt(server, receipt, "en").await;
     let status = response.status();
     let session = cookie_from(&response, CASE_COOKIE).map(|(token, _)| token);
     let body = response.text().await.unwrap();
@@ -129,8 +65,8 @@ async fn post_receipt(server: &Server, receipt: &str) -> (StatusCode, Option<Str
 
 /// What a receipt that was never issued gets.
 async fn wrong_receipt_answer(server: &Server) -> (StatusCode, Option<String>, String) {
-    let wrong = tipbox::receipt::ReceiptCode::generate().words(tipbox::i18n::Lang::En);
-    let answer = post_receipt(server, &wrong).await;
+    let wrong = ReceiptCode::generate().words(Lang::En);
+    let answer = receipt_answer(server, &wrong).await;
     assert_eq!(answer.0, StatusCode::UNAUTHORIZED);
     assert!(answer.1.is_none());
     answer
@@ -145,43 +81,46 @@ async fn a_copied_receipt_opens_nothing_for_its_new_holder(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     deployment.add_reviewer("alice");
     let server = deployment.start();
-    let (victim_receipt, victim) = submit(&deployment, &server, "the victim's tip").await;
-    let (attacker_receipt, attacker) = submit(&deployment, &server, "the attacker's tip").await;
+    let (victim_receipt, victim) = submit_tip(&deployment, &server, "the victim's tip").await;
+    let (attacker_receipt, attacker) = submit_tip(&deployment, &server, "the attacker's tip").await;
     let wrong = wrong_receipt_answer(&server).await;
     assert_eq!(
-        post_receipt(&server, &victim_receipt).await.0,
+        receipt_answer(&server, &victim_receipt).await.0,
         StatusCode::SEE_OTHER
     );
 
     let (hash, recipient, binding) = tip_row(&deployment, &attacker).await;
     assert!(binding.is_some(), "new tips are stored bound");
     // The receipt hash is unique: move the attacker's own out of the way first.
-    write_directly(
-        &deployment,
-        "UPDATE tips SET receipt_hash = $1 WHERE id = $2",
-        vec![Arg::Bytes(vec![0]), Arg::Text(attacker.clone())],
-    )
-    .await;
-    write_directly(
-        &deployment,
-        "UPDATE tips SET receipt_hash = $1 WHERE id = $2",
-        vec![Arg::Bytes(hash.clone()), Arg::Text(victim.clone())],
-    )
-    .await;
-    assert_eq!(post_receipt(&server, &attacker_receipt).await, wrong);
+    deployment
+        .execute_sql_with(
+            "UPDATE tips SET receipt_hash = $1 WHERE id = $2",
+            vec![SqlValue::Bytes(vec![0]), SqlValue::Text(attacker.clone())],
+        )
+        .await;
+    deployment
+        .execute_sql_with(
+            "UPDATE tips SET receipt_hash = $1 WHERE id = $2",
+            vec![
+                SqlValue::Bytes(hash.clone()),
+                SqlValue::Text(victim.clone()),
+            ],
+        )
+        .await;
+    assert_eq!(receipt_answer(&server, &attacker_receipt).await, wrong);
 
     // The whole row's receipt, recipient and binding: the binding names the attacker's tip.
-    write_directly(
-        &deployment,
-        "UPDATE tips SET reply_recipient = $1, binding = $2 WHERE id = $3",
-        vec![
-            Arg::Text(recipient),
-            Arg::Bytes(binding.unwrap()),
-            Arg::Text(victim.clone()),
-        ],
-    )
-    .await;
-    assert_eq!(post_receipt(&server, &attacker_receipt).await, wrong);
+    deployment
+        .execute_sql_with(
+            "UPDATE tips SET reply_recipient = $1, binding = $2 WHERE id = $3",
+            vec![
+                SqlValue::Text(recipient),
+                SqlValue::Bytes(binding.unwrap()),
+                SqlValue::Text(victim.clone()),
+            ],
+        )
+        .await;
+    assert_eq!(receipt_answer(&server, &attacker_receipt).await, wrong);
 }
 on_both_backends!(a_copied_receipt_opens_nothing_for_its_new_holder);
 
@@ -192,17 +131,17 @@ async fn a_copied_reply_recipient_gets_no_reply_sealed_to_it(backend: Backend) {
     deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
-    let (_, victim) = submit(&deployment, &server, "the victim's tip").await;
-    let (_, attacker) = submit(&deployment, &server, "the attacker's tip").await;
+    let (_, victim) = submit_tip(&deployment, &server, "the victim's tip").await;
+    let (_, attacker) = submit_tip(&deployment, &server, "the attacker's tip").await;
     let token = token(&server, &ana, 0).await;
     let reply = |tip: String| {
-        let token = token.clone();
-        let url = format!("{}/api/v1/tips/{tip}/replies", server.analyst);
+        let (server, token) = (&server, token.clone());
         async move {
-            api(
+            api_call(
+                server,
+                &token,
                 reqwest::Method::POST,
-                url,
-                Some(&token),
+                &format!("/api/v1/tips/{tip}/replies"),
                 Some(serde_json::json!({ "text": "Thank you. When was this?" })),
             )
             .await
@@ -215,27 +154,30 @@ async fn a_copied_reply_recipient_gets_no_reply_sealed_to_it(backend: Backend) {
     for (sql, args) in [
         (
             "UPDATE tips SET reply_recipient = $1 WHERE id = $2",
-            vec![Arg::Text(recipient.clone()), Arg::Text(victim.clone())],
+            vec![
+                SqlValue::Text(recipient.clone()),
+                SqlValue::Text(victim.clone()),
+            ],
         ),
         (
             "UPDATE tips SET reply_recipient = $1, binding = $2 WHERE id = $3",
             vec![
-                Arg::Text(recipient.clone()),
-                Arg::Bytes(binding.clone().unwrap()),
-                Arg::Text(victim.clone()),
+                SqlValue::Text(recipient.clone()),
+                SqlValue::Bytes(binding.clone().unwrap()),
+                SqlValue::Text(victim.clone()),
             ],
         ),
     ] {
-        write_directly(&deployment, sql, args).await;
+        deployment.execute_sql_with(sql, args).await;
         let (status, body) = reply(victim.clone()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-        let replies = integers(&deployment, "SELECT COUNT(*) FROM replies").await;
+        let replies: Vec<i64> = deployment
+            .query_column("SELECT COUNT(*) FROM replies")
+            .await;
         assert_eq!(replies, [1], "only the reply sent before the copy");
-        let items = integers(
-            &deployment,
-            "SELECT COUNT(*) FROM items WHERE kind = 'reply'",
-        )
-        .await;
+        let items: Vec<i64> = deployment
+            .query_column("SELECT COUNT(*) FROM items WHERE kind = 'reply'")
+            .await;
         assert_eq!(items, [1]);
     }
     assert!(
@@ -263,28 +205,12 @@ async fn a_copied_totp_secret_opens_nothing() {
         )
         .await;
     let server = deployment.start();
-    let sign_in = |name: &'static str, password: String, code: String| {
-        let url = format!("{}/api/v1/session", server.analyst);
-        async move {
-            let response = client()
-                .post(url)
-                .header("content-type", "application/json")
-                .body(
-                    serde_json::json!({ "username": name, "password": password, "totp": code })
-                        .to_string(),
-                )
-                .send()
-                .await
-                .unwrap();
-            (response.status(), response.text().await.unwrap())
-        }
-    };
-    let as_alice = sign_in("alice", mallory.password.clone(), code(&mallory, 0)).await;
-    let wrong_code = sign_in("carol", carol.password.clone(), "000000".into()).await;
+    let as_alice = sign_in_text(&server, "alice", &mallory.password, &code(&mallory, 0)).await;
+    let wrong_code = sign_in_text(&server, "carol", &carol.password, "000000").await;
     assert_eq!(as_alice.0, StatusCode::UNAUTHORIZED, "{}", as_alice.1);
     assert_eq!(as_alice, wrong_code, "the same answer as a wrong code");
     // Mallory's own credentials are right where they belong.
-    let (status, _) = sign_in("mallory", mallory.password.clone(), code(&mallory, 0)).await;
+    let (status, _) = sign_in(&server, "mallory", &mallory.password, &code(&mallory, 0)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(deployment.log().contains("does not open for it"));
 }
@@ -293,7 +219,7 @@ async fn a_copied_totp_secret_opens_nothing() {
 /// (no associated data), made here from the deployment's own server secret.
 fn sealed_without_account(deployment: &Deployment, secret: &[u8]) -> Vec<u8> {
     use chacha20poly1305::aead::{Aead, KeyInit};
-    let server = tipbox::secrets::ServerSecret::load(&deployment.data_dir()).unwrap();
+    let server = ServerSecret::load(&deployment.data_dir()).unwrap();
     let key = server.subkey("totp secrets");
     let cipher =
         chacha20poly1305::XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key[..]));
@@ -305,29 +231,15 @@ fn sealed_without_account(deployment: &Deployment, secret: &[u8]) -> Vec<u8> {
     sealed
 }
 
-async fn api_sign_in_status(server: &Server, name: &str, a: &Analyst, offset: i64) -> StatusCode {
-    client()
-        .post(format!("{}/api/v1/session", server.analyst))
-        .header("content-type", "application/json")
-        .body(
-            serde_json::json!({ "username": name, "password": a.password, "totp": code(a, offset) })
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
 /// Rows as they were before bindings: no tip bound, ana's TOTP secret sealed without her name
 /// (`legacy`), and no record in the database that the one-time pass ran.
 async fn unbind(deployment: &Deployment, legacy: &[u8]) {
-    write_directly(
-        deployment,
-        "UPDATE analysts SET totp_secret = $1 WHERE username = 'ana'",
-        vec![Arg::Bytes(legacy.to_vec())],
-    )
-    .await;
+    deployment
+        .execute_sql_with(
+            "UPDATE analysts SET totp_secret = $1 WHERE username = 'ana'",
+            vec![SqlValue::Bytes(legacy.to_vec())],
+        )
+        .await;
     deployment
         .execute_sql("UPDATE tips SET binding = NULL")
         .await;
@@ -345,9 +257,9 @@ async fn rows_stored_before_bindings_are_bound_once_and_never_again() {
     deployment.add_reviewer("alice");
     let mut ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
-    let (receipt, _) = submit(&deployment, &server, "a tip from before bindings").await;
+    let (receipt, _) = submit_tip(&deployment, &server, "a tip from before bindings").await;
     server.stop();
-    let marker = deployment.data_dir().join(tipbox::app::BINDINGS_MADE_FILE);
+    let marker = deployment.data_dir().join(BINDINGS_MADE_FILE);
     assert!(marker.exists());
 
     // The state of a database before migration 0007 was first served.
@@ -357,13 +269,11 @@ async fn rows_stored_before_bindings_are_bound_once_and_never_again() {
     std::fs::remove_file(&marker).unwrap();
     let server = deployment.start();
     assert_eq!(
-        post_receipt(&server, &receipt).await.0,
+        receipt_answer(&server, &receipt).await.0,
         StatusCode::SEE_OTHER
     );
-    assert_eq!(
-        api_sign_in_status(&server, "ana", &ana, 0).await,
-        StatusCode::OK
-    );
+    let (status, _) = sign_in(&server, "ana", &ana.password, &code(&ana, 0)).await;
+    assert_eq!(status, StatusCode::OK);
     server.stop();
     assert!(marker.exists());
 
@@ -372,27 +282,22 @@ async fn rows_stored_before_bindings_are_bound_once_and_never_again() {
     unbind(&deployment, &legacy).await;
     let server = deployment.start();
     let wrong = wrong_receipt_answer(&server).await;
-    assert_eq!(post_receipt(&server, &receipt).await, wrong);
-    assert_eq!(
-        api_sign_in_status(&server, "ana", &ana, 1).await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(receipt_answer(&server, &receipt).await, wrong);
+    let (status, _) = sign_in(&server, "ana", &ana.password, &code(&ana, 1)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 // --- Finding 4: the analyst onion is never without client authorization ------------------------
 
+/// `tipbox ARGS` with the analyst onion's service directory set (as `serve` would read it).
 fn tipbox_with_onion_dir(
     deployment: &Deployment,
     service: &Path,
     args: &[&str],
 ) -> std::process::Output {
-    Command::new(TIPBOX)
-        .arg("--config")
-        .arg(&deployment.config_path)
-        .args(args)
-        .env_remove("TIPBOX_CONFIG")
+    deployment
+        .command(args)
         .env("TIPBOX_ANALYST__ONION_SERVICE_DIR", service)
-        .current_dir(deployment.path())
         .output()
         .unwrap()
 }
@@ -690,41 +595,39 @@ async fn times_about_tips_are_rounded_like_received_times() {
     deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
-    let (_, tip) = submit(&deployment, &server, "a tip to look at").await;
+    let (_, tip) = submit_tip(&deployment, &server, "a tip to look at").await;
     let token = token(&server, &ana, 0).await;
-    let call = |method: reqwest::Method, path: String, body: Option<serde_json::Value>| {
-        let url = format!("{}{path}", server.analyst);
-        let token = token.clone();
-        async move { api(method, url, Some(&token), body).await }
-    };
-    let (status, tip_json) = call(reqwest::Method::GET, format!("/api/v1/tips/{tip}"), None).await;
+    let (status, tip_json) = api_call(
+        &server,
+        &token,
+        reqwest::Method::GET,
+        &format!("/api/v1/tips/{tip}"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let item = tip_json["items"][0]["id"].as_str().unwrap().to_owned();
-    let sealed = client()
-        .get(format!("{}/api/v1/items/{item}/sealed", server.analyst))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sealed.status(), StatusCode::OK);
-    let (status, _) = call(
+    sealed_item(&server, &token, &item).await;
+    let (status, _) = api_call(
+        &server,
+        &token,
         reqwest::Method::POST,
-        format!("/api/v1/tips/{tip}/notes"),
+        &format!("/api/v1/tips/{tip}/notes"),
         Some(serde_json::json!({ "text": "checked" })),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = call(
+    let (status, _) = api_call(
+        &server,
+        &token,
         reqwest::Method::PATCH,
-        format!("/api/v1/tips/{tip}"),
+        &format!("/api/v1/tips/{tip}"),
         Some(serde_json::json!({ "status": "in_review" })),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
 
-    let store = deployment.store().await;
-    let entries = store.audit_entries().await.unwrap();
-    store.close().await;
+    let entries = deployment.audit_entries().await;
     for action in ["tip.view", "item.download", "note.add", "tip.update"] {
         let entry = entries
             .iter()
@@ -732,29 +635,18 @@ async fn times_about_tips_are_rounded_like_received_times() {
             .unwrap_or_else(|| panic!("no {action} entry"));
         assert_eq!(entry.at % 3600, 0, "{action} at {}", entry.at);
     }
-    let last_seen = integers(&deployment, "SELECT last_seen_at FROM sessions").await;
+    let last_seen: Vec<i64> = deployment
+        .query_column("SELECT last_seen_at FROM sessions")
+        .await;
     assert!(!last_seen.is_empty());
     assert!(last_seen.iter().all(|t| t % 3600 == 0), "{last_seen:?}");
     // The session is still good: its idle time is kept to the second in memory.
-    assert_eq!(
-        call(reqwest::Method::GET, "/api/v1/tips".into(), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    let (status, _) = api_call(&server, &token, reqwest::Method::GET, "/api/v1/tips", None).await;
+    assert_eq!(status, StatusCode::OK);
     deployment.tipbox_ok(&["audit", "verify"]);
 }
 
 // --- Finding 7: session cookies only ------------------------------------------------------------
-
-fn set_cookies(response: &reqwest::Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
 
 /// Loads `page` with the session `cookie` and posts its form token to `sign_out`, as a browser
 /// signs out: every `Set-Cookie` of both answers.
@@ -777,28 +669,37 @@ fn persistent(cookie: &str) -> bool {
     })
 }
 
-/// No `Set-Cookie` of either listener makes a persistent cookie: the receipt form's pairing
-/// cookie, the source's session, the desk's sign-in form and session, and their clearing.
+/// Every cookie of `names` was set, and cleared, among the `Set-Cookie` headers `seen`; none of
+/// those is persistent.
+fn assert_session_cookies_only(seen: &[String], names: &[&str]) {
+    for name in names {
+        assert!(
+            seen.iter()
+                .any(|c| c.starts_with(&format!("{name}=")) && !c.contains("Max-Age=0")),
+            "{name} was set: {seen:#?}"
+        );
+        assert!(
+            seen.iter().any(|c| c.starts_with(&format!("{name}=;"))),
+            "{name} was cleared: {seen:#?}"
+        );
+    }
+    for cookie in seen {
+        assert!(!persistent(cookie), "a persistent cookie: {cookie}");
+    }
+}
+
+/// No `Set-Cookie` of the public listener makes a persistent cookie: the receipt form's
+/// pairing cookie, the source's session, and their clearing (the receipt form, signing in, the
+/// case page, signing out).
 #[tokio::test(flavor = "multi_thread")]
-async fn every_cookie_is_a_session_cookie() {
+async fn every_cookie_of_the_source_is_a_session_cookie() {
     let deployment = Deployment::new(Backend::Sqlite, "");
     deployment.add_reviewer("alice");
-    let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
-    let (receipt, _) = submit(&deployment, &server, "a tip").await;
-    let mut seen = Vec::new();
-
-    // The source: the receipt form, signing in, the case page, signing out.
-    let page = get(&format!("{}/followup?lang=en", server.public), None).await;
-    seen.extend(set_cookies(&page));
-    let (pairing, _) = cookie_from(&page, SIGNIN_COOKIE).unwrap();
-    let csrf = hidden_csrf(&page.text().await.unwrap());
-    let signed_in = form(
-        &format!("{}/followup?lang=en", server.public),
-        Some(&format!("{SIGNIN_COOKIE}={pairing}")),
-        &[("csrf", &csrf), ("receipt", &receipt)],
-    )
-    .await;
+    let receipt = submit_message(&server, "a tip").await;
+    let page = receipt_form(&server, "en").await;
+    let mut seen = page.set_cookies.clone();
+    let signed_in = post_receipt_on(&server, &page, &receipt, "en").await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     seen.extend(set_cookies(&signed_in));
     let (session, _) = cookie_from(&signed_in, CASE_COOKIE).unwrap();
@@ -810,24 +711,21 @@ async fn every_cookie_is_a_session_cookie() {
         )
         .await,
     );
+    assert_session_cookies_only(&seen, &[SIGNIN_COOKIE, CASE_COOKIE]);
+}
 
-    // The desk: the sign-in form, signing in, signing out.
-    let login = get(&format!("{}/login", server.analyst), None).await;
-    seen.extend(set_cookies(&login));
-    let (login_cookie, _) = cookie_from(&login, "__Host-tipbox_login").unwrap();
-    let csrf = hidden_csrf(&login.text().await.unwrap());
-    let desk = form(
-        &format!("{}/login", server.analyst),
-        Some(&format!("__Host-tipbox_login={login_cookie}")),
-        &[
-            ("csrf", &csrf),
-            ("username", "ana"),
-            ("password", &ana.password),
-            ("totp", &code(&ana, 0)),
-        ],
-    )
-    .await;
-    assert_eq!(desk.status(), StatusCode::SEE_OTHER);
+/// No `Set-Cookie` of the analyst listener makes a persistent cookie: the desk's sign-in form's
+/// pairing cookie, the desk's session, and their clearing (the sign-in form, signing in,
+/// signing out).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_cookie_of_the_desk_is_a_session_cookie() {
+    let deployment = Deployment::new(Backend::Sqlite, "");
+    deployment.add_reviewer("alice");
+    let ana = add_analyst(&deployment, "ana", "analyst");
+    let server = deployment.start();
+    let login = desk_login_form(&server).await;
+    let mut seen = login.set_cookies.clone();
+    let desk = desk_sign_in_on(&server, &login, &ana, 0).await;
     seen.extend(set_cookies(&desk));
     let (desk_session, _) = cookie_from(&desk, "__Host-tipbox_session").unwrap();
     seen.extend(
@@ -838,26 +736,7 @@ async fn every_cookie_is_a_session_cookie() {
         )
         .await,
     );
-
-    for name in [
-        SIGNIN_COOKIE,
-        CASE_COOKIE,
-        "__Host-tipbox_login",
-        "__Host-tipbox_session",
-    ] {
-        assert!(
-            seen.iter()
-                .any(|c| c.starts_with(&format!("{name}=")) && !c.contains("Max-Age=0")),
-            "{name} was set: {seen:#?}"
-        );
-        assert!(
-            seen.iter().any(|c| c.starts_with(&format!("{name}=;"))),
-            "{name} was cleared: {seen:#?}"
-        );
-    }
-    for cookie in &seen {
-        assert!(!persistent(cookie), "a persistent cookie: {cookie}");
-    }
+    assert_session_cookies_only(&seen, &["__Host-tipbox_login", "__Host-tipbox_session"]);
 }
 
 // --- Finding 8: the smaller ones -----------------------------------------------------------------
