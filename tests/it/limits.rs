@@ -11,7 +11,9 @@ use reqwest::multipart::Form;
 
 use crate::support::analyst::{add_analyst, review_login, review_pull};
 use crate::support::at_rest::log_names_no_client;
-use crate::support::{Backend, Deployment, Server, client, install_tls_provider};
+use crate::support::{
+    Backend, Deployment, Server, client, install_tls_provider, submit_ok, tip_form,
+};
 
 /// Posts a genuine tip in `lang`; the response itself (its headers matter here).
 async fn post_tip(server: &Server, lang: &str) -> reqwest::Response {
@@ -346,20 +348,12 @@ async fn review_pull_waits_out_the_budget() {
     deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
-    let mut form = Form::new().text("message", "six items");
-    for n in 0..4 {
-        form = form.part(
-            "attachment",
-            reqwest::multipart::Part::bytes(vec![n as u8; 100]).file_name(format!("f{n}.bin")),
-        );
-    }
-    let response = client()
-        .post(format!("{}/submit", server.public))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let files: Vec<(&str, Vec<u8>)> = ["f0.bin", "f1.bin", "f2.bin", "f3.bin"]
+        .into_iter()
+        .zip(0u8..)
+        .map(|(name, n)| (name, vec![n; 100]))
+        .collect();
+    submit_ok(&server, tip_form("six items", &files)).await;
     let home = deployment.path().join("review-home");
     review_login(&home, &server, &ana, 0);
     let pulled = deployment.path().join("pulled");

@@ -6,17 +6,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use reqwest::StatusCode;
 
-use crate::support::analyst::{Analyst, add_analyst, api, review, review_login, review_ok, token};
+use crate::support::analyst::{
+    Analyst, add_analyst, api, api_call, fingerprint, put_sealed, review_login, review_rekey,
+    review_rekey_ok, review_trust, token,
+};
 use crate::support::{
-    Backend, Deployment, Header, Recipient, Server, age_cli_decrypt, age_cli_opens, client,
-    on_both_backends, random_bytes, rewrap_header, stored_item, submit, tip_form, try_decrypt,
+    Backend, Deployment, Header, Server, age_cli_decrypt, age_cli_opens, client, on_both_backends,
+    random_bytes, rewrap_header, stored_item, submit, tip_form, try_decrypt,
 };
 
 /// A deployment whose nodes never re-read the keyring on a timer: whatever they seal to after
@@ -83,32 +86,6 @@ fn labels(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
-async fn put_sealed(
-    server: &Server,
-    token: &str,
-    item: &str,
-    from: i64,
-    to: i64,
-    file: Vec<u8>,
-) -> (StatusCode, serde_json::Value) {
-    let response = client()
-        .put(format!(
-            "{}/api/v1/items/{item}/sealed?from_key_set={from}&to_key_set={to}",
-            server.analyst
-        ))
-        .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .body(file)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (
-        status,
-        serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default(),
-    )
-}
-
 /// `PUT /api/v1/items/ITEM/header` with a JSON body.
 async fn put_header(
     server: &Server,
@@ -116,8 +93,8 @@ async fn put_header(
     item: &str,
     body: serde_json::Value,
 ) -> (StatusCode, serde_json::Value) {
-    let url = format!("{}/api/v1/items/{item}/header", server.analyst);
-    api(reqwest::Method::PUT, url, Some(token), Some(body)).await
+    let path = format!("/api/v1/items/{item}/header");
+    api_call(server, token, reqwest::Method::PUT, &path, Some(body)).await
 }
 
 /// Signs `a` in with `tipbox review login` in a directory of its own; returns that directory.
@@ -130,38 +107,8 @@ fn review_dir_of(
 ) -> PathBuf {
     let dir = deployment.path().join(format!("{}-review", a.name));
     review_login(&dir, server, a, 1);
-    trust(&dir, trusted);
+    review_trust(&dir, trusted, "reviewer");
     dir
-}
-
-/// The analyst pins a reviewer's key on their machine (`review rekey` seals to no other).
-fn trust(dir: &Path, reviewer: &age::x25519::Identity) {
-    let recipient = reviewer.to_public().to_string();
-    let fingerprint = tipbox::keyring::Recipient::parse(&recipient)
-        .unwrap()
-        .fingerprint();
-    review_ok(
-        dir,
-        &[
-            "keys",
-            "trust",
-            &recipient,
-            "--label",
-            "reviewer",
-            "--fingerprint",
-            &fingerprint,
-        ],
-        "",
-    );
-}
-
-/// `tipbox review rekey --identity IDENTITY --yes`, which must succeed; its standard output.
-fn rekey(dir: &Path, identity: &Path) -> String {
-    review_ok(
-        dir,
-        &["rekey", "--identity", identity.to_str().unwrap(), "--yes"],
-        "",
-    )
 }
 
 fn status_json(deployment: &Deployment) -> serde_json::Value {
@@ -411,7 +358,7 @@ impl Retired {
 
     fn rekey_with_alice(&self) -> String {
         let dir = review_dir_of(&self.deployment, &self.server, &self.ana, &self.bob);
-        rekey(&dir, &self.deployment.identity_file("alice"))
+        review_rekey_ok(&dir, &self.deployment.identity_file("alice"))
     }
 }
 
@@ -581,16 +528,10 @@ async fn review_rekey_shows_the_new_recipients_and_waits_for_yes(backend: Backen
         &retired.bob,
     );
     let identity = retired.deployment.identity_file("alice");
-    let unconfirmed = review(
-        &dir,
-        &["rekey", "--identity", identity.to_str().unwrap()],
-        "",
-    );
+    let unconfirmed = review_rekey(&dir, &identity, false);
     assert!(!unconfirmed.status.success());
     let shown = String::from_utf8_lossy(&unconfirmed.stdout);
-    let bob_fingerprint = Recipient::parse(&retired.bob.to_public().to_string())
-        .unwrap()
-        .fingerprint();
+    let bob_fingerprint = fingerprint(&retired.bob);
     assert!(shown.contains(&bob_fingerprint[..16]), "{shown}");
     assert!(
         String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"),
@@ -611,10 +552,10 @@ async fn review_rekey_gives_every_item_a_new_header(backend: Backend) {
         &retired.ana,
         &retired.bob,
     );
-    let out = rekey(&dir, &retired.deployment.identity_file("alice"));
+    let out = review_rekey_ok(&dir, &retired.deployment.identity_file("alice"));
     assert!(out.contains("re-keyed 4 item(s)"), "{out}");
     assert!(out.contains("4 with a new header"), "{out}");
-    let out = rekey(&dir, &retired.deployment.identity_file("alice"));
+    let out = review_rekey_ok(&dir, &retired.deployment.identity_file("alice"));
     assert!(out.contains("nothing needs re-keying"), "{out}");
 
     let after = exported_tips(&retired.deployment);
@@ -846,7 +787,7 @@ async fn review_rekey_encrypts_afresh_what_a_revoked_key_opened(backend: Backend
     let revoked = revoked_alice(backend).await;
     let ana = add_analyst(&revoked.deployment, "ana", "analyst");
     let dir = review_dir_of(&revoked.deployment, &revoked.server, &ana, &revoked.bob);
-    let out = rekey(&dir, &revoked.deployment.identity_file("bob"));
+    let out = review_rekey_ok(&dir, &revoked.deployment.identity_file("bob"));
     assert!(out.contains("2 encrypted afresh"), "{out}");
 
     let after = exported_tips(&revoked.deployment);
