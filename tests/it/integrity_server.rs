@@ -5,7 +5,7 @@
 //! tips are rounded; cookies are session cookies; the build context and base images are pinned
 //! down; logs off a terminal are plain text.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use reqwest::StatusCode;
@@ -394,21 +394,22 @@ fn the_analyst_onion_is_authorized_from_its_first_publication() {
     );
 }
 
-/// tor turns client authorization off when authorized_clients/ is empty: the last key is not
-/// removed, by `onion-key --revoke` or by `analyst disable`, unless `--open-analyst-onion`
-/// says so.
-#[test]
-fn the_last_onion_key_is_not_removed_silently() {
+/// The analysts ana and bob, each with a client key for the analyst onion; then bob's key is
+/// revoked, which is not the last one and goes as before: ana's is the last key.
+struct LastOnionKey {
+    deployment: Deployment,
+    /// The analyst onion's service directory.
+    service: PathBuf,
+}
+
+fn one_onion_key_left() -> LastOnionKey {
     let deployment = Deployment::new(Backend::Sqlite, "");
-    deployment.tipbox_ok(&["analyst", "add", "ana"]);
-    deployment.tipbox_ok(&["analyst", "add", "bob"]);
     let service = deployment.path().join("tor-analyst");
     let dir = service.to_str().unwrap();
-    let keys = service.join("authorized_clients");
-    deployment.tipbox_ok(&["analyst", "onion-key", "ana", "--service-dir", dir]);
-    deployment.tipbox_ok(&["analyst", "onion-key", "bob", "--service-dir", dir]);
-
-    // Not the last one: removed as before.
+    for name in ["ana", "bob"] {
+        deployment.tipbox_ok(&["analyst", "add", name]);
+        deployment.tipbox_ok(&["analyst", "onion-key", name, "--service-dir", dir]);
+    }
     deployment.tipbox_ok(&[
         "analyst",
         "onion-key",
@@ -417,14 +418,31 @@ fn the_last_onion_key_is_not_removed_silently() {
         dir,
         "--revoke",
     ]);
-    assert!(!keys.join("bob.auth").exists());
+    assert!(!service.join("authorized_clients/bob.auth").exists());
+    LastOnionKey {
+        deployment,
+        service,
+    }
+}
 
-    let out = deployment.tipbox(&[
+impl LastOnionKey {
+    /// Whether ana's client key is still there.
+    fn ana_s_key_is_kept(&self) -> bool {
+        self.service.join("authorized_clients/ana.auth").exists()
+    }
+}
+
+/// tor turns client authorization off when authorized_clients/ is empty: `onion-key --revoke`
+/// does not remove the last key unless `--open-analyst-onion` says so.
+#[test]
+fn the_last_onion_key_is_not_removed_silently() {
+    let last = one_onion_key_left();
+    let out = last.deployment.tipbox(&[
         "analyst",
         "onion-key",
         "ana",
         "--service-dir",
-        dir,
+        last.service.to_str().unwrap(),
         "--revoke",
     ]);
     assert!(!out.status.success());
@@ -433,17 +451,23 @@ fn the_last_onion_key_is_not_removed_silently() {
         said.contains("last client key") && said.contains("--open-analyst-onion"),
         "{said}"
     );
-    assert!(keys.join("ana.auth").exists());
+    assert!(last.ana_s_key_is_kept());
+}
 
-    // Disabling the account still disables it, keeps the key, and fails loudly.
-    let out = tipbox_with_onion_dir(&deployment, &service, &["analyst", "disable", "ana"]);
+/// Disabling the analyst of the last onion key still disables the account, but keeps the key
+/// and fails loudly, unless `--open-analyst-onion` says to remove it.
+#[test]
+fn disabling_the_last_onion_key_s_analyst_keeps_the_key_unless_told() {
+    let last = one_onion_key_left();
+    let deployment = &last.deployment;
+    let out = tipbox_with_onion_dir(deployment, &last.service, &["analyst", "disable", "ana"]);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         said.contains("account is disabled") && said.contains("--open-analyst-onion"),
         "{said}"
     );
-    assert!(keys.join("ana.auth").exists());
+    assert!(last.ana_s_key_is_kept());
     assert!(
         deployment
             .tipbox_ok(&["analyst", "list"])
@@ -451,8 +475,8 @@ fn the_last_onion_key_is_not_removed_silently() {
     );
 
     let out = tipbox_with_onion_dir(
-        &deployment,
-        &service,
+        deployment,
+        &last.service,
         &["analyst", "disable", "ana", "--open-analyst-onion"],
     );
     assert!(
@@ -460,7 +484,7 @@ fn the_last_onion_key_is_not_removed_silently() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!keys.join("ana.auth").exists());
+    assert!(!last.ana_s_key_is_kept());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no client key left"));
     deployment.tipbox_ok(&["audit", "verify"]);
 }
@@ -597,31 +621,24 @@ async fn times_about_tips_are_rounded_like_received_times() {
     let server = deployment.start();
     let (_, tip) = submit_tip(&deployment, &server, "a tip to look at").await;
     let token = token(&server, &ana, 0).await;
-    let (status, tip_json) = api_call(
-        &server,
-        &token,
-        reqwest::Method::GET,
-        &format!("/api/v1/tips/{tip}"),
-        None,
-    )
-    .await;
+    let call = |method: reqwest::Method, path: String, body: Option<serde_json::Value>| {
+        let (server, token) = (&server, &token);
+        async move { api_call(server, token, method, &path, body).await }
+    };
+    let (status, tip_json) = call(reqwest::Method::GET, format!("/api/v1/tips/{tip}"), None).await;
     assert_eq!(status, StatusCode::OK);
     let item = tip_json["items"][0]["id"].as_str().unwrap().to_owned();
     sealed_item(&server, &token, &item).await;
-    let (status, _) = api_call(
-        &server,
-        &token,
+    let (status, _) = call(
         reqwest::Method::POST,
-        &format!("/api/v1/tips/{tip}/notes"),
+        format!("/api/v1/tips/{tip}/notes"),
         Some(serde_json::json!({ "text": "checked" })),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = api_call(
-        &server,
-        &token,
+    let (status, _) = call(
         reqwest::Method::PATCH,
-        &format!("/api/v1/tips/{tip}"),
+        format!("/api/v1/tips/{tip}"),
         Some(serde_json::json!({ "status": "in_review" })),
     )
     .await;
@@ -641,7 +658,7 @@ async fn times_about_tips_are_rounded_like_received_times() {
     assert!(!last_seen.is_empty());
     assert!(last_seen.iter().all(|t| t % 3600 == 0), "{last_seen:?}");
     // The session is still good: its idle time is kept to the second in memory.
-    let (status, _) = api_call(&server, &token, reqwest::Method::GET, "/api/v1/tips", None).await;
+    let (status, _) = call(reqwest::Method::GET, "/api/v1/tips".into(), None).await;
     assert_eq!(status, StatusCode::OK);
     deployment.tipbox_ok(&["audit", "verify"]);
 }
