@@ -72,10 +72,9 @@ async fn aged(backend: Backend) -> Aged {
 }
 
 async fn retention_deletions(deployment: &Deployment) -> usize {
-    let store = deployment.store().await;
-    let entries = store.audit_entries().await.unwrap();
-    store.close().await;
-    entries
+    deployment
+        .audit_entries()
+        .await
         .iter()
         .filter(|e| e.action == "retention.delete")
         .count()

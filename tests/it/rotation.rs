@@ -14,7 +14,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 
 use crate::support::analyst::{
-    Analyst, add_analyst, api, api_call, fingerprint, put_sealed, review_login, review_rekey,
+    Analyst, add_analyst, api_call, api_get, fingerprint, put_sealed, review_login, review_rekey,
     review_rekey_ok, review_trust, token,
 };
 use crate::support::{
@@ -319,10 +319,7 @@ impl Retired {
 
     /// The re-key queue as the analyst sees it: the target key set and the items.
     async fn rekey_queue(&self, token: &str) -> serde_json::Value {
-        let url = format!("{}/api/v1/rekey", self.server.analyst);
-        let (status, page) = api(reqwest::Method::GET, url, Some(token), None).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        page
+        api_get(&self.server, token, "/api/v1/rekey").await
     }
 
     /// The message item of the re-key queue.
@@ -356,8 +353,13 @@ impl Retired {
         assert_eq!(status["needs_rekey"]["retired"]["items"], items, "{status}");
     }
 
+    /// ana's review client, signed in, with bob's key pinned.
+    fn review_dir(&self) -> PathBuf {
+        review_dir_of(&self.deployment, &self.server, &self.ana, &self.bob)
+    }
+
     fn rekey_with_alice(&self) -> String {
-        let dir = review_dir_of(&self.deployment, &self.server, &self.ana, &self.bob);
+        let dir = self.review_dir();
         review_rekey_ok(&dir, &self.deployment.identity_file("alice"))
     }
 }
@@ -521,12 +523,7 @@ async fn a_whole_file_with_a_new_header_and_the_same_payload_is_accepted(backend
 /// nothing is re-keyed.
 async fn review_rekey_shows_the_new_recipients_and_waits_for_yes(backend: Backend) {
     let retired = retired_alice(backend).await;
-    let dir = review_dir_of(
-        &retired.deployment,
-        &retired.server,
-        &retired.ana,
-        &retired.bob,
-    );
+    let dir = retired.review_dir();
     let identity = retired.deployment.identity_file("alice");
     let unconfirmed = review_rekey(&dir, &identity, false);
     assert!(!unconfirmed.status.success());
@@ -546,12 +543,7 @@ async fn review_rekey_shows_the_new_recipients_and_waits_for_yes(backend: Backen
 /// byte for byte. A second run finds nothing to do.
 async fn review_rekey_gives_every_item_a_new_header(backend: Backend) {
     let retired = retired_alice(backend).await;
-    let dir = review_dir_of(
-        &retired.deployment,
-        &retired.server,
-        &retired.ana,
-        &retired.bob,
-    );
+    let dir = retired.review_dir();
     let out = review_rekey_ok(&dir, &retired.deployment.identity_file("alice"));
     assert!(out.contains("re-keyed 4 item(s)"), "{out}");
     assert!(out.contains("4 with a new header"), "{out}");
@@ -601,9 +593,7 @@ async fn every_key_change_and_rekey_is_audited(backend: Backend) {
     retired.rekey_with_alice();
     let verified = retired.deployment.tipbox_ok(&["audit", "verify"]);
     assert!(verified.contains("intact"), "{verified}");
-    let store = retired.deployment.store().await;
-    let entries = store.audit_entries().await.unwrap();
-    store.close().await;
+    let entries = retired.deployment.audit_entries().await;
     let count = |action: &str| entries.iter().filter(|e| e.action == action).count();
     assert_eq!(count("key.add"), 2);
     assert_eq!(count("key.retire"), 1);
@@ -655,10 +645,11 @@ async fn revoked_alice(backend: Backend) -> Revoked {
     assert_eq!(tip.labels, labels(&["alice", "bob"]));
     let old_message = std::fs::read(&tip.files["message"][0]).unwrap();
     let root_token = token(&server, &root, 0).await;
-    let (status, answer) = api(
+    let (status, answer) = api_call(
+        &server,
+        &root_token,
         reqwest::Method::POST,
-        format!("{}/api/v1/keys/alice/revoke", server.analyst),
-        Some(&root_token),
+        "/api/v1/keys/alice/revoke",
         None,
     )
     .await;
@@ -730,10 +721,11 @@ async fn the_last_active_key_cannot_be_retired(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    let (status, body) = api(
+    let (status, body) = api_call(
+        &revoked.server,
+        &revoked.root_token,
         reqwest::Method::POST,
-        format!("{}/api/v1/keys/bob/retire", revoked.server.analyst),
-        Some(&revoked.root_token),
+        "/api/v1/keys/bob/retire",
         None,
     )
     .await;
@@ -749,14 +741,7 @@ async fn a_revoked_key_calls_for_a_fresh_encryption(backend: Backend) {
     let revoked = revoked_alice(backend).await;
     let ana = add_analyst(&revoked.deployment, "ana", "analyst");
     let ana_token = token(&revoked.server, &ana, 0).await;
-    let base = &revoked.server.analyst;
-    let (_, page) = api(
-        reqwest::Method::GET,
-        format!("{base}/api/v1/rekey"),
-        Some(&ana_token),
-        None,
-    )
-    .await;
+    let page = api_get(&revoked.server, &ana_token, "/api/v1/rekey").await;
     assert_eq!(page["remaining"]["payload"], 2);
     let item = &page["items"][0];
     assert_eq!(item["mode"], "payload");
@@ -979,19 +964,21 @@ async fn two_nodes_share_a_rotation() {
     // Through the first node's admin API: add bob, retire alice.
     let bob = age::x25519::Identity::generate();
     let root_token = token(&first, &root, 0).await;
-    let (status, added) = api(
+    let (status, added) = api_call(
+        &first,
+        &root_token,
         reqwest::Method::POST,
-        format!("{}/api/v1/keys", first.analyst),
-        Some(&root_token),
+        "/api/v1/keys",
         Some(serde_json::json!({ "recipient": bob.to_public().to_string(), "label": "bob", "owner": "Bob Example" })),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{added}");
     assert_eq!(added["key"]["owner"], "Bob Example");
-    let (status, retired) = api(
+    let (status, retired) = api_call(
+        &first,
+        &root_token,
         reqwest::Method::POST,
-        format!("{}/api/v1/keys/alice/retire", first.analyst),
-        Some(&root_token),
+        "/api/v1/keys/alice/retire",
         None,
     )
     .await;
@@ -1026,14 +1013,7 @@ async fn two_nodes_share_a_rotation() {
     assert_eq!(found["via the second node, after"], (false, true));
 
     // The list, with history, from the first node.
-    let (status, list) = api(
-        reqwest::Method::GET,
-        format!("{}/api/v1/keys", first.analyst),
-        Some(&root_token),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let list = api_get(&first, &root_token, "/api/v1/keys").await;
     let states: Vec<&str> = list["keys"]
         .as_array()
         .unwrap()

@@ -2,9 +2,9 @@
 //! answer for every refusal, a code accepted once, a back-off per account that parallel guesses
 //! cannot outrun, sign-out, and an audit trail without secrets.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
-use crate::support::analyst::{Analyst, add_analyst, code, sign_in};
+use crate::support::analyst::{Analyst, add_analyst, api, api_call, code, sign_in};
 use crate::support::{Backend, Deployment, Server, client, now, on_both_backends};
 
 /// A deployment with an analyst account for each name (`carol` is disabled), served.
@@ -21,14 +21,11 @@ fn with_analysts(backend: Backend, names: &[&str]) -> (Deployment, Vec<Analyst>,
     (deployment, analysts, server)
 }
 
+/// `GET /api/v1/session` with `token`: the status.
 async fn whoami(server: &Server, token: &str) -> StatusCode {
-    client()
-        .get(format!("{}/api/v1/session", server.analyst))
-        .bearer_auth(token)
-        .send()
+    api_call(server, token, Method::GET, "/api/v1/session", None)
         .await
-        .unwrap()
-        .status()
+        .0
 }
 
 /// A good sign-in gives a 256-bit token that works, and says until when.
@@ -170,13 +167,8 @@ async fn one_account_s_back_off_leaves_the_others_alone(backend: Backend) {
 
 /// `DELETE /api/v1/session` with `token`, which must answer 204.
 async fn sign_out(server: &Server, token: &str) {
-    let signout = client()
-        .delete(format!("{}/api/v1/session", server.analyst))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signout.status(), StatusCode::NO_CONTENT);
+    let (status, _) = api_call(server, token, Method::DELETE, "/api/v1/session", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
 async fn signing_out_ends_the_session_at_once(backend: Backend) {
@@ -194,12 +186,9 @@ async fn signing_out_ends_the_session_at_once(backend: Backend) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_public_listener_knows_nothing_of_sign_in() {
     let (_deployment, _, server) = with_analysts(Backend::Sqlite, &[]);
-    let public = client()
-        .post(format!("{}/api/v1/session", server.public))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    let url = format!("{}/api/v1/session", server.public);
+    let (status, _) = api(Method::POST, url, None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 /// Every attempt is in an audit trail that verifies; no password, code or token is in it or in
@@ -224,9 +213,7 @@ async fn every_attempt_is_audited_without_secrets(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     sign_out(&server, &token).await;
 
-    let store = deployment.store().await;
-    let entries = store.audit_entries().await.unwrap();
-    store.close().await;
+    let entries = deployment.audit_entries().await;
     let count = |action: &str| entries.iter().filter(|e| e.action == action).count();
     assert_eq!(count("signin.success"), 2);
     assert_eq!(count("signin.failure"), 4);

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use reqwest::StatusCode;
 
-use super::deployment::{Deployment, TIPBOX};
+use super::deployment::{Deployment, TIPBOX, succeeded};
 use super::http::client;
 use super::library::{Recipient, now, totp};
 use super::server::Server;
@@ -198,14 +198,10 @@ pub fn review(review_dir: &Path, args: &[&str], stdin: &str) -> Output {
 
 /// `tipbox review ARGS`, which must succeed; its standard output.
 pub fn review_ok(review_dir: &Path, args: &[&str], stdin: &str) -> String {
-    let out = review(review_dir, args, stdin);
-    assert!(
-        out.status.success(),
-        "tipbox review {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    succeeded(
+        format!("tipbox review {args:?}"),
+        review(review_dir, args, stdin),
+    )
 }
 
 /// `tipbox review login` as the analyst, with a TOTP code `offset` steps from now.

@@ -40,6 +40,17 @@ fn random_suffix() -> String {
     hex::encode(bytes)
 }
 
+/// The standard output of `command`, which must have succeeded.
+pub fn succeeded(command: String, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{command} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `f` to completion on a thread of its own with its own runtime: callers may already be
 /// inside a runtime (async tests), or in `Drop`.
 fn run_blocking<F: std::future::Future<Output = T> + Send + 'static, T: Send + 'static>(f: F) -> T {
@@ -165,14 +176,7 @@ impl Deployment {
 
     /// Like `tipbox` but the command must succeed; its standard output.
     pub fn tipbox_ok(&self, args: &[&str]) -> String {
-        let out = self.tipbox(args);
-        assert!(
-            out.status.success(),
-            "tipbox {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(format!("tipbox {args:?}"), self.tipbox(args))
     }
 
     /// Makes a reviewer identity, writes it to `<name>.key` (for the `age` CLI) and adds its
