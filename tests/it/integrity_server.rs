@@ -37,15 +37,9 @@ async fn submit_tip(deployment: &Deployment, server: &Server, message: &str) -> 
 
 /// A tip's stored receipt hash, reply recipient and binding.
 async fn tip_row(deployment: &Deployment, id: &str) -> (Vec<u8>, String, Option<Vec<u8>>) {
-    let select = |column: &str| format!("SELECT {column} FROM tips WHERE id = '{id}'");
-    let receipt_hash = deployment.query_bytes(&select("receipt_hash")).await;
-    let reply_recipient: Vec<String> = deployment.query_column(&select("reply_recipient")).await;
-    let binding = deployment.query_bytes(&select("binding")).await;
-    (
-        receipt_hash.expect("a receipt hash"),
-        reply_recipient.into_iter().next().expect("the tip"),
-        binding,
-    )
+    let sql = format!("SELECT receipt_hash, reply_recipient, binding FROM tips WHERE id = '{id}'");
+    let rows = deployment.query_rows(&sql).await;
+    rows.into_iter().next().expect("the tip")
 }
 
 /// Posts a receipt with a freshly loaded form: the status, the session cookie if one was set,

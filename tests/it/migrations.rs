@@ -59,13 +59,6 @@ async fn an_upgrade_keeps_every_stored_item(backend: Backend) {
                 .foreign_keys(true);
             let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
             migrator.run(&pool).await.unwrap();
-            for sql in FILL {
-                let sql = sql.replace("x'", "X'");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
             pool.close().await;
         }
         Backend::Postgres => {
@@ -73,16 +66,16 @@ async fn an_upgrade_keeps_every_stored_item(backend: Backend) {
                 .await
                 .unwrap();
             migrator.run(&pool).await.unwrap();
-            for sql in FILL {
-                // PostgreSQL spells a bytea literal '\x…'.
-                let sql = sql.replace("x'", "'\\x");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
             pool.close().await;
         }
+    }
+    for sql in FILL {
+        // SQLite spells a blob literal X'…', PostgreSQL a bytea literal '\x…'.
+        let sql = match backend {
+            Backend::Sqlite => sql.replace("x'", "X'"),
+            Backend::Postgres => sql.replace("x'", "'\\x"),
+        };
+        deployment.execute_sql(sql).await;
     }
 
     // The upgrade, as an operator runs it.
@@ -138,45 +131,26 @@ type Columns = BTreeMap<String, BTreeMap<String, bool>>;
 
 /// The tables and columns `tipbox migrate` made (sqlx's own bookkeeping table left out).
 async fn columns(deployment: &Deployment) -> Columns {
-    let rows: Vec<(String, String, bool)> = match deployment.backend {
+    let sql = match deployment.backend {
+        // SQLite enforces NOT NULL on a primary key only in WITHOUT ROWID tables and for an
+        // INTEGER PRIMARY KEY (the rowid); elsewhere a key column accepts NULL unless declared
+        // NOT NULL (https://sqlite.org/lang_createtable.html#the_primary_key).
         Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&deployment.database_url)
-                .await
-                .unwrap();
-            // SQLite enforces NOT NULL on a primary key only in WITHOUT ROWID tables and for
-            // an INTEGER PRIMARY KEY (the rowid); elsewhere a key column accepts NULL unless
-            // declared NOT NULL (https://sqlite.org/lang_createtable.html#the_primary_key).
-            let rows = sqlx::query_as(
-                "SELECT t.name, c.name, \
-                        c.\"notnull\" = 0 AND NOT (c.pk > 0 AND (t.wr = 1 OR \
-                            (upper(c.type) = 'INTEGER' AND \
-                             (SELECT count(*) FROM pragma_table_info(t.name) WHERE pk > 0) = 1))) \
-                 FROM pragma_table_list t JOIN pragma_table_info(t.name) c \
-                 WHERE t.schema = 'main' AND t.type = 'table' \
-                   AND t.name NOT LIKE 'sqlite_%' AND t.name NOT LIKE '_sqlx_%'",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-            rows
+            "SELECT t.name, c.name, \
+                    c.\"notnull\" = 0 AND NOT (c.pk > 0 AND (t.wr = 1 OR \
+                        (upper(c.type) = 'INTEGER' AND \
+                         (SELECT count(*) FROM pragma_table_info(t.name) WHERE pk > 0) = 1))) \
+             FROM pragma_table_list t JOIN pragma_table_info(t.name) c \
+             WHERE t.schema = 'main' AND t.type = 'table' \
+               AND t.name NOT LIKE 'sqlite_%' AND t.name NOT LIKE '_sqlx_%'"
         }
         Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&deployment.database_url)
-                .await
-                .unwrap();
-            let rows = sqlx::query_as(
-                "SELECT table_name::text, column_name::text, is_nullable = 'YES' \
-                 FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx\\_%'",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-            rows
+            "SELECT table_name::text, column_name::text, is_nullable = 'YES' \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx\\_%'"
         }
     };
+    let rows: Vec<(String, String, bool)> = deployment.query_rows(sql).await;
     let mut columns = Columns::new();
     for (table, column, nullable) in rows {
         columns.entry(table).or_default().insert(column, nullable);

@@ -297,12 +297,21 @@ impl Deployment {
         value
     }
 
-    /// The first column of every row of a `SELECT`, bypassing tipbox.
-    pub async fn query_column<T: Column>(&self, sql: &str) -> Vec<T> {
+    /// Every row of a `SELECT`, bypassing tipbox, as a tuple of its columns.
+    pub async fn query_rows<R: Row>(&self, sql: &str) -> Vec<R> {
         let db = Direct::open(self).await.unwrap();
-        let values = db.column(sql.to_owned()).await;
+        let rows = db.rows(sql.to_owned()).await;
         db.close().await;
-        values
+        rows
+    }
+
+    /// The first column of every row of a `SELECT`, bypassing tipbox.
+    pub async fn query_column<T>(&self, sql: &str) -> Vec<T>
+    where
+        (T,): Row,
+    {
+        let rows: Vec<(T,)> = self.query_rows(sql).await;
+        rows.into_iter().map(|(value,)| value).collect()
     }
 
     /// The audit trail, in order.
@@ -327,11 +336,11 @@ impl Deployment {
                 .to_owned(),
         };
         let mut tables = BTreeMap::new();
-        for table in db.column::<String>(list).await {
+        for table in db.strings(list).await {
             let rows = match self.backend {
                 Backend::Sqlite => {
-                    let columns: Vec<String> = db
-                        .column(format!("SELECT name FROM pragma_table_info('{table}')"))
+                    let columns = db
+                        .strings(format!("SELECT name FROM pragma_table_info('{table}')"))
                         .await;
                     let row: Vec<String> =
                         columns.iter().map(|c| format!("quote(\"{c}\")")).collect();
@@ -339,7 +348,7 @@ impl Deployment {
                 }
                 Backend::Postgres => format!("SELECT t::text FROM \"{table}\" t"),
             };
-            let mut rows: Vec<String> = db.column(rows).await;
+            let mut rows = db.strings(rows).await;
             rows.sort();
             tables.insert(table, rows);
         }
@@ -374,24 +383,21 @@ pub enum SqlValue {
     Bytes(Vec<u8>),
 }
 
-/// A type a column can be read as on either backend (`Deployment::query_column`).
-pub trait Column:
+/// A row type (a tuple of column types) that either backend's rows can be read as
+/// (`Deployment::query_rows`).
+pub trait Row:
     Send
     + Unpin
-    + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
-    + sqlx::Type<sqlx::Sqlite>
-    + for<'r> sqlx::Decode<'r, sqlx::Postgres>
-    + sqlx::Type<sqlx::Postgres>
+    + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
 {
 }
 
-impl<T> Column for T where
-    T: Send
+impl<R> Row for R where
+    R: Send
         + Unpin
-        + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
-        + sqlx::Type<sqlx::Sqlite>
-        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
-        + sqlx::Type<sqlx::Postgres>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
 {
 }
 
@@ -434,14 +440,19 @@ impl Direct {
         }
     }
 
-    /// The first column of every row.
-    async fn column<T: Column>(&self, sql: String) -> Vec<T> {
+    async fn rows<R: Row>(&self, sql: String) -> Vec<R> {
         let sql = sqlx::AssertSqlSafe(sql);
         match self {
-            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-            Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Self::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            Self::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
         }
         .unwrap()
+    }
+
+    /// The first column of every row, as text.
+    async fn strings(&self, sql: String) -> Vec<String> {
+        let rows: Vec<(String,)> = self.rows(sql).await;
+        rows.into_iter().map(|(text,)| text).collect()
     }
 
     /// The one value of a one-row, one-column query.
