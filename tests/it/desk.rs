@@ -9,7 +9,7 @@ use crate::support::analyst::{Analyst, add_analyst, code};
 use crate::support::at_rest::assert_not_stored;
 use crate::support::web::{cookie_from, desk_login_form, desk_sign_in, form, get, hidden_csrf};
 use crate::support::{
-    Backend, Deployment, Server, decrypt, on_both_backends, random_marker, submit, tip_form,
+    Backend, Deployment, Server, decrypt, on_both_backends, random_marker, submit_ok, tip_form,
 };
 
 /// A deployment with alice's reviewer key, the analyst ana and one tip (a message and an
@@ -27,8 +27,7 @@ async fn desk(backend: Backend) -> Desk {
     let ana = add_analyst(&deployment, "ana", "analyst");
     let server = deployment.start();
     let form = tip_form("a tip for the desk", &[("e.txt", b"evidence".to_vec())]);
-    let (status, _) = submit(&server, form, "en").await;
-    assert_eq!(status, StatusCode::OK);
+    submit_ok(&server, form).await;
     Desk {
         deployment,
         alice,

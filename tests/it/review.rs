@@ -11,7 +11,9 @@ use crate::support::analyst::{
     Analyst, add_analyst, api, api_get, code, review_login, review_ok, review_pull, token,
 };
 use crate::support::at_rest::files_under;
-use crate::support::{Backend, Deployment, Server, TIPBOX, on_both_backends, submit, tip_form};
+use crate::support::{
+    Backend, Deployment, Server, TIPBOX, on_both_backends, submit_message, submit_ok, tip_form,
+};
 
 /// Two tips from sources, the first with a photo, the second with five attachments under
 /// hostile file names; the analyst ana, signed in.
@@ -42,8 +44,7 @@ async fn queue(backend: Backend) -> Queue {
             ],
         ),
     ] {
-        let (status, _) = submit(&server, tip_form(message, &files), "en").await;
-        assert_eq!(status, StatusCode::OK);
+        submit_ok(&server, tip_form(message, &files)).await;
     }
     let ana_token = token(&server, &ana, 0).await;
     let tips = api_get(&server, &ana_token, "/api/v1/tips").await;
@@ -405,8 +406,7 @@ async fn pull_with_a_passphrase_protected_identity() {
 
     let dana = add_analyst(&deployment, "dana", "analyst");
     let server = deployment.start();
-    let (status, _) = submit(&server, tip_form("sealed to a protected key", &[]), "en").await;
-    assert_eq!(status, StatusCode::OK);
+    submit_message(&server, "sealed to a protected key").await;
 
     let review_dir = deployment.path().join("dana-config");
     review_ok(

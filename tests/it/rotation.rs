@@ -19,7 +19,7 @@ use crate::support::analyst::{
 };
 use crate::support::{
     Backend, Deployment, Header, Server, age_cli_decrypt, age_cli_opens, client, on_both_backends,
-    random_bytes, rewrap_header, stored_item, submit, tip_form, try_decrypt,
+    random_bytes, rewrap_header, stored_item, submit, submit_ok, tip_form, try_decrypt,
 };
 
 /// A deployment whose nodes never re-read the keyring on a timer: whatever they seal to after
@@ -269,8 +269,7 @@ async fn retired_alice(backend: Backend) -> Retired {
             ("small.txt", attachments[1].clone()),
         ],
     );
-    let (status, page) = submit(&server, form, "en").await;
-    assert_eq!(status, StatusCode::OK, "{page}");
+    submit_ok(&server, form).await;
     let (tip_id, tip) = exported_tips(&deployment).into_iter().next().unwrap();
     assert_eq!(tip.labels, labels(&["alice"]));
     let bob = deployment.add_reviewer("bob");
