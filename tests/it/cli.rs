@@ -286,7 +286,7 @@ async fn onion_client_keys_for_analysts() {
     std::fs::create_dir(&service).unwrap();
     let dir = service.to_str().unwrap();
     // (Before tor has written the address, onion-key makes the service's key itself:
-    // tests/integrity_server.rs.)
+    // tests/it/integrity_server.rs.)
     let address = "p53lf57qovyuvwsc6xnrppyply3vtqm7l6pcobkmyqsiofyeznfu5uqd";
     std::fs::write(service.join("hostname"), format!("{address}.onion\n")).unwrap();
     let out = deployment.tipbox(&["analyst", "onion-key", "nobody", "--service-dir", dir]);
@@ -325,7 +325,7 @@ async fn onion_client_keys_for_analysts() {
         "--service-dir",
         dir,
         "--revoke",
-        // The last key: removing it opens the service (tests/integrity_server.rs).
+        // The last key: removing it opens the service (tests/it/integrity_server.rs).
         "--open-analyst-onion",
     ]);
     assert!(!service.join("authorized_clients/ana.auth").exists());
