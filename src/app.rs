@@ -131,6 +131,7 @@ pub async fn bind_rows_stored_before_bindings(
 /// `tipbox serve`: both listeners on the configured addresses until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     protect_process_memory()?;
+    let shutdown = shutdown_signal()?;
     let app = App::build(config).await?;
     let public = TcpListener::bind(app.config.public.listen)
         .await
@@ -138,7 +139,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let analyst = TcpListener::bind(app.config.analyst.listen)
         .await
         .with_context(|| format!("binding analyst.listen {}", app.config.analyst.listen))?;
-    app.run(public, analyst, shutdown_signal()).await
+    app.run(public, analyst, shutdown).await
 }
 
 /// A server, built and ready to run on two listeners.
@@ -358,11 +359,17 @@ fn load_tls(
     Ok(Some(Arc::new(tls)))
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C. The handlers are installed here, before anything is served (a future
+/// that installed them when first polled would leave a window in which SIGTERM kills the
+/// process outright, with no requests finished).
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
