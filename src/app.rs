@@ -16,10 +16,11 @@ use tokio::task::JoinHandle;
 
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::signin::Authenticator;
-use crate::config::Config;
+use crate::config::{ClientAddress, Config};
 use crate::intake::{Intake, KeyState, KeyringCache};
 use crate::secrets::{SecretError, ServerSecret};
 use crate::store::{CommitQueue, SecretCheck, Store};
+use crate::web::transport::ledger::Ledger;
 use crate::web::transport::tls::{Tls, TlsFiles};
 use crate::web::{AnalystState, PublicState, analyst, public, transport};
 
@@ -260,7 +261,9 @@ impl App {
             analyst_tls,
             mut tasks,
         } = self;
-        let public_state = PublicState::new(Arc::clone(&intake), &config);
+        warn_about_clients(&config, &public)?;
+        let ledger = Ledger::new(&config.rate_limits);
+        let public_state = PublicState::new(Arc::clone(&intake), Arc::clone(&ledger), &config);
         // Expired source sessions are dropped (and their reply keys zeroized) within a minute
         // even if nobody comes back to them.
         tasks.push(public_state.sources.spawn_sweeper(Duration::from_secs(30)));
@@ -282,14 +285,19 @@ impl App {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        // Slow and idle clients are cut off (web::transport); the peer address reaches handlers
-        // only as connection info for the per-client budget (rate_limits.client_address), and
+        // Slow and idle clients are cut off (web::transport); who a client is (a circuit, an
+        // address) reaches only the ledger and the budgets (rate_limits.client_address), and
         // nothing logs or stores it.
+        let clients = transport::Clients {
+            mode: config.rate_limits.client_address,
+            ledger,
+        };
         let public_server = transport::serve(
             public,
             public::router(public_state, &config),
             &config.limits,
             public_tls,
+            Some(clients),
             stopped(stop_rx.clone()),
         );
         let analyst_server = transport::serve(
@@ -297,6 +305,7 @@ impl App {
             analyst::router(analyst_state, &config),
             &config.limits,
             analyst_tls,
+            None,
             stopped(stop_rx),
         );
         let signals = async move {
@@ -320,6 +329,33 @@ impl App {
         store.close().await;
         Ok(())
     }
+}
+
+/// Says at start-up what the way clients are told apart means for sources. With `"none"` one
+/// client can spend the budgets every source needs; with `"peer"` on a loopback listener, the
+/// usual place behind tor, every visitor is the same address and the same thing happens.
+fn warn_about_clients(config: &Config, public: &TcpListener) -> anyhow::Result<()> {
+    let loopback = public.local_addr()?.ip().is_loopback();
+    match config.rate_limits.client_address {
+        ClientAddress::None => tracing::warn!(
+            "rate_limits.client_address = \"none\": every client shares one set of budgets, so a \
+             single client sending junk can lock every source out. Behind tor, set \
+             client_address = \"tor-circuit\" with `HiddenServiceExportCircuitID haproxy` in the \
+             torrc (deploy/torrc)"
+        ),
+        ClientAddress::Peer if loopback => tracing::warn!(
+            "rate_limits.client_address = \"peer\" on a loopback listener: if this is behind tor, \
+             every visitor has the same address and shares one set of budgets, so a single \
+             client can lock sources out. Behind tor, set client_address = \"tor-circuit\" with \
+             `HiddenServiceExportCircuitID haproxy` in the torrc (deploy/torrc)"
+        ),
+        ClientAddress::TorCircuit => tracing::info!(
+            "public listener expects tor's PROXY header on every connection (tor-circuit); {}",
+            transport::client::TORRC_HINT
+        ),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Ended analyst sessions are deleted every minute, so the database keeps no history of

@@ -65,50 +65,111 @@ impl RetentionConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAddress {
-    /// Clients cannot be told apart (behind tor every one is 127.0.0.1): global budgets only.
+    /// Clients cannot be told apart: every budget is shared by all of them, so one client can
+    /// use up what every source needs (`serve` warns at start-up).
     None,
     /// Clients connect directly: the peer address.
     Peer,
     /// Behind a reverse proxy listed in `trusted_proxies`: the last `X-Forwarded-For` hop.
     Forwarded,
+    /// Behind tor with `HiddenServiceExportCircuitID haproxy`: the circuit id tor sends in a
+    /// PROXY protocol header on every connection (`web::transport::client`).
+    #[serde(rename = "tor-circuit")]
+    TorCircuit,
 }
 
-/// Request budgets (tokens per second, and a burst on top), kept in memory only.
+/// Request budgets, per client (a Tor circuit or an address; see `client_address`), and the
+/// capacity limits that protect the server as a whole. Kept in memory only.
+///
+/// Budgets are per client so that no client can use up another's; the global limits are
+/// capacity (connections, requests in flight), and when they are reached the clients that
+/// have used the most are refused first (`web::transport::ledger`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimits {
     pub client_address: ClientAddress,
     pub trusted_proxies: Vec<std::net::IpAddr>,
-    /// Every request to the public listener, all clients together.
-    pub public_per_second: u32,
-    pub public_burst: u32,
-    /// Submissions, additions and receipt sign-ins (the forms that cost work), all together.
-    pub submissions_per_second: u32,
-    pub submissions_burst: u32,
-    /// Each client's own budget on the public listener (not with `client_address = "none"`).
-    pub per_client_per_second: u32,
-    pub per_client_burst: u32,
-    /// Every request to the analyst listener.
+    /// Page loads (everything but the forms below) per client and minute, and a burst.
+    pub pages_per_minute: u32,
+    pub pages_burst: u32,
+    /// Submissions and additions per client and minute, and a burst.
+    pub forms_per_minute: u32,
+    pub forms_burst: u32,
+    /// Receipt sign-ins per client and minute, and a burst.
+    pub signins_per_minute: u32,
+    pub signins_burst: u32,
+    /// Every request to the analyst listener (analysts are few and authenticated).
     pub analyst_per_second: u32,
     pub analyst_burst: u32,
+    /// Open connections to the public listener, all clients together and per client.
+    pub max_connections: u32,
+    pub max_connections_per_client: u32,
+    /// Requests being served at once on the public listener, all together and per client.
+    /// Past `max_requests`, only clients that have used little recently are still served.
+    pub max_requests: u32,
+    pub max_requests_per_client: u32,
+    /// Uploads (submissions and additions) one client may have in progress at once.
+    pub max_uploads_per_client: u32,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
-            client_address: ClientAddress::None,
+            client_address: ClientAddress::Peer,
             trusted_proxies: Vec::new(),
-            public_per_second: 100,
-            public_burst: 200,
-            submissions_per_second: 5,
-            submissions_burst: 30,
-            per_client_per_second: 2,
-            per_client_burst: 20,
+            pages_per_minute: 120,
+            pages_burst: 60,
+            forms_per_minute: 6,
+            forms_burst: 5,
+            signins_per_minute: 10,
+            signins_burst: 10,
             analyst_per_second: 20,
             analyst_burst: 100,
+            max_connections: 2048,
+            max_connections_per_client: 16,
+            max_requests: 1024,
+            max_requests_per_client: 8,
+            max_uploads_per_client: 2,
         }
     }
 }
+
+/// Settings that were replaced, with what replaces them: named in the error instead of a bare
+/// "unknown field", so that an operator upgrading knows what to write.
+const RETIRED: &[(&str, &str)] = &[
+    (
+        "rate_limits.public_per_second",
+        "budgets are per client now: rate_limits.pages_per_minute and pages_burst",
+    ),
+    ("rate_limits.public_burst", "use rate_limits.pages_burst"),
+    (
+        "rate_limits.submissions_per_second",
+        "budgets are per client now: rate_limits.forms_per_minute and forms_burst",
+    ),
+    (
+        "rate_limits.submissions_burst",
+        "use rate_limits.forms_burst",
+    ),
+    (
+        "rate_limits.per_client_per_second",
+        "every public budget is per client now: rate_limits.pages_per_minute, \
+         forms_per_minute and signins_per_minute",
+    ),
+    (
+        "rate_limits.per_client_burst",
+        "use rate_limits.pages_burst, forms_burst and signins_burst",
+    ),
+    (
+        "followup.signins_per_second",
+        "receipt sign-ins are budgeted per client now: rate_limits.signins_per_minute",
+    ),
+    ("followup.signin_burst", "use rate_limits.signins_burst"),
+    (
+        "limits.upload_rate_grace_seconds",
+        "the upload rate is measured over a sliding window now: \
+         limits.upload_rate_window_seconds",
+    ),
+];
 
 /// Sources coming back with their receipt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,10 +181,6 @@ pub struct FollowupConfig {
     pub session_max_seconds: u64,
     /// Source sessions held at once on this node; beyond it, sign-ins are answered "busy".
     pub max_sessions: usize,
-    /// Receipt sign-ins this node looks up per second, on average, over all clients.
-    pub signins_per_second: u32,
-    /// Receipt sign-ins allowed in a burst above that rate.
-    pub signin_burst: u32,
 }
 
 impl Default for FollowupConfig {
@@ -132,8 +189,6 @@ impl Default for FollowupConfig {
             session_idle_seconds: 15 * 60,
             session_max_seconds: 2 * 3600,
             max_sessions: 10_000,
-            signins_per_second: 20,
-            signin_burst: 100,
         }
     }
 }
@@ -273,14 +328,18 @@ pub struct Limits {
     pub max_total_bytes: u64,
     pub max_attachments: u32,
     pub max_concurrent_submissions: u32,
-    /// After the first minute, an upload slower than this on average is cut off, so that
-    /// slow senders cannot hold the submission slots (0 turns the check off).
+    /// An upload that sent less than this per second over the last
+    /// `upload_rate_window_seconds` is cut off, so that slow senders cannot hold the submission
+    /// slots (0 turns the check off). A sliding window, not an average since the start: a fast
+    /// start buys no time for a trickle afterwards.
     pub min_upload_bytes_per_second: u64,
-    /// How long an upload may run before `min_upload_bytes_per_second` applies.
-    pub upload_rate_grace_seconds: u64,
-    /// How long a client may take to send a request's head, or leave a connection idle.
+    /// The window over which the upload rate is measured (and the longest a read may stall).
+    pub upload_rate_window_seconds: u64,
+    /// How long a client may take to send a request's head (from its first byte, and also the
+    /// PROXY header tor sends), or leave a connection idle.
     pub header_read_timeout_seconds: u64,
-    /// How long a small request body (a form that is not an upload) may take to arrive.
+    /// How long a small request body (a form that is not an upload) may take to arrive, all of
+    /// it: a deadline from the end of the head, not an inactivity timer.
     pub body_timeout_seconds: u64,
     /// Below this much free space in the data directory, new submissions are refused (503)
     /// before any byte is written, instead of failing half way.
@@ -296,9 +355,9 @@ impl Default for Limits {
             max_attachments: 20,
             max_concurrent_submissions: 64,
             min_upload_bytes_per_second: 2048,
-            upload_rate_grace_seconds: 60,
+            upload_rate_window_seconds: 30,
             header_read_timeout_seconds: 20,
-            body_timeout_seconds: 30,
+            body_timeout_seconds: 20,
             min_free_disk_bytes: 1 << 30,
         }
     }
@@ -375,6 +434,13 @@ impl Config {
                 .filter(|key| key.as_str().contains("__"))
                 .split("__"),
         );
+        for (key, instead) in RETIRED {
+            if figment.contains(key) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} is no longer a setting: {instead}"
+                )));
+            }
+        }
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(describe_figment_error(e)))?;
@@ -480,19 +546,47 @@ impl Config {
                 "must be from 1 to 10080 (a week)",
             );
         }
+        if !(1..=3600).contains(&l.upload_rate_window_seconds) {
+            return bad(
+                "limits.upload_rate_window_seconds",
+                "must be from 1 to 3600",
+            );
+        }
+        for (key, value) in [
+            (
+                "limits.header_read_timeout_seconds",
+                l.header_read_timeout_seconds,
+            ),
+            ("limits.body_timeout_seconds", l.body_timeout_seconds),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return bad(key, "must be from 1 to 3600");
+            }
+        }
         let r = &self.rate_limits;
         for (key, value) in [
-            ("rate_limits.public_per_second", r.public_per_second),
-            ("rate_limits.public_burst", r.public_burst),
-            (
-                "rate_limits.submissions_per_second",
-                r.submissions_per_second,
-            ),
-            ("rate_limits.submissions_burst", r.submissions_burst),
-            ("rate_limits.per_client_per_second", r.per_client_per_second),
-            ("rate_limits.per_client_burst", r.per_client_burst),
+            ("rate_limits.pages_per_minute", r.pages_per_minute),
+            ("rate_limits.pages_burst", r.pages_burst),
+            ("rate_limits.forms_per_minute", r.forms_per_minute),
+            ("rate_limits.forms_burst", r.forms_burst),
+            ("rate_limits.signins_per_minute", r.signins_per_minute),
+            ("rate_limits.signins_burst", r.signins_burst),
             ("rate_limits.analyst_per_second", r.analyst_per_second),
             ("rate_limits.analyst_burst", r.analyst_burst),
+            ("rate_limits.max_connections", r.max_connections),
+            (
+                "rate_limits.max_connections_per_client",
+                r.max_connections_per_client,
+            ),
+            ("rate_limits.max_requests", r.max_requests),
+            (
+                "rate_limits.max_requests_per_client",
+                r.max_requests_per_client,
+            ),
+            (
+                "rate_limits.max_uploads_per_client",
+                r.max_uploads_per_client,
+            ),
         ] {
             if !(1..=1_000_000).contains(&value) {
                 return bad(key, "must be from 1 to 1000000");
@@ -516,12 +610,6 @@ impl Config {
         }
         if !(1..=1_000_000).contains(&f.max_sessions) {
             return bad("followup.max_sessions", "must be from 1 to 1000000");
-        }
-        if !(1..=100_000).contains(&f.signins_per_second) {
-            return bad("followup.signins_per_second", "must be from 1 to 100000");
-        }
-        if f.signin_burst == 0 || f.signin_burst > 1_000_000 {
-            return bad("followup.signin_burst", "must be from 1 to 1000000");
         }
         if self.keys.refresh_seconds == 0 {
             return bad("keys.refresh_seconds", "must be at least 1");

@@ -10,16 +10,15 @@
 //! token itself. The identity's secret scalar is zeroized when the last reference is dropped:
 //! at sign-out, on expiry, or when the sweeper passes.
 //!
-//! Sign-ins are rate-limited by one budget for everyone (`governor`, not keyed by address:
-//! behind tor every client is 127.0.0.1). A receipt's 128 random bits are the defence against
+//! Sign-ins are budgeted per client (a Tor circuit or an address) with the public listener's
+//! other budgets (`web::middleware::budgets`), not here: a global budget would let one client
+//! lock every source out of their replies. A receipt's 128 random bits are the defence against
 //! guessing; the budget only bounds the work a flood can cause.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -66,29 +65,20 @@ pub struct SourceSessions {
     idle: Duration,
     max_life: Duration,
     capacity: usize,
-    signins: DefaultDirectRateLimiter,
 }
 
 impl SourceSessions {
     pub fn new(config: &FollowupConfig) -> Self {
-        let rate = NonZeroU32::new(config.signins_per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(config.signin_burst).unwrap_or(NonZeroU32::MIN);
         Self {
             sessions: Mutex::new(HashMap::new()),
             idle: Duration::from_secs(config.session_idle_seconds),
             max_life: Duration::from_secs(config.session_max_seconds),
             capacity: config.max_sessions,
-            signins: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes one sign-in from the shared budget; `false` when it is spent for now.
-    pub fn allow_signin(&self) -> bool {
-        self.signins.check().is_ok()
     }
 
     /// Opens a session for a tip; returns the token for the cookie.
@@ -198,8 +188,6 @@ mod tests {
             session_idle_seconds: idle,
             session_max_seconds: max,
             max_sessions: capacity,
-            signins_per_second: 1,
-            signin_burst: 2,
         }
     }
 
@@ -249,13 +237,5 @@ mod tests {
         }
         assert!(sessions.get(&token).is_none());
         assert!(sessions.is_empty());
-    }
-
-    #[test]
-    fn the_signin_budget_is_shared() {
-        let sessions = SourceSessions::new(&config(60, 120, 10));
-        assert!(sessions.allow_signin());
-        assert!(sessions.allow_signin());
-        assert!(!sessions.allow_signin());
     }
 }

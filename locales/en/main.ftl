@@ -118,5 +118,6 @@ signedout-title = Signed out
 signedout-body = You are signed out. To come back, you need your receipt.
 followup-upload-session-ended = You are no longer signed in (after a while without activity, or after signing out), so this could not be added. Please enter your receipt again and send it once more.
 limited-title = Too many requests
+busy-title = The tip line is busy
 limited-body = The tip line is receiving too many requests right now. Nothing was stored. Please wait a minute and try again.
 error-disk-full = The tip line cannot store reports right now. Nothing was stored. Please try again later.

@@ -118,5 +118,6 @@ signedout-title = 已退出
 signedout-body = 您已退出。要再次返回，需要您的回执。
 followup-upload-session-ended = 您已不在登录状态（一段时间没有操作，或者您已退出），所以这些内容无法添加。请重新输入您的回执，然后再发送一次。
 limited-title = 请求过多
+busy-title = 举报平台繁忙
 limited-body = 本举报平台现在收到的请求太多。没有保存任何内容。请等一分钟后再试。
 error-disk-full = 本举报平台现在无法保存报告。没有保存任何内容。请稍后再试。

@@ -118,5 +118,6 @@ signedout-title = 已登出
 signedout-body = 您已登出。要再次返回，需要您的回執。
 followup-upload-session-ended = 您已不在登入狀態（一段時間沒有操作，或者您已登出），所以這些內容無法新增。請重新輸入您的回執，然後再發送一次。
 limited-title = 請求過多
+busy-title = 舉報平台繁忙
 limited-body = 本舉報平台現在收到的請求太多。沒有儲存任何內容。請等一分鐘後再試。
 error-disk-full = 本舉報平台現在無法儲存報告。沒有儲存任何內容。請稍後再試。

@@ -32,7 +32,7 @@ const HEAD: &str = "POST /submit?lang=en HTTP/1.1\r\nHost: 127.0.0.1\r\n\
 async fn slow_senders_are_cut_off_and_do_not_block_sources() {
     let deployment = Deployment::new(
         Backend::Sqlite,
-        "[limits]\nmax_concurrent_submissions = 1\nmin_upload_bytes_per_second = 50000\nupload_rate_grace_seconds = 2\n",
+        "[limits]\nmax_concurrent_submissions = 1\nmin_upload_bytes_per_second = 50000\nupload_rate_window_seconds = 2\n",
     );
     deployment.add_reviewer("alice");
     let server = deployment.start();

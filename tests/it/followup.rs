@@ -530,7 +530,7 @@ async fn a_receipt_form_without_its_pairing_cookie_is_refused() {
 }
 
 const SHORT_SESSIONS: &str = "[followup]\nsession_idle_seconds = 5\nsession_max_seconds = 60\n\
-     signins_per_second = 1\nsignin_burst = 3\n";
+     [rate_limits]\nsignins_per_minute = 60\nsignins_burst = 3\n";
 
 /// A session ends after its idle time; posting to it then is refused, says why, and stores
 /// nothing.

@@ -29,8 +29,8 @@ async fn post_tip(server: &Server, lang: &str) -> reqwest::Response {
 async fn a_burst_gets_429_and_the_tip_line_stays_up() {
     let deployment = Deployment::new(
         Backend::Sqlite,
-        "[rate_limits]\npublic_per_second = 2\npublic_burst = 10\n\
-         submissions_per_second = 1\nsubmissions_burst = 3\n",
+        "[rate_limits]\npages_per_minute = 120\npages_burst = 10\n\
+         forms_per_minute = 60\nforms_burst = 3\n",
     );
     deployment.add_reviewer("alice");
     let server = deployment.start();
@@ -102,15 +102,12 @@ async fn a_burst_gets_429_and_the_tip_line_stays_up() {
     assert!(log_names_no_client(&deployment));
 }
 
-/// Per-client budgets of 3 at once behind the trusted proxy 127.0.0.1 (the global budgets out
-/// of the way).
+/// Page budgets of 3 at once (one more a second) per client behind the trusted proxy 127.0.0.1.
 fn behind_a_proxy() -> Deployment {
     Deployment::new(
         Backend::Sqlite,
         "[rate_limits]\nclient_address = \"forwarded\"\ntrusted_proxies = [\"127.0.0.1\"]\n\
-         per_client_per_second = 1\nper_client_burst = 3\n\
-         public_per_second = 1000\npublic_burst = 1000\n\
-         submissions_per_second = 1000\nsubmissions_burst = 1000\n",
+         pages_per_minute = 60\npages_burst = 3\n",
     )
 }
 
@@ -341,9 +338,7 @@ async fn short_of_disk_space_nothing_is_written() {
 async fn review_pull_waits_out_the_budget() {
     let deployment = Deployment::new(
         Backend::Sqlite,
-        "[rate_limits]\nanalyst_per_second = 2\nanalyst_burst = 3\n\
-         public_per_second = 1000\npublic_burst = 1000\n\
-         submissions_per_second = 1000\nsubmissions_burst = 1000\n",
+        "[rate_limits]\nanalyst_per_second = 2\nanalyst_burst = 3\n",
     );
     deployment.add_reviewer("alice");
     let ana = add_analyst(&deployment, "ana", "analyst");

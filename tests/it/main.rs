@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod desk;
 mod durability;
+mod flood;
 mod followup;
 mod intake;
 mod integrity_client;

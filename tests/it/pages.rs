@@ -117,8 +117,7 @@ async fn every_response_carries_the_security_headers() {
     let deployment = Deployment::new(
         Backend::Sqlite,
         "[limits]\nmax_message_bytes = 100\n\
-         [rate_limits]\npublic_per_second = 1000\npublic_burst = 1000\n\
-         submissions_per_second = 1\nsubmissions_burst = 3\n",
+         [rate_limits]\nforms_per_minute = 60\nforms_burst = 3\n",
     );
     deployment.add_reviewer("alice");
     let server = deployment.start();

@@ -21,7 +21,8 @@ use axum::routing::get;
 use crate::auth::signin::Authenticator;
 use crate::config::Config;
 use crate::intake::Intake;
-use crate::web::middleware::{budgets, with_common_layers};
+use crate::web::middleware::deadline::{self, BodyDeadline};
+use crate::web::middleware::{budgets, refusals, with_common_layers};
 use crate::web::shared::pages::stylesheet;
 
 /// What the analyst handlers can reach.
@@ -43,8 +44,12 @@ impl AnalystState {
     }
 }
 
+/// The largest body the analyst listener reads (re-keyed headers; everything else is smaller).
+const MAX_BODY_BYTES: usize = 192 * 1024;
+
 /// The analyst router: desk, API and health behind the listener's budget, with the common
-/// layers. Request bodies are small here (64 KiB), but for re-key uploads.
+/// layers. Request bodies are small here (64 KiB), but for re-key uploads, and must arrive
+/// whole before a deadline; refusals are JSON on the API.
 pub fn router(state: AnalystState, config: &Config) -> Router {
     let router = Router::new()
         .route("/health", get(api::health))
@@ -52,6 +57,12 @@ pub fn router(state: AnalystState, config: &Config) -> Router {
         .merge(desk::router())
         .route("/static/style.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyDeadline::new(&config.limits, MAX_BODY_BYTES),
+            deadline::whole_body,
+        ))
         .with_state(state);
-    with_common_layers(budgets::analyst(&config.rate_limits, router))
+    let router = budgets::analyst(&config.rate_limits, router)
+        .layer(axum::middleware::from_fn(refusals::analyst));
+    with_common_layers(router)
 }

@@ -1,86 +1,62 @@
-//! Request budgets (tower-governor) that keep the listeners up under a flood.
+//! Request budgets (tower-governor): how often each client may ask.
 //!
-//! Behind tor every client is 127.0.0.1, so budgets keyed by address would put every source in
-//! one bucket; there (the default, `rate_limits.client_address = "none"`) the public listener
-//! has a global budget for every request and a separate, smaller one for what costs the server
-//! work (submissions, additions, receipt sign-ins), so a flood of page loads cannot use up the
-//! budget of the forms, and neither can take the server down. When clients connect directly
-//! (`"peer"`) or through a trusted reverse proxy (`"forwarded"`), each address also gets its
-//! own budget. Addresses live only in the limiter's memory: never logged, never stored; the
-//! sweeper forgets idle ones.
+//! On the public listener every budget is per client — a Tor circuit with
+//! `client_address = "tor-circuit"`, an address with `"peer"` or `"forwarded"` — and there are
+//! three, so that no kind of request can starve another: page loads, forms that cost work
+//! (submissions and additions), and receipt sign-ins. One client's flood spends only its own
+//! budgets; what protects the server as a whole is capacity (`transport::ledger`), not a global
+//! budget that one client could use up. With `"none"` every client is the same client and
+//! these budgets are shared by all: `serve` warns at start-up that one client can then lock
+//! sources out.
 //!
-//! Over budget: `429` with `Retry-After`; on the public listener a localized page
-//! (`localize_limited`), on the analyst listener a short text.
+//! Clients live only in the limiters' memory: never logged, never stored; the sweeper forgets
+//! idle ones. Over budget: `429` with `Retry-After`, rendered by `refusals`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
-use axum::middleware::Next;
+use axum::response::Response;
 use governor::middleware::NoOpMiddleware;
 use tower_governor::GovernorError;
 use tower_governor::GovernorLayer;
-use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::{GlobalKeyExtractor, KeyExtractor};
 
-use crate::config::{ClientAddress, RateLimits};
-use crate::web::shared::lang::PageLang;
-use crate::web::shared::pages::message_page;
+use super::refusals::{Refusal, refusal};
+use crate::config::RateLimits;
+use crate::web::transport::client::Client;
 
-/// Set on a response refused for being over budget, so the page layer can localize it.
-static LIMITED: HeaderName = HeaderName::from_static("x-tipbox-limited");
-
-/// The client's address, as far as it can be known: the peer's (`"peer"`), or the last hop a
-/// trusted proxy appended to `X-Forwarded-For` (`"forwarded"`; a request from anyone else is
-/// keyed by its own peer address, so a forged header buys nothing).
-#[derive(Clone, Debug)]
-pub struct ClientKey {
-    mode: ClientAddress,
-    trusted: Arc<Vec<IpAddr>>,
-}
+/// Keys a budget by the request's `Client`, which `admission` puts in its extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientKey;
 
 impl KeyExtractor for ClientKey {
-    type Key = IpAddr;
+    type Key = Client;
 
-    fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
-        let peer = request
+    fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<Client, GovernorError> {
+        // Never missing behind `admission`; if it were, one shared bucket (fail closed).
+        Ok(request
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            // Without connection info (never when served by `serve`): one shared bucket.
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        if self.mode != ClientAddress::Forwarded || !self.trusted.contains(&peer) {
-            return Ok(peer);
-        }
-        let forwarded = request
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-            .next_back();
-        Ok(forwarded.unwrap_or(peer))
+            .get::<Client>()
+            .copied()
+            .unwrap_or(Client::Everyone))
     }
 }
 
 type Layer<K> = GovernorLayer<K, NoOpMiddleware, Body>;
 
-fn layer<K: KeyExtractor + Send + Sync + 'static>(
+/// A budget of `per_minute` requests on average with `burst` on top.
+fn budget<K>(
     key: K,
-    per_second: u32,
+    per_minute: u32,
     burst: u32,
-) -> (
-    Layer<K>,
-    Arc<tower_governor::governor::GovernorConfig<K, NoOpMiddleware>>,
-)
+) -> (Layer<K>, Arc<GovernorConfig<K, NoOpMiddleware>>)
 where
+    K: KeyExtractor + Send + Sync + 'static,
     K::Key: Send + Sync,
 {
-    let period = Duration::from_nanos(1_000_000_000 / u64::from(per_second.max(1)));
+    let period = Duration::from_nanos(60_000_000_000 / u64::from(per_minute.max(1)));
     let config = Arc::new(
         GovernorConfigBuilder::default()
             .key_extractor(key)
@@ -93,107 +69,58 @@ where
     (layer, config)
 }
 
-/// The answer to a request over budget; `localize_limited` turns it into a page.
-fn over_budget(error: GovernorError) -> Response<Body> {
+/// A per-client budget whose idle clients are forgotten every minute.
+fn per_client(per_minute: u32, burst: u32) -> Layer<ClientKey> {
+    let (layer, config) = budget(ClientKey, per_minute, burst);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let limiter = Arc::downgrade(&config);
+        runtime.spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                ticker.tick().await;
+                let Some(config) = limiter.upgrade() else {
+                    return;
+                };
+                config.limiter().retain_recent();
+                config.limiter().shrink_to_fit();
+            }
+        });
+    }
+    layer
+}
+
+fn over_budget(error: GovernorError) -> Response {
     let wait = match error {
-        GovernorError::TooManyRequests { wait_time, .. } => wait_time.max(1),
+        GovernorError::TooManyRequests { wait_time, .. } => wait_time,
         _ => 1,
     };
-    let mut response = Response::new(Body::from("too many requests; try again shortly\n"));
-    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    let headers = response.headers_mut();
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(LIMITED.clone(), HeaderValue::from_static("1"));
-    response
+    refusal(Refusal::Limited, Some(wait))
 }
 
-/// Applies the public listener's budgets: `pages` (everything but the costly forms) share
-/// one, `forms` (submissions, additions, receipt sign-ins) another, so a flood of either
-/// cannot use up the other's; then each client's own budget around both (when clients can be
-/// told apart), then the localized 429 page.
-pub fn public<S>(
-    limits: &RateLimits,
-    pages: axum::Router<S>,
-    forms: axum::Router<S>,
-) -> axum::Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    let (pages_budget, _) = layer(
-        GlobalKeyExtractor,
-        limits.public_per_second,
-        limits.public_burst,
-    );
-    let (forms_budget, _) = layer(
-        GlobalKeyExtractor,
-        limits.submissions_per_second,
-        limits.submissions_burst,
-    );
-    let router = pages.layer(pages_budget).merge(forms.layer(forms_budget));
-    let router = match limits.client_address {
-        ClientAddress::None => router,
-        mode => {
-            let key = ClientKey {
-                mode,
-                trusted: Arc::new(limits.trusted_proxies.clone()),
-            };
-            let (per_client, config) =
-                layer(key, limits.per_client_per_second, limits.per_client_burst);
-            // Forget clients whose budget has refilled: the map follows the clients active now.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let limiter = Arc::downgrade(&config);
-                runtime.spawn(async move {
-                    let mut ticker = tokio::time::interval(Duration::from_secs(60));
-                    loop {
-                        ticker.tick().await;
-                        let Some(config) = limiter.upgrade() else {
-                            return;
-                        };
-                        config.limiter().retain_recent();
-                        config.limiter().shrink_to_fit();
-                    }
-                });
-            }
-            router.layer(per_client)
+/// The public listener's three budgets.
+pub struct PublicBudgets {
+    pub pages: Layer<ClientKey>,
+    pub forms: Layer<ClientKey>,
+    pub signins: Layer<ClientKey>,
+}
+
+impl PublicBudgets {
+    pub fn new(limits: &RateLimits) -> Self {
+        Self {
+            pages: per_client(limits.pages_per_minute, limits.pages_burst),
+            forms: per_client(limits.forms_per_minute, limits.forms_burst),
+            signins: per_client(limits.signins_per_minute, limits.signins_burst),
         }
-    };
-    router.layer(axum::middleware::from_fn(localize_limited))
+    }
 }
 
-/// Applies the analyst listener's global budget.
+/// Applies the analyst listener's budget: analysts are few and authenticated, so one budget
+/// for the listener bounds what a flood of sign-in attempts can cost.
 pub fn analyst(limits: &RateLimits, router: axum::Router) -> axum::Router {
-    let (global, _) = layer(
+    let (layer, _) = budget(
         GlobalKeyExtractor,
-        limits.analyst_per_second,
+        limits.analyst_per_second.saturating_mul(60),
         limits.analyst_burst,
     );
-    router.layer(global)
-}
-
-/// Turns an over-budget answer on the public listener into a page in the visitor's language.
-pub async fn localize_limited(
-    PageLang(lang): PageLang,
-    request: Request,
-    next: Next,
-) -> axum::response::Response {
-    let response = next.run(request).await;
-    if !response.headers().contains_key(&LIMITED) {
-        return response;
-    }
-    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-    let mut page = message_page(
-        StatusCode::TOO_MANY_REQUESTS,
-        lang,
-        "limited-title",
-        vec![lang.t("limited-body")],
-        None,
-    );
-    if let Some(value) = retry_after {
-        page.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    page
+    router.layer(layer)
 }

@@ -1,9 +1,13 @@
-//! What wraps every request before a handler sees it: security headers, request logging, and
-//! the request budgets that keep the listeners up under a flood.
+//! What wraps every request before a handler sees it: security headers, request logging,
+//! admission and budgets that keep the public listener up under a flood, deadlines for small
+//! bodies, and the one way their refusals are shown.
 
+pub mod admission;
 pub mod budgets;
+pub mod deadline;
 pub mod headers;
 pub mod logging;
+pub mod refusals;
 
 use axum::middleware::from_fn;
 

@@ -186,9 +186,6 @@ pub async fn signin(
     if let Some(old) = cookie(&headers, SESSION_COOKIE) {
         app.sources.end(old);
     }
-    if !app.sources.allow_signin() {
-        return Err(busy(lang));
-    }
     let found = app.intake.open_case(readings).await.map_err(|error| {
         PageError::signin(
             lang,
@@ -321,7 +318,7 @@ pub async fn add(
     request: Request,
 ) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
-    let body = watched_body(body, &app.limits);
+    let body = watched_body(body, &app);
     let refuse = async |refusal: Refusal| {
         let back = match refusal {
             Refusal::SessionEnded => Back::SIGNIN,

@@ -5,26 +5,33 @@
 //! Its state, `PublicState`, holds intake and the sources' in-memory sessions — and nothing
 //! of analysts: no handler here can reach analyst authentication.
 
+mod disk;
 mod error;
 mod followup;
 mod pages;
+mod slots;
 mod submit;
 mod upload;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
-use tokio::sync::Semaphore;
 
 use crate::config::{Config, FollowupConfig, Limits};
 use crate::followup::SourceSessions;
 use crate::intake::Intake;
-use crate::web::middleware::{budgets, headers, with_common_layers};
+use crate::web::middleware::admission::{self, Admission};
+use crate::web::middleware::budgets::PublicBudgets;
+use crate::web::middleware::deadline::{self, BodyDeadline};
+use crate::web::middleware::{headers, refusals, with_common_layers};
 use crate::web::shared::pages::stylesheet;
-use crate::web::transport::body_timeout;
+use crate::web::transport::ledger::Ledger;
+
+/// The largest body of a small form (a receipt sign-in, a reply deletion, a sign-out).
+const SMALL_FORM_BYTES: usize = 16 * 1024;
 
 /// What the public handlers can reach.
 #[derive(Clone)]
@@ -32,32 +39,42 @@ pub struct PublicState {
     pub intake: Arc<Intake>,
     /// Sources signed in with their receipt (held in memory only).
     pub sources: Arc<SourceSessions>,
-    /// Bounds the submissions being received at once (and so the memory they hold).
-    pub submissions: Arc<Semaphore>,
+    /// Who is using the listener, and how much (shared with the transport).
+    pub ledger: Arc<Ledger>,
+    /// The submissions being received at once (bounding the memory they hold), lightest
+    /// clients first.
+    pub slots: Arc<slots::Slots>,
+    /// Room on disk for uploads in progress.
+    pub disk: Arc<disk::DiskGuard>,
     pub limits: Arc<Limits>,
     pub followup: Arc<FollowupConfig>,
-    /// Where the free-space guard looks before an upload is accepted.
-    pub data_dir: Arc<Path>,
 }
 
 impl PublicState {
-    pub fn new(intake: Arc<Intake>, config: &Config) -> Self {
+    pub fn new(intake: Arc<Intake>, ledger: Arc<Ledger>, config: &Config) -> Self {
         Self {
             intake,
             sources: Arc::new(SourceSessions::new(&config.followup)),
-            submissions: Arc::new(Semaphore::new(
-                config.limits.max_concurrent_submissions as usize,
-            )),
+            ledger,
+            slots: slots::Slots::new(config.limits.max_concurrent_submissions as usize),
+            disk: disk::DiskGuard::new(&config.storage.data_dir, config.limits.min_free_disk_bytes),
             limits: Arc::new(config.limits.clone()),
             followup: Arc::new(config.followup.clone()),
-            data_dir: config.storage.data_dir.clone().into(),
         }
     }
 }
 
-/// The public router: pages and forms, each behind their own budget, with the common layers
-/// and, when an onion address is configured, `Onion-Location`.
+/// The public router. Each client's requests are admitted by the ledger (junk charged to its
+/// sender), then spent from one of its three budgets — pages, forms (uploads), receipt
+/// sign-ins — so that no kind of request can starve another; small bodies must arrive whole
+/// before their deadline; refusals are pages in the visitor's language. With the common
+/// layers and, when an onion address is configured, `Onion-Location`.
 pub fn router(state: PublicState, config: &Config) -> Router {
+    let budgets = PublicBudgets::new(&config.rate_limits);
+    let small_bodies = from_fn_with_state(
+        BodyDeadline::new(&config.limits, SMALL_FORM_BYTES),
+        deadline::whole_body,
+    );
     let pages = Router::new()
         .route("/", get(pages::landing))
         .route("/submit", get(pages::submit_form))
@@ -67,23 +84,30 @@ pub fn router(state: PublicState, config: &Config) -> Router {
         .route("/followup/signout", post(followup::signout))
         .route("/static/style.css", get(stylesheet))
         .fallback(pages::not_found)
-        .layer(body_timeout(&config.limits));
-    // The forms that cost work: sealing and storing, or a receipt lookup. Our own limits apply
-    // to uploads, field by field, with a page that says which.
-    let forms = Router::new()
+        .layer(small_bodies.clone())
+        .layer(budgets.pages);
+    // Uploads stream under our own limits, field by field, with a page that says which.
+    let uploads = Router::new()
         .route(
             "/submit",
             post(submit::submit).layer(DefaultBodyLimit::disable()),
         )
         .route(
-            "/followup",
-            post(followup::signin).layer(body_timeout(&config.limits)),
-        )
-        .route(
             "/followup/case/add",
             post(followup::add).layer(DefaultBodyLimit::disable()),
-        );
-    let router = budgets::public(&config.rate_limits, pages, forms).with_state(state);
+        )
+        .layer(budgets.forms);
+    let signins = Router::new()
+        .route("/followup", post(followup::signin))
+        .layer(small_bodies)
+        .layer(budgets.signins);
+    let admission = Admission::new(Arc::clone(&state.ledger), &config.rate_limits);
+    let router = pages
+        .merge(uploads)
+        .merge(signins)
+        .with_state(state)
+        .layer(from_fn_with_state(admission, admission::admit))
+        .layer(from_fn(refusals::public_pages));
     let router = with_common_layers(router);
     match config.public.onion_address.as_deref() {
         Some(onion) => router.layer(axum::middleware::from_fn_with_state(

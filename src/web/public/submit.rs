@@ -32,7 +32,7 @@ pub async fn submit(
     request: Request,
 ) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
-    let body = watched_body(body, &app.limits);
+    let body = watched_body(body, &app);
     match receive_submission(&app, lang, &parts, &body).await {
         Ok(response) => Ok(response),
         Err(refusal) => Err(refused(&parts, &body, refusal, lang, &app.limits, Back::SUBMIT).await),

@@ -3,7 +3,6 @@
 //! size), text fields held in zeroized memory, attachments sealed as they stream in, and a
 //! refusal that lets the client finish sending so that it reads our page.
 
-use std::path::Path;
 use std::time::Duration;
 
 use axum::http::header;
@@ -15,7 +14,12 @@ use super::error::{Back, PageError, Refusal};
 use crate::config::Limits;
 use crate::i18n::Lang;
 use crate::intake::{KeyState, Submission};
-use crate::web::transport::body::{IDLE_TIMEOUT, SharedBody, Violation};
+use crate::web::transport::body::{SharedBody, Violation};
+use crate::web::transport::client::Client;
+use crate::web::transport::ledger::Lease;
+
+use super::disk::Staging;
+use super::slots::Slot;
 
 /// Multipart framing (boundaries, part headers) allowed on top of `limits.max_total_bytes`.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
@@ -39,12 +43,20 @@ pub struct FormText {
     pub when: Option<Zeroizing<String>>,
 }
 
-/// An upload in progress: its submission slot, the multipart reader and the submission that
-/// seals what arrives. Dropping it frees the slot.
+/// An upload in progress: its submission slot (and its client's share of uploads), the room it
+/// has on disk, the multipart reader and the submission that seals what arrives. Dropping it
+/// frees the slot.
 pub struct Upload {
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    held: Held,
+    staging: Staging,
     multipart: multer::Multipart<'static>,
     pub submission: Submission,
+}
+
+/// What an upload holds until its submission is committed or abandoned.
+pub struct Held {
+    _slot: Slot,
+    _share: Lease,
 }
 
 impl Upload {
@@ -58,15 +70,34 @@ impl Upload {
     ) -> Result<Upload, Refusal> {
         let limits = &app.limits;
         let whole_limit = limits.max_total_bytes.saturating_add(MULTIPART_OVERHEAD);
-        let slot = std::sync::Arc::clone(&app.submissions).acquire_owned();
-        let Ok(Ok(slot)) = tokio::time::timeout(QUEUE_WAIT, slot).await else {
-            return Err(Refusal::Busy);
-        };
-        // Before any byte is read or written: a submission that cannot be stored in full is
-        // refused at once, not half way through.
-        if disk_is_short(&app.data_dir, limits.min_free_disk_bytes) {
-            return Err(Refusal::DiskFull);
+        let client = parts
+            .extensions
+            .get::<Client>()
+            .copied()
+            .unwrap_or(Client::Everyone);
+        // One client holds at most its share of the uploads in progress, and waits for a slot
+        // behind the clients that have used less than it.
+        let share = app.ledger.upload(client).ok_or(Refusal::Busy)?;
+        let slot = app
+            .slots
+            .acquire(app.ledger.recent(client), QUEUE_WAIT)
+            .await
+            .ok_or(Refusal::Busy)?;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > whole_limit) {
+            return Err(Refusal::TotalTooLarge(limits.max_total_bytes));
         }
+        // Before any byte is read or written: a submission that cannot be stored in full is
+        // refused at once, not half way through; the room it declares is set aside while it
+        // arrives, and what arrives is counted as it does.
+        let staging = app
+            .disk
+            .admit(declared.unwrap_or(0))
+            .ok_or(Refusal::DiskFull)?;
         // The keyring as it is now, on whichever node changed it: the very next submission
         // after a key change is sealed to the new set.
         let keys = match app.intake.keys.for_submission(&app.intake.store).await {
@@ -77,14 +108,6 @@ impl Upload {
                 return Err(Refusal::Internal);
             }
         };
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > whole_limit) {
-            return Err(Refusal::TotalTooLarge(limits.max_total_bytes));
-        }
         let boundary = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -101,7 +124,11 @@ impl Upload {
                     .for_field("attachment", limits.max_attachment_bytes),
             );
         Ok(Upload {
-            _slot: slot,
+            held: Held {
+                _slot: slot,
+                _share: share,
+            },
+            staging,
             multipart: multer::Multipart::with_constraints(body.clone(), boundary, constraints),
             submission: app.intake.begin(keys),
         })
@@ -121,9 +148,10 @@ impl Upload {
             None => refusal_for(e, limits),
         };
         let submission = &mut self.submission;
+        let staging = &mut self.staging;
         loop {
             body.limit_headers(Some(PART_HEADER_BUDGET));
-            let next = tokio::time::timeout(IDLE_TIMEOUT, self.multipart.next_field())
+            let next = tokio::time::timeout(body.stall_limit(), self.multipart.next_field())
                 .await
                 .map_err(|_| Refusal::TooSlow)?;
             body.limit_headers(None);
@@ -136,7 +164,7 @@ impl Upload {
             if name == "attachment" {
                 let file_name = field.file_name().unwrap_or_default().to_owned();
                 let content_type = field.content_type().map(|m| m.to_string());
-                let first = next_chunk(&mut field, &refusal).await?;
+                let first = next_chunk(body, &mut field, &refusal).await?;
                 // An empty file input still sends an empty, nameless part: it is not a file.
                 if file_name.is_empty() && first.as_ref().is_none_or(|c| c.is_empty()) {
                     continue;
@@ -150,11 +178,12 @@ impl Upload {
                     .map_err(sealing_failed)?;
                 let mut chunk = first;
                 while let Some(data) = chunk {
+                    staging.wrote(data.len() as u64).ok_or(Refusal::DiskFull)?;
                     submission
                         .write_attachment(&mut upload, &data)
                         .await
                         .map_err(sealing_failed)?;
-                    chunk = next_chunk(&mut field, &refusal).await?;
+                    chunk = next_chunk(body, &mut field, &refusal).await?;
                 }
                 submission
                     .finish_attachment(upload)
@@ -168,7 +197,7 @@ impl Upload {
                     4 * MAX_DETAIL_CHARS as u64
                 };
                 let mut bytes = Zeroizing::new(Vec::with_capacity(capacity.min(1 << 20) as usize));
-                while let Some(data) = next_chunk(&mut field, &refusal).await? {
+                while let Some(data) = next_chunk(body, &mut field, &refusal).await? {
                     bytes.extend_from_slice(&data);
                 }
                 if std::str::from_utf8(&bytes).is_err() {
@@ -197,8 +226,8 @@ impl Upload {
 
 impl Upload {
     /// Ends reading: the submission, to commit or abandon, and the slot, to hold until then.
-    pub fn into_submission(self) -> (Submission, tokio::sync::OwnedSemaphorePermit) {
-        (self.submission, self._slot)
+    pub fn into_submission(self) -> (Submission, Held) {
+        (self.submission, self.held)
     }
 }
 
@@ -223,12 +252,15 @@ pub async fn refused(
     PageError::refused(lang, refusal, back)
 }
 
-/// The body of an upload, watched for slow senders and oversized part headers.
-pub fn watched_body(body: axum::body::Body, limits: &Limits) -> SharedBody {
+/// The body of an upload, watched for slow senders (more strictly while others wait for a
+/// slot) and oversized part headers.
+pub fn watched_body(body: axum::body::Body, app: &PublicState) -> SharedBody {
+    let slots = std::sync::Arc::clone(&app.slots);
     SharedBody::new(
         body,
-        limits.min_upload_bytes_per_second,
-        Duration::from_secs(limits.upload_rate_grace_seconds),
+        app.limits.min_upload_bytes_per_second,
+        Duration::from_secs(app.limits.upload_rate_window_seconds),
+        std::sync::Arc::new(move || slots.contended()),
     )
 }
 
@@ -245,37 +277,12 @@ fn refusal_for(error: &multer::Error, limits: &Limits) -> Refusal {
     }
 }
 
-/// Whether the data directory has less free space than `wanted` bytes. A directory that
-/// cannot be examined counts as short (fail closed), and is logged.
-fn disk_is_short(data_dir: &Path, wanted: u64) -> bool {
-    if wanted == 0 {
-        return false;
-    }
-    match rustix::fs::statvfs(data_dir) {
-        Ok(stat) => {
-            let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-            if free < wanted {
-                tracing::error!(
-                    free_bytes = free,
-                    min_free_disk_bytes = wanted,
-                    "the data directory is short of space: submissions are refused until it is freed"
-                );
-                return true;
-            }
-            false
-        }
-        Err(error) => {
-            tracing::error!(%error, "cannot read the data directory's free space: submissions are refused");
-            true
-        }
-    }
-}
-
 async fn next_chunk(
+    body: &SharedBody,
     field: &mut multer::Field<'static>,
     refusal: &impl Fn(&multer::Error) -> Refusal,
 ) -> Result<Option<axum::body::Bytes>, Refusal> {
-    match tokio::time::timeout(IDLE_TIMEOUT, field.chunk()).await {
+    match tokio::time::timeout(body.stall_limit(), field.chunk()).await {
         Ok(Ok(chunk)) => Ok(chunk),
         Ok(Err(e)) => Err(refusal(&e)),
         Err(_) => Err(Refusal::TooSlow),

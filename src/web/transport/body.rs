@@ -1,7 +1,11 @@
 //! The request body of a submission: read by multer, watched by us.
 //!
-//! - Slow senders: after a grace period, an upload slower than the configured average rate is
-//!   cut off, so a few trickling clients cannot hold every submission slot.
+//! - Slow senders: an upload that sent less than the minimum rate over the last window
+//!   (`limits.upload_rate_window_seconds`, 30) is cut off, and so is a read that stalls for a
+//!   whole window; so a few trickling clients cannot hold every submission slot. A sliding
+//!   window, not an average since the start: a fast start buys no hours of trickle after it.
+//!   While others wait for a slot (`pressed`), the window shrinks to `CONTENDED_WINDOW`: a slot
+//!   held by a client too slow to use it goes to one that can.
 //! - Part headers: multer buffers a part's headers until their end; a budget per part stops a
 //!   client that never ends them from growing that buffer without bound.
 //! - Draining: when a submission is refused part way, the client is usually still uploading.
@@ -9,6 +13,7 @@
 //!   "connection reset" instead of our page; so we read and discard the rest first — bounded
 //!   in bytes and in time, and after the submission slot has been given back.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -17,8 +22,8 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, BodyDataStream, Bytes};
 use futures_util::{Stream, StreamExt};
 
-/// How long one read may stall before we give up on the client.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The rate window while others wait for a submission slot.
+pub const CONTENDED_WINDOW: Duration = Duration::from_secs(2);
 /// The most time spent draining a refused request.
 const DRAIN_TIME: Duration = Duration::from_secs(10);
 
@@ -29,29 +34,82 @@ pub enum Violation {
     HeadersTooLarge,
 }
 
+/// Whether others are waiting for what this upload holds.
+pub type Pressed = Arc<dyn Fn() -> bool + Send + Sync>;
+
 struct Inner {
     stream: BodyDataStream,
     received: u64,
     started: Instant,
     min_bytes_per_second: u64,
-    rate_grace: Duration,
+    window: Duration,
+    pressed: Pressed,
+    /// (when, bytes received by then), about one a second, over the last window.
+    samples: VecDeque<(Instant, u64)>,
     /// Bytes still allowed before the current part's headers end (`None`: no budget).
     header_budget: Option<u64>,
     violation: Option<Violation>,
+}
+
+impl Inner {
+    fn window(&self) -> Duration {
+        if (self.pressed)() {
+            CONTENDED_WINDOW.min(self.window)
+        } else {
+            self.window
+        }
+    }
+
+    /// Records what has arrived by `now`, and whether the last window fell short.
+    fn too_slow(&mut self, now: Instant) -> bool {
+        if self.min_bytes_per_second == 0 {
+            return false;
+        }
+        if self
+            .samples
+            .back()
+            .is_none_or(|(at, _)| now.duration_since(*at) >= Duration::from_secs(1))
+        {
+            self.samples.push_back((now, self.received));
+        }
+        // Keep one sample at or before the start of the longest window.
+        while self.samples.len() > 1 && now.duration_since(self.samples[1].0) >= self.window {
+            self.samples.pop_front();
+        }
+        let window = self.window();
+        if now.duration_since(self.started) < window {
+            return false;
+        }
+        let since = now - window;
+        // Bytes received by the start of the window: the newest sample at or before it (none:
+        // the upload started inside it, with nothing).
+        let before = self
+            .samples
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= since)
+            .map_or(0, |(_, received)| *received);
+        let needed = self
+            .min_bytes_per_second
+            .saturating_mul(window.as_secs().max(1));
+        self.received - before < needed
+    }
 }
 
 #[derive(Clone)]
 pub struct SharedBody(Arc<Mutex<Inner>>);
 
 impl SharedBody {
-    /// `min_bytes_per_second` applies once the upload has run for `rate_grace`.
-    pub fn new(body: Body, min_bytes_per_second: u64, rate_grace: Duration) -> Self {
+    /// At least `min_bytes_per_second` over every `window` (from the first full window on).
+    pub fn new(body: Body, min_bytes_per_second: u64, window: Duration, pressed: Pressed) -> Self {
         Self(Arc::new(Mutex::new(Inner {
             stream: body.into_data_stream(),
             received: 0,
             started: Instant::now(),
             min_bytes_per_second,
-            rate_grace,
+            window,
+            pressed,
+            samples: VecDeque::new(),
             header_budget: None,
             violation: None,
         })))
@@ -74,9 +132,21 @@ impl SharedBody {
         self.inner().received
     }
 
-    /// Reads and discards the rest of the body, up to `max_bytes` and a few seconds.
+    /// How long one read may stall before the upload is cut off: a whole window (shorter
+    /// while others wait for a slot).
+    pub fn stall_limit(&self) -> Duration {
+        self.inner().window()
+    }
+
+    /// Reads and discards the rest of the body, up to `max_bytes` and a few seconds (one for a
+    /// client already found too slow: waiting longer on it would only hold its connection).
     pub async fn drain(&self, max_bytes: u64) {
-        let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+        let time = if self.violation() == Some(Violation::TooSlow) {
+            Duration::from_secs(1)
+        } else {
+            DRAIN_TIME
+        };
+        let deadline = tokio::time::Instant::now() + time;
         let mut drained = 0u64;
         while drained <= max_bytes {
             let next = async { self.inner_next().await };
@@ -103,11 +173,7 @@ impl Stream for SharedBody {
             return polled;
         };
         inner.received += chunk.len() as u64;
-        let elapsed = inner.started.elapsed();
-        if inner.min_bytes_per_second > 0
-            && elapsed > inner.rate_grace
-            && inner.received < inner.min_bytes_per_second.saturating_mul(elapsed.as_secs())
-        {
+        if inner.too_slow(Instant::now()) {
             inner.violation = Some(Violation::TooSlow);
             return Poll::Ready(Some(Err(axum::Error::new("upload too slow"))));
         }

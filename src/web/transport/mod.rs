@@ -1,22 +1,26 @@
-//! Serving a router on a listener: hyper with timeouts, so that slow or idle clients cannot hold
-//! connections open, and a graceful shutdown that lets requests in flight finish.
+//! Serving a router on a listener: hyper with deadlines, so that slow or idle clients cannot
+//! hold connections open; the public listener's clients told apart and counted (`client`,
+//! `ledger`); and a graceful shutdown that lets requests in flight finish.
 //!
 //! `axum::serve` sets no timer, so a client that sends its request headers one byte a minute
 //! (or opens connections and sends nothing) would keep them forever. Here:
-//! - HTTP/1: the whole request head must arrive within `limits.header_read_timeout_seconds`
-//!   (20), and that clock
-//!   also runs while a kept-alive connection waits for its next request, so an idle connection
-//!   is closed after the same time;
-//! - HTTP/2: connections are pinged, and closed when the client stops answering;
-//! - bodies: uploads have their own per-read timeout and minimum rate (`body`); other
-//!   routes' bodies must arrive within `limits.body_timeout_seconds` (30; `body_timeout`).
+//! - the PROXY line tor sends (with `client_address = "tor-circuit"`) and, over TLS, the
+//!   handshake must each arrive within `limits.header_read_timeout_seconds` (20);
+//! - HTTP/1: the whole request head must arrive within that time too — a deadline from its
+//!   first byte, not an inactivity timer — and that clock also runs while a kept-alive
+//!   connection waits for its next request, so an idle connection is closed after it;
+//! - bodies: forms must arrive whole within `limits.body_timeout_seconds`
+//!   (`middleware::deadline`), uploads at a minimum rate over a sliding window (`body`);
+//! - plain HTTP is HTTP/1.1 only. HTTP/2 would let one connection (one Tor stream) carry many
+//!   requests at once, outside the per-connection accounting; over TLS, where browsers expect
+//!   it, it is offered with few concurrent streams, each still a request the ledger counts.
 //!
-//! The peer address is put in the request's extensions as `ConnectInfo` for the per-client
-//! budget (`web::middleware::budgets`), and nowhere else; so is the `Transport` (plain HTTP or TLS), for
-//! headers that only make sense over TLS.
+//! The client (`client::Client`) and, for `client_address = "forwarded"`, the peer address are
+//! put in the request's extensions for the budgets (`web::middleware`), and nowhere else; so is
+//! the `Transport` (plain HTTP or TLS), for headers that only make sense over TLS.
 //!
-//! With TLS (`tls`), the handshake runs in the connection's own task, so a slow client
-//! never holds up the accept loop, and must finish within the header-read timeout.
+//! TLS handshakes and PROXY lines are read in the connection's own task, so a slow client never
+//! holds up the accept loop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,21 +38,18 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 pub mod body;
+pub mod client;
+pub mod ledger;
 pub mod tls;
 
+use client::Client;
+use ledger::Ledger;
 use tls::Tls;
+
+use crate::config::ClientAddress;
 
 /// How long shutdown waits for requests in flight before closing their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// A layer that ends a request whose (small) body does not arrive in time.
-pub fn body_timeout(
-    limits: &crate::config::Limits,
-) -> tower_http::timeout::RequestBodyTimeoutLayer {
-    tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(
-        limits.body_timeout_seconds,
-    ))
-}
 
 /// How a request reached the server; in every request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,13 +58,22 @@ pub enum Transport {
     Tls,
 }
 
-/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` completes,
-/// then finishes the requests in flight (for at most `SHUTDOWN_GRACE`).
+/// How the public listener tells its clients apart, and the ledger that counts them.
+#[derive(Clone)]
+pub struct Clients {
+    pub mode: ClientAddress,
+    pub ledger: Arc<Ledger>,
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is given; with the public listener's
+/// `clients`) until `shutdown` completes, then finishes the requests in flight (for at most
+/// `SHUTDOWN_GRACE`).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &crate::config::Limits,
     tls: Option<Arc<Tls>>,
+    clients: Option<Clients>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let header_timeout = Duration::from_secs(limits.header_read_timeout_seconds);
@@ -83,8 +93,12 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(header_timeout))
         .keep_alive_timeout(header_timeout)
-        .max_concurrent_streams(64);
-    let builder = Arc::new(builder);
+        .max_concurrent_streams(8);
+    let builder = Arc::new(if tls.is_some() {
+        builder
+    } else {
+        builder.http1_only()
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -101,26 +115,55 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(
-            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-                let extensions = request.extensions_mut();
-                extensions.insert(ConnectInfo::<SocketAddr>(peer));
-                extensions.insert(transport);
-                request.map(axum::body::Body::new)
-            },
-        );
-        let service = TowerToHyperService::new(service);
-        // Watched from now on: shutdown waits for a connection still in its TLS handshake too.
+        // Watched from now on: shutdown waits for a connection still in its handshake too.
         let watcher = graceful.watcher();
         let builder = Arc::clone(&builder);
-        match &tls {
-            None => {
-                tokio::spawn(serve_connection(builder, stream, service, watcher));
-            }
-            Some(tls) => {
-                let acceptor = tls.acceptor();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+        let router = router.clone();
+        let tls = tls.clone();
+        let clients = clients.clone();
+        tokio::spawn(async move {
+            // Who the client is, and whether there is room for it: before any HTTP is read.
+            let (client, stream) = match clients.as_ref().map(|c| c.mode) {
+                Some(ClientAddress::TorCircuit) => {
+                    match client::read_circuit(stream, header_timeout).await {
+                        Ok((circuit, stream)) => (Some(Client::Circuit(circuit)), stream),
+                        Err(why) => {
+                            client::warn_refused(why);
+                            return;
+                        }
+                    }
+                }
+                Some(ClientAddress::Peer) => (Some(Client::Address(peer.ip())), unbuffered(stream)),
+                Some(ClientAddress::None) => (Some(Client::Everyone), unbuffered(stream)),
+                // Behind a proxy, clients are told apart per request.
+                Some(ClientAddress::Forwarded) | None => (None, unbuffered(stream)),
+            };
+            let _lease = match &clients {
+                Some(clients) => match clients.ledger.connect(client) {
+                    Ok(lease) => Some(lease),
+                    // Closed at once: a client over its share of connections, or a heavy one
+                    // while the server is full, gets nothing to hold.
+                    Err(_) => return,
+                },
+                None => None,
+            };
+            let service = router.map_request(
+                move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                    let extensions = request.extensions_mut();
+                    extensions.insert(ConnectInfo::<SocketAddr>(peer));
+                    extensions.insert(transport);
+                    if let Some(client) = client {
+                        extensions.insert(client);
+                    }
+                    request.map(axum::body::Body::new)
+                },
+            );
+            let service = TowerToHyperService::new(service);
+            match tls {
+                None => serve_connection(builder, stream, service, watcher).await,
+                Some(tls) => {
+                    match tokio::time::timeout(header_timeout, tls.acceptor().accept(stream)).await
+                    {
                         Ok(Ok(stream)) => {
                             serve_connection(builder, stream, service, watcher).await;
                         }
@@ -129,9 +172,9 @@ pub async fn serve(
                         Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
-                });
+                }
             }
-        }
+        });
     }
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
@@ -143,7 +186,15 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves HTTP/1 or HTTP/2 on one connection until it closes or shutdown ends it.
+/// A connection in the same type as one read through a PROXY line, without a buffer of its
+/// own: `BufReader` reads straight from the socket into any buffer at least as large as its
+/// own, and hyper's reads are far larger than one byte (a capacity of 0 is not allowed).
+fn unbuffered(stream: tokio::net::TcpStream) -> tokio::io::BufReader<tokio::net::TcpStream> {
+    tokio::io::BufReader::with_capacity(1, stream)
+}
+
+/// Serves HTTP on one connection until it closes or shutdown ends it. No upgrades: nothing
+/// here speaks WebSocket, and an upgraded connection would escape the deadlines.
 async fn serve_connection<I, S>(
     builder: Arc<Builder<TokioExecutor>>,
     io: I,
@@ -161,7 +212,7 @@ async fn serve_connection<I, S>(
     S::Future: Send + 'static,
 {
     let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .serve_connection(TokioIo::new(io), service)
         .into_owned();
     // Errors here are clients going away or timing out: nothing to log about them.
     let _ = watcher.watch(connection).await;

@@ -101,19 +101,13 @@ impl Deployment {
             }
         };
         let config_path = dir.path().join("tipbox.toml");
-        // Tests and benchmarks send far more than a real tip line sees: request budgets are
-        // out of the way unless a test sets its own (limits.rs).
-        let budgets = if extra_toml.contains("[rate_limits]") {
-            ""
-        } else {
-            "[rate_limits]\npublic_per_second = 1000000\npublic_burst = 1000000\n\
-             submissions_per_second = 1000000\nsubmissions_burst = 1000000\n\
-             analyst_per_second = 1000000\nanalyst_burst = 1000000\n"
-        };
+        // Tests send far more than a real tip line sees, all from one address: request budgets
+        // and capacity are out of the way, except those a test sets itself (limits.rs, flood.rs).
+        let extra_toml = with_lifted_rate_limits(extra_toml);
         let config = format!(
             "[public]\nlisten = \"127.0.0.1:0\"\n[analyst]\nlisten = \"127.0.0.1:0\"\n\
              [storage]\ndata_dir = \"{}\"\n[database]\nurl = \"{}\"\n[keys]\nrefresh_seconds = 1\n\
-             {extra_toml}\n{budgets}",
+             {extra_toml}\n",
             data_dir.display(),
             database_url,
         );
@@ -480,4 +474,43 @@ impl Drop for Deployment {
             let _ = on_postgres_base(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
     }
+}
+
+/// Every `[rate_limits]` setting, lifted far above what tests send.
+const LIFTED_RATE_LIMITS: &[(&str, &str)] = &[
+    ("pages_per_minute", "1000000"),
+    ("pages_burst", "1000000"),
+    ("forms_per_minute", "1000000"),
+    ("forms_burst", "1000000"),
+    ("signins_per_minute", "1000000"),
+    ("signins_burst", "1000000"),
+    ("analyst_per_second", "1000000"),
+    ("analyst_burst", "1000000"),
+    ("max_connections", "1000000"),
+    ("max_connections_per_client", "1000000"),
+    ("max_requests", "1000000"),
+    ("max_requests_per_client", "1000000"),
+    ("max_uploads_per_client", "1000000"),
+];
+
+/// `extra_toml` with a `[rate_limits]` section holding every lifted setting it does not set
+/// itself (TOML allows a table only once, so they go into the test's own section if it has one).
+pub fn with_lifted_rate_limits(extra_toml: &str) -> String {
+    let header = "[rate_limits]\n";
+    let (before, own) = match extra_toml.find(header) {
+        Some(at) => (&extra_toml[..at], &extra_toml[at + header.len()..]),
+        None => (extra_toml, ""),
+    };
+    let sets = |key: &str| {
+        own.lines()
+            .take_while(|line| !line.starts_with('['))
+            .any(|line| line.split('=').next().is_some_and(|k| k.trim() == key))
+    };
+    let mut section = String::from(header);
+    for (key, value) in LIFTED_RATE_LIMITS {
+        if !sets(key) {
+            section.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    format!("{before}\n{section}{own}")
 }

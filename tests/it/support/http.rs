@@ -54,8 +54,13 @@ pub fn tip_form(message: &str, attachments: &[(&str, Vec<u8>)]) -> Form {
 
 /// Posts the submission form in `lang`; the status and the page.
 pub async fn submit(server: &Server, form: Form, lang: &str) -> (StatusCode, String) {
+    submit_at(&server.public, form, lang).await
+}
+
+/// Posts the submission form to the public listener at `public` (or a relay in front of it).
+pub async fn submit_at(public: &str, form: Form, lang: &str) -> (StatusCode, String) {
     let response = client()
-        .post(format!("{}/submit?lang={lang}", server.public))
+        .post(format!("{public}/submit?lang={lang}"))
         .multipart(form)
         .send()
         .await

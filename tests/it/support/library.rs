@@ -16,3 +16,4 @@ pub use tipbox::secrets::ServerSecret;
 pub use tipbox::store::Counts;
 pub use tipbox::store::QueueFilter;
 pub use tipbox::store::Store;
+pub use tipbox::web::transport::client::tor_header;

@@ -5,6 +5,7 @@
 
 pub mod analyst;
 pub mod at_rest;
+pub mod circuits;
 pub mod deployment;
 pub mod http;
 pub mod library;
@@ -15,7 +16,7 @@ pub mod web;
 pub use deployment::{Backend, Deployment, SqlValue, TIPBOX, postgres_base_url};
 pub use http::{
     client, free_loopback_port, install_tls_provider, random_bytes, random_marker, receipt_from,
-    submit, submit_message, submit_ok, tip_form,
+    submit, submit_at, submit_message, submit_ok, tip_form,
 };
 pub use library::*;
 pub use sealed::{
