@@ -6,8 +6,8 @@ use reqwest::StatusCode;
 
 use crate::support::{Backend, Deployment, client};
 
-/// The source file that holds the analyst listener's router (`pub fn router`), relative to
-/// the package.
+/// The source file that holds the analyst listener's API routes (`pub fn router`, and
+/// `pub fn uploads` for the routes whose bodies stream), relative to the package.
 const ANALYST_ROUTER_SOURCE: &str = "src/web/analyst/api/mod.rs";
 
 fn read_package_file(path: &str) -> String {
@@ -15,13 +15,12 @@ fn read_package_file(path: &str) -> String {
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }
 
-/// The `(METHOD, path)` pairs routed under /api/ in the analyst router's source.
+/// The `(METHOD, path)` pairs routed under /api/ in the analyst API's source.
 fn routed() -> BTreeSet<(String, String)> {
     let source = read_package_file(ANALYST_ROUTER_SOURCE);
     let router = &source[source
         .find("pub fn router")
         .unwrap_or_else(|| panic!("no `pub fn router` in {ANALYST_ROUTER_SOURCE}"))..];
-    let router = &router[..router.find("\n}\n").unwrap()];
     let mut routes = BTreeSet::new();
     for chunk in router.split(".route(").skip(1) {
         let path = chunk.split('"').nth(1).unwrap().to_owned();

@@ -24,6 +24,13 @@ fn the_shipped_torrc_verifies() {
     assert!(shipped.contains("HiddenServiceDir /var/lib/tor/tipbox-public/"));
     assert!(shipped.contains("HiddenServiceDir /var/lib/tor/tipbox-analyst/"));
     assert!(shipped.contains("HiddenServicePoWDefensesEnabled 1"));
+    // Circuit ids for the public service (tipbox's rate_limits.client_address = "tor-circuit"),
+    // and only for it: the analyst listener does not read a PROXY line.
+    let (public, analyst) = shipped
+        .split_once("HiddenServiceDir /var/lib/tor/tipbox-analyst/")
+        .unwrap();
+    assert!(public.contains("\nHiddenServiceExportCircuitID haproxy\n"));
+    assert!(!analyst.contains("\nHiddenServiceExportCircuitID"));
     for service in ["tipbox-public", "tipbox-analyst"] {
         private_dir(&base.join(service));
     }

@@ -1,8 +1,11 @@
 //! Real Tor, end to end, offline: Debian's `tor` runs a private Tor test network on loopback
 //! (one directory authority made with `tor-gencert`, five relays), tipbox's public listener is
-//! published on it as an onion service and a tip is submitted through a client tor's SOCKS
-//! port; the analyst listener is a client-authorized onion service, reachable with the key
-//! from `tipbox analyst onion-key` and refused without it.
+//! published on it as an onion service with deploy/torrc's own settings (circuit ids exported
+//! to tipbox, which runs with `client_address = "tor-circuit"` and the shipped budgets; the
+//! proof-of-work defence and stream limits) and a tip with an attachment is submitted through
+//! a client tor's SOCKS port while another client floods the onion over several circuits; the
+//! analyst listener is a client-authorized onion service, reachable with the key from
+//! `tipbox analyst onion-key` and refused without it.
 //!
 //! Safety rule for every tor this file starts: its torrc has `TestingTorNetwork 1` and a
 //! private `DirAuthority` on 127.0.0.1 and `UseDefaultFallbackDirs 0` (so not even tor's
@@ -21,6 +24,7 @@ use reqwest::multipart::Form;
 use super::tor::private_dir;
 use crate::support::{
     Backend, Deployment, free_loopback_port as free_port, install_tls_provider, receipt_from,
+    shipped_rate_limits,
 };
 
 /// Lines every node of the test network has.
@@ -244,9 +248,22 @@ fn start_network(net: &mut TorNet) -> String {
 
 /// An HTTP client that goes through a tor's SOCKS port (names resolved by tor).
 fn socks_client(socks_port: u16, timeout: Duration) -> reqwest::Client {
+    socks_client_on(socks_port, "", timeout)
+}
+
+/// A client whose streams go on circuits of their own: tor isolates streams by SOCKS user name
+/// (`IsolateSOCKSAuth`, on by default), so each distinct `circuit` name is another circuit.
+fn socks_client_on(socks_port: u16, circuit: &str, timeout: Duration) -> reqwest::Client {
     install_tls_provider();
+    let credentials = if circuit.is_empty() {
+        String::new()
+    } else {
+        format!("{circuit}:x@")
+    };
     reqwest::Client::builder()
-        .proxy(reqwest::Proxy::all(format!("socks5h://127.0.0.1:{socks_port}")).unwrap())
+        .proxy(
+            reqwest::Proxy::all(format!("socks5h://{credentials}127.0.0.1:{socks_port}")).unwrap(),
+        )
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .build()
@@ -340,10 +357,36 @@ struct OverTor {
     analyst_onion: String,
     socks_plain: u16,
     socks_ana: u16,
+    socks_flood: u16,
+}
+
+/// The public onion service's own lines from deploy/torrc (circuit ids, proof of work, stream
+/// limits), without its directory and port, which the test sets; the proof-of-work line only
+/// if this tor has the module (deploy/torrc says to remove it otherwise).
+fn shipped_public_service_lines() -> String {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/torrc")).unwrap();
+    let (public, _) = shipped
+        .split_once("HiddenServiceDir /var/lib/tor/tipbox-analyst/")
+        .unwrap();
+    let modules = Command::new("tor").arg("--list-modules").output().unwrap();
+    let has_pow = String::from_utf8_lossy(&modules.stdout).contains("pow: yes");
+    let lines: String = public
+        .lines()
+        .filter(|l| l.starts_with("HiddenService"))
+        .filter(|l| !l.starts_with("HiddenServiceDir") && !l.starts_with("HiddenServicePort"))
+        .filter(|l| has_pow || !l.starts_with("HiddenServicePoW"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        lines.contains("HiddenServiceExportCircuitID haproxy\n"),
+        "setup: deploy/torrc exports circuit ids: {lines}"
+    );
+    lines
 }
 
 async fn over_tor() -> OverTor {
-    let deployment = Deployment::new(Backend::Sqlite, "");
+    let deployment = Deployment::new(Backend::Sqlite, &shipped_rate_limits("tor-circuit"));
     deployment.add_reviewer("alice");
     deployment.tipbox_ok(&["analyst", "add", "ana"]);
     let server = deployment.start();
@@ -354,18 +397,19 @@ async fn over_tor() -> OverTor {
     };
     let dir_authority = start_network(&mut net);
 
-    // The service tor, as deploy/torrc has it: the public listener, and the analyst listener
-    // with client authorization.
+    // The service tor, as deploy/torrc has it: the public listener with its circuit ids, proof
+    // of work and stream limits, and the analyst listener with client authorization.
     let service = net.node_dir("service");
     let public_dir = service.join("hs-public");
     let analyst_dir = service.join("hs-analyst");
     let service_torrc = format!(
         "{}SocksPort 0\n\
-         HiddenServiceDir {}\nHiddenServicePort 80 127.0.0.1:{}\n\
+         HiddenServiceDir {}\nHiddenServicePort 80 127.0.0.1:{}\n{}\
          HiddenServiceDir {}\nHiddenServicePort 80 127.0.0.1:{}\n",
         common_torrc(&service, &dir_authority),
         public_dir.display(),
         port_of(&server.public),
+        shipped_public_service_lines(),
         analyst_dir.display(),
         port_of(&server.analyst),
     );
@@ -406,6 +450,16 @@ async fn over_tor() -> OverTor {
             common_torrc(&plain, &dir_authority)
         ),
     );
+    // The flooder's own tor.
+    let socks_flood = free_port();
+    let flood = net.node_dir("client-flood");
+    net.spawn(
+        "client-flood",
+        &format!(
+            "{}SocksPort 127.0.0.1:{socks_flood}\nORPort 0\n",
+            common_torrc(&flood, &dir_authority)
+        ),
+    );
     let socks_ana = free_port();
     let ana = net.node_dir("client-ana");
     let auth_dir = private_dir(&ana.join("onion-auth"));
@@ -430,12 +484,64 @@ async fn over_tor() -> OverTor {
         analyst_onion,
         socks_plain,
         socks_ana,
+        socks_flood,
     }
 }
 
-/// Step 1: a source opens the public onion and submits a tip through tor.
-async fn a_source_submits_through_the_public_onion(tor: &mut OverTor) {
-    const STEP: &str = "step 1, a tip through the public onion";
+/// Junk from one client over `circuits` circuits of its own, as fast as each answer comes,
+/// until `stop`: page loads, empty sign-in forms and small junk tips. The statuses it got, each
+/// with whether it answered a tip.
+async fn flood(
+    socks_port: u16,
+    onion: String,
+    circuits: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<(bool, StatusCode)> {
+    let mut floods = Vec::new();
+    for circuit in 0..circuits {
+        let client = socks_client_on(
+            socks_port,
+            &format!("flood{circuit}"),
+            Duration::from_secs(60),
+        );
+        let onion = onion.clone();
+        let stop = stop.clone();
+        floods.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let mut n = 0usize;
+            while !*stop.borrow() {
+                let request = match n % 3 {
+                    0 => client.get(format!("http://{onion}/")),
+                    1 => client
+                        .post(format!("http://{onion}/followup"))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(""),
+                    _ => client
+                        .post(format!("http://{onion}/submit"))
+                        .multipart(Form::new().text("message", format!("junk {circuit}/{n}"))),
+                };
+                let tip = n % 3 == 2;
+                n += 1;
+                match request.send().await {
+                    Ok(response) => statuses.push((tip, response.status())),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+            statuses
+        }));
+    }
+    let mut statuses = Vec::new();
+    for flood in floods {
+        statuses.extend(flood.await.unwrap());
+    }
+    statuses
+}
+
+/// Step 1: a source opens the public onion and submits a tip with an attachment through tor,
+/// and gets its receipt, while another client floods the onion over several circuits and runs
+/// into its own circuits' budgets.
+async fn a_source_submits_through_the_public_onion_under_a_flood(tor: &mut OverTor) {
+    const STEP: &str = "step 1, a tip through the public onion under a flood";
     let source = socks_client(tor.socks_plain, Duration::from_secs(60));
     let home = poll_until_ok(
         &mut tor.net,
@@ -445,19 +551,50 @@ async fn a_source_submits_through_the_public_onion(tor: &mut OverTor) {
     )
     .await;
     assert!(!home.is_empty(), "{STEP}: the landing page");
+    let (stop_flood, stopped) = tokio::sync::watch::channel(false);
+    let flooding = tokio::spawn(flood(tor.socks_flood, tor.public_onion.clone(), 4, stopped));
+    // Let the flood run into its budgets first.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let message = "Submitted over a private Tor network, through an onion service.";
+    let attachment = vec![0x5au8; 100_000];
     let response = source
         .post(format!("http://{}/submit?lang=en", tor.public_onion))
-        .multipart(Form::new().text("message", message))
+        .multipart(Form::new().text("message", message).part(
+            "attachment",
+            reqwest::multipart::Part::bytes(attachment).file_name("photo.jpg"),
+        ))
         .send()
         .await
         .unwrap_or_else(|e| panic!("{STEP}: the tip goes through tor: {e}"));
     let status = response.status();
     let page = response.text().await.unwrap();
+    stop_flood.send(true).unwrap();
+    let flooded = flooding.await.unwrap();
     assert_eq!(status, StatusCode::OK, "{STEP}: {page}");
     let receipt = receipt_from(&page);
     assert_eq!(receipt.split(' ').count(), 12, "{STEP}: {receipt}");
-    assert_eq!(tor.deployment.counts().await.tips, 1, "{STEP}: stored");
+    let limited = flooded
+        .iter()
+        .filter(|(_, s)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let junk_tips = flooded
+        .iter()
+        .filter(|(tip, s)| *tip && *s == StatusCode::OK)
+        .count();
+    eprintln!(
+        "{STEP}: the flood sent {} requests, {limited} refused over budget",
+        flooded.len()
+    );
+    assert!(
+        limited > 0,
+        "{STEP}: the flooder's circuits ran into their budgets: {flooded:?}"
+    );
+    // The source's tip and the junk tips the flood got receipts for; nothing else.
+    assert_eq!(
+        tor.deployment.counts().await.tips,
+        1 + junk_tips as i64,
+        "{STEP}: stored"
+    );
 }
 
 /// Step 2: ana's tor reaches the analyst onion with her key.
@@ -517,7 +654,7 @@ async fn the_public_onion_still_answers_the_client_without_the_key(tor: &mut Ove
 pub async fn tips_and_analysts_over_a_private_tor_network() {
     let started = Instant::now();
     let mut tor = over_tor().await;
-    a_source_submits_through_the_public_onion(&mut tor).await;
+    a_source_submits_through_the_public_onion_under_a_flood(&mut tor).await;
     the_analyst_onion_answers_the_client_with_the_key(&mut tor).await;
     without_the_key_the_analyst_onion_is_refused(&mut tor).await;
     the_public_onion_still_answers_the_client_without_the_key(&mut tor).await;

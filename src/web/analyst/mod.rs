@@ -48,8 +48,8 @@ impl AnalystState {
 const MAX_BODY_BYTES: usize = 192 * 1024;
 
 /// The analyst router: desk, API and health behind the listener's budget, with the common
-/// layers. Request bodies are small here (64 KiB), but for re-key uploads, and must arrive
-/// whole before a deadline; refusals are JSON on the API.
+/// layers. Request bodies are small here (64 KiB) and must arrive whole before a deadline, but
+/// for re-keyed items, which stream; refusals are JSON on the API.
 pub fn router(state: AnalystState, config: &Config) -> Router {
     let router = Router::new()
         .route("/health", get(api::health))
@@ -61,6 +61,7 @@ pub fn router(state: AnalystState, config: &Config) -> Router {
             BodyDeadline::new(&config.limits, MAX_BODY_BYTES),
             deadline::whole_body,
         ))
+        .merge(api::uploads())
         .with_state(state);
     let router = budgets::analyst(&config.rate_limits, router)
         .layer(axum::middleware::from_fn(refusals::analyst));

@@ -514,3 +514,29 @@ pub fn with_lifted_rate_limits(extra_toml: &str) -> String {
     }
     format!("{before}\n{section}{own}")
 }
+
+/// A `[rate_limits]` section with every budget and capacity limit as shipped (the defaults),
+/// for tests that must meet them rather than have them lifted.
+pub fn shipped_rate_limits(client_address: &str) -> String {
+    let d = tipbox::config::RateLimits::default();
+    format!(
+        "[rate_limits]\nclient_address = \"{client_address}\"\n\
+         pages_per_minute = {}\npages_burst = {}\nforms_per_minute = {}\nforms_burst = {}\n\
+         signins_per_minute = {}\nsignins_burst = {}\nanalyst_per_second = {}\n\
+         analyst_burst = {}\nmax_connections = {}\nmax_connections_per_client = {}\n\
+         max_requests = {}\nmax_requests_per_client = {}\nmax_uploads_per_client = {}\n",
+        d.pages_per_minute,
+        d.pages_burst,
+        d.forms_per_minute,
+        d.forms_burst,
+        d.signins_per_minute,
+        d.signins_burst,
+        d.analyst_per_second,
+        d.analyst_burst,
+        d.max_connections,
+        d.max_connections_per_client,
+        d.max_requests,
+        d.max_requests_per_client,
+        d.max_uploads_per_client,
+    )
+}

@@ -13,7 +13,9 @@ pub mod sealed;
 pub mod server;
 pub mod web;
 
-pub use deployment::{Backend, Deployment, SqlValue, TIPBOX, postgres_base_url};
+pub use deployment::{
+    Backend, Deployment, SqlValue, TIPBOX, postgres_base_url, shipped_rate_limits,
+};
 pub use http::{
     client, free_loopback_port, install_tls_provider, random_bytes, random_marker, receipt_from,
     submit, submit_at, submit_message, submit_ok, tip_form,

@@ -16,7 +16,7 @@ use super::AnalystState;
 
 pub use audit::health;
 
-/// Every `/api/v1` route.
+/// Every `/api/v1` route but `uploads()`.
 pub fn router() -> Router<AnalystState> {
     Router::new()
         .route(
@@ -29,10 +29,7 @@ pub fn router() -> Router<AnalystState> {
         .route("/api/v1/tips/{id}", get(tips::get).patch(tips::update))
         .route("/api/v1/tips/{id}/notes", post(tips::add_note))
         .route("/api/v1/tips/{id}/replies", post(tips::add_reply))
-        .route(
-            "/api/v1/items/{id}/sealed",
-            get(tips::download_item).put(rekey::replace_sealed),
-        )
+        .route("/api/v1/items/{id}/sealed", get(tips::download_item))
         // A header of up to 64 KiB, in base64 inside JSON.
         .route(
             "/api/v1/items/{id}/header",
@@ -45,4 +42,10 @@ pub fn router() -> Router<AnalystState> {
         .route("/api/v1/keys/{id}/retire", post(keys::retire))
         .route("/api/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/api/v1/rekey", get(rekey::items))
+}
+
+/// The routes whose bodies stream (a re-keyed item, as large as the item): not read whole
+/// before the handler, which bounds and stages them itself.
+pub fn uploads() -> Router<AnalystState> {
+    Router::new().route("/api/v1/items/{id}/sealed", put(rekey::replace_sealed))
 }
