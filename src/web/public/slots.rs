@@ -66,14 +66,14 @@ impl Slots {
     pub async fn acquire(self: &Arc<Self>, weight: f64, wait: Duration) -> Option<Slot> {
         let (seq, granted) = {
             let mut state = self.state();
+            // Waiters whose request has gone away are no use to anyone.
+            state.waiting.retain(|w| !w.grant.is_closed());
             if state.free > 0 && state.waiting.is_empty() {
                 state.free -= 1;
                 return Some(Slot {
                     slots: Arc::clone(self),
                 });
             }
-            // Waiters whose request has gone away are no use to anyone.
-            state.waiting.retain(|w| !w.grant.is_closed());
             if state.waiting.len() >= self.capacity * QUEUE_PER_SLOT {
                 let heaviest = state
                     .waiting
