@@ -291,6 +291,7 @@ impl App {
         let clients = transport::Clients {
             mode: config.rate_limits.client_address,
             ledger,
+            trusted: Arc::new(config.rate_limits.trusted_proxies.clone()),
         };
         let public_server = transport::serve(
             public,

@@ -2,7 +2,7 @@
 //! request (`transport::ledger`), and what its junk costs it.
 //!
 //! A request that the server refuses as unreadable — an empty or broken form, a bad or missing
-//! CSRF token, an unknown field, a body too slow or too large — has cost the server little,
+//! CSRF token, an unknown field — has cost the server little,
 //! and costs its sender more than a good one: it is charged `JUNK_COST` in the ledger's recent
 //! use, so a client sending junk is among the first refused when the server is full, and its
 //! budgets (keyed by the same client) are spent by its own requests only.
@@ -54,16 +54,19 @@ impl Admission {
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         match self.mode {
             ClientAddress::None => Client::Everyone,
+            // Exactly the last hop, the one the proxy appended: if it does not parse (a port,
+            // brackets, "unknown"), the proxy's own address, never an earlier hop the client
+            // may have written itself.
             ClientAddress::Forwarded if self.trusted.contains(&peer) => request
                 .headers()
                 .get_all("x-forwarded-for")
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
                 .next_back()
-                .map_or(Client::Address(peer), Client::Address),
-            _ => Client::Address(peer),
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|hop| hop.trim().parse::<IpAddr>().ok())
+                .map_or(Client::address(peer), Client::address),
+            _ => Client::address(peer),
         }
     }
 }
@@ -91,15 +94,15 @@ pub async fn admit(
     response
 }
 
-/// Answers to requests that were junk: unreadable, forged, too slow or too large.
+/// Answers to requests that were junk: unreadable or forged. Not "too slow" or "too large":
+/// a genuine source on a bad circuit, or with too big a file, gets those too, and should not
+/// then be among the first refused.
 fn is_junk(status: StatusCode) -> bool {
     matches!(
         status,
         StatusCode::BAD_REQUEST
             | StatusCode::FORBIDDEN
             | StatusCode::METHOD_NOT_ALLOWED
-            | StatusCode::REQUEST_TIMEOUT
-            | StatusCode::PAYLOAD_TOO_LARGE
             | StatusCode::UNSUPPORTED_MEDIA_TYPE
             | StatusCode::UNPROCESSABLE_ENTITY
     )

@@ -5,9 +5,10 @@
 //! three, so that no kind of request can starve another: page loads, forms that cost work
 //! (submissions and additions), and receipt sign-ins. One client's flood spends only its own
 //! budgets; what protects the server as a whole is capacity (`transport::ledger`), not a global
-//! budget that one client could use up. With `"none"` every client is the same client and
-//! these budgets are shared by all: `serve` warns at start-up that one client can then lock
-//! sources out.
+//! budget that one client could use up. With `"none"` every client is the same client: the
+//! budgets are then `SHARED_BY_ALL` times the per-client ones (about what tipbox's global
+//! budgets were before clients could be told apart), shared by all, and `serve` warns at
+//! start-up that one client can lock sources out.
 //!
 //! Clients live only in the limiters' memory: never logged, never stored; the sweeper forgets
 //! idle ones. Over budget: `429` with `Retry-After`, rendered by `refusals`.
@@ -24,7 +25,7 @@ use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::{GlobalKeyExtractor, KeyExtractor};
 
 use super::refusals::{Refusal, refusal};
-use crate::config::RateLimits;
+use crate::config::{ClientAddress, RateLimits};
 use crate::web::transport::client::Client;
 
 /// Keys a budget by the request's `Client`, which `admission` puts in its extensions.
@@ -97,6 +98,9 @@ fn over_budget(error: GovernorError) -> Response {
     refusal(Refusal::Limited, Some(wait))
 }
 
+/// With `client_address = "none"`, how many clients' worth of budget everyone shares.
+pub const SHARED_BY_ALL: u32 = 50;
+
 /// The public listener's three budgets.
 pub struct PublicBudgets {
     pub pages: Layer<ClientKey>,
@@ -106,10 +110,21 @@ pub struct PublicBudgets {
 
 impl PublicBudgets {
     pub fn new(limits: &RateLimits) -> Self {
+        let scale = if limits.client_address == ClientAddress::None {
+            SHARED_BY_ALL
+        } else {
+            1
+        };
+        let budget = |per_minute: u32, burst: u32| {
+            per_client(
+                per_minute.saturating_mul(scale),
+                burst.saturating_mul(scale),
+            )
+        };
         Self {
-            pages: per_client(limits.pages_per_minute, limits.pages_burst),
-            forms: per_client(limits.forms_per_minute, limits.forms_burst),
-            signins: per_client(limits.signins_per_minute, limits.signins_burst),
+            pages: budget(limits.pages_per_minute, limits.pages_burst),
+            forms: budget(limits.forms_per_minute, limits.forms_burst),
+            signins: budget(limits.signins_per_minute, limits.signins_burst),
         }
     }
 }

@@ -20,7 +20,9 @@ const QUEUE_PER_SLOT: usize = 8;
 struct Waiter {
     weight: f64,
     seq: u64,
-    grant: oneshot::Sender<()>,
+    /// The slot itself is sent: if the waiter is gone before it receives it, dropping the
+    /// unreceived slot gives it back, so no grant is ever lost.
+    grant: oneshot::Sender<Slot>,
 }
 
 struct State {
@@ -36,12 +38,23 @@ pub struct Slots {
 
 /// A slot held; given to the next waiter (or freed) when dropped.
 pub struct Slot {
-    slots: Arc<Slots>,
+    /// `None` once handed over inside `release` (which holds the lock a drop would take).
+    slots: Option<Arc<Slots>>,
+}
+
+impl Slot {
+    fn of(slots: &Arc<Slots>) -> Self {
+        Self {
+            slots: Some(Arc::clone(slots)),
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.slots.release();
+        if let Some(slots) = self.slots.take() {
+            slots.release();
+        }
     }
 }
 
@@ -70,9 +83,7 @@ impl Slots {
             state.waiting.retain(|w| !w.grant.is_closed());
             if state.free > 0 && state.waiting.is_empty() {
                 state.free -= 1;
-                return Some(Slot {
-                    slots: Arc::clone(self),
-                });
+                return Some(Slot::of(self));
             }
             if state.waiting.len() >= self.capacity * QUEUE_PER_SLOT {
                 let heaviest = state
@@ -95,9 +106,7 @@ impl Slots {
         };
         let mut granted = granted;
         match tokio::time::timeout(wait, &mut granted).await {
-            Ok(Ok(())) => Some(Slot {
-                slots: Arc::clone(self),
-            }),
+            Ok(Ok(slot)) => Some(slot),
             Ok(Err(_)) => None,
             Err(_) => {
                 // Grants are made under the lock: holding it, either we are still waiting
@@ -108,19 +117,17 @@ impl Slots {
                     return None;
                 }
                 drop(state);
-                granted.try_recv().ok().map(|()| Slot {
-                    slots: Arc::clone(self),
-                })
+                granted.try_recv().ok()
             }
         }
     }
 
-    /// Whether anyone is waiting for a slot.
+    /// Whether anyone (still there) is waiting for a slot.
     pub fn contended(&self) -> bool {
-        !self.state().waiting.is_empty()
+        self.state().waiting.iter().any(|w| !w.grant.is_closed())
     }
 
-    fn release(&self) {
+    fn release(self: Arc<Self>) {
         let mut state = self.state();
         while !state.waiting.is_empty() {
             let lightest = state
@@ -135,8 +142,11 @@ impl Slots {
                 .map(|(i, _)| i)
                 .expect("not empty");
             let waiter = state.waiting.swap_remove(lightest);
-            if waiter.grant.send(()).is_ok() {
-                return;
+            match waiter.grant.send(Slot::of(&self)) {
+                Ok(()) => return,
+                // Gone: disarm the slot it did not take (dropping it armed would take this
+                // lock again), and try the next waiter.
+                Err(mut slot) => slot.slots = None,
             }
         }
         state.free += 1;

@@ -53,10 +53,25 @@ pub struct Upload {
     pub submission: Submission,
 }
 
-/// What an upload holds until its submission is committed or abandoned.
+/// What an upload holds until its submission is committed or abandoned. The time it held a
+/// slot is charged to its client's recent use when it is given back, so a client that keeps
+/// slots long waits behind others for the next one.
 pub struct Held {
     _slot: Slot,
     _share: Lease,
+    client: Client,
+    ledger: std::sync::Arc<crate::web::transport::ledger::Ledger>,
+    since: std::time::Instant,
+}
+
+/// Recent use charged per second a slot was held.
+const SLOT_SECOND_COST: f64 = 0.1;
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let seconds = self.since.elapsed().as_secs_f64();
+        self.ledger.charge(self.client, seconds * SLOT_SECOND_COST);
+    }
 }
 
 impl Upload {
@@ -80,7 +95,7 @@ impl Upload {
         let share = app.ledger.upload(client).ok_or(Refusal::Busy)?;
         let slot = app
             .slots
-            .acquire(app.ledger.recent(client), QUEUE_WAIT)
+            .acquire(app.ledger.weight(client), QUEUE_WAIT)
             .await
             .ok_or(Refusal::Busy)?;
         let declared = parts
@@ -127,6 +142,9 @@ impl Upload {
             held: Held {
                 _slot: slot,
                 _share: share,
+                client,
+                ledger: std::sync::Arc::clone(&app.ledger),
+                since: std::time::Instant::now(),
             },
             staging,
             multipart: multer::Multipart::with_constraints(body.clone(), boundary, constraints),

@@ -4,8 +4,11 @@
 //!   (`limits.upload_rate_window_seconds`, 30) is cut off, and so is a read that stalls for a
 //!   whole window; so a few trickling clients cannot hold every submission slot. A sliding
 //!   window, not an average since the start: a fast start buys no hours of trickle after it.
-//!   While others wait for a slot (`pressed`), the window shrinks to `CONTENDED_WINDOW`: a slot
-//!   held by a client too slow to use it goes to one that can.
+//!   While others wait for a slot (`pressed`), the window shrinks to `CONTENDED_WINDOW` and the
+//!   rate it needs grows `CONTENDED_RATE` times: a slot held by a client too slow to use it goes
+//!   to one that can. (Ten seconds, not less: Tor circuits stall for seconds at a time, and a
+//!   genuine upload must survive that.) The clock starts when the server first reads the body,
+//!   not while the request waited for its slot.
 //! - Part headers: multer buffers a part's headers until their end; a budget per part stops a
 //!   client that never ends them from growing that buffer without bound.
 //! - Draining: when a submission is refused part way, the client is usually still uploading.
@@ -23,7 +26,9 @@ use axum::body::{Body, BodyDataStream, Bytes};
 use futures_util::{Stream, StreamExt};
 
 /// The rate window while others wait for a submission slot.
-pub const CONTENDED_WINDOW: Duration = Duration::from_secs(2);
+pub const CONTENDED_WINDOW: Duration = Duration::from_secs(10);
+/// How many times the minimum rate an upload must keep while others wait for a slot.
+pub const CONTENDED_RATE: u64 = 8;
 /// The most time spent draining a refused request.
 const DRAIN_TIME: Duration = Duration::from_secs(10);
 
@@ -40,7 +45,8 @@ pub type Pressed = Arc<dyn Fn() -> bool + Send + Sync>;
 struct Inner {
     stream: BodyDataStream,
     received: u64,
-    started: Instant,
+    /// When the server first read from the body.
+    started: Option<Instant>,
     min_bytes_per_second: u64,
     window: Duration,
     pressed: Pressed,
@@ -52,11 +58,15 @@ struct Inner {
 }
 
 impl Inner {
-    fn window(&self) -> Duration {
+    /// The window and the rate over it that apply now.
+    fn window(&self) -> (Duration, u64) {
         if (self.pressed)() {
-            CONTENDED_WINDOW.min(self.window)
+            (
+                CONTENDED_WINDOW.min(self.window),
+                self.min_bytes_per_second.saturating_mul(CONTENDED_RATE),
+            )
         } else {
-            self.window
+            (self.window, self.min_bytes_per_second)
         }
     }
 
@@ -76,8 +86,9 @@ impl Inner {
         while self.samples.len() > 1 && now.duration_since(self.samples[1].0) >= self.window {
             self.samples.pop_front();
         }
-        let window = self.window();
-        if now.duration_since(self.started) < window {
+        let (window, rate) = self.window();
+        let started = *self.started.get_or_insert(now);
+        if now.duration_since(started) < window {
             return false;
         }
         let since = now - window;
@@ -89,9 +100,7 @@ impl Inner {
             .rev()
             .find(|(at, _)| *at <= since)
             .map_or(0, |(_, received)| *received);
-        let needed = self
-            .min_bytes_per_second
-            .saturating_mul(window.as_secs().max(1));
+        let needed = rate.saturating_mul(window.as_secs().max(1));
         self.received - before < needed
     }
 }
@@ -105,7 +114,7 @@ impl SharedBody {
         Self(Arc::new(Mutex::new(Inner {
             stream: body.into_data_stream(),
             received: 0,
-            started: Instant::now(),
+            started: None,
             min_bytes_per_second,
             window,
             pressed,
@@ -135,7 +144,7 @@ impl SharedBody {
     /// How long one read may stall before the upload is cut off: a whole window (shorter
     /// while others wait for a slot).
     pub fn stall_limit(&self) -> Duration {
-        self.inner().window()
+        self.inner().window().0
     }
 
     /// Reads and discards the rest of the body, up to `max_bytes` and a few seconds (one for a
@@ -168,6 +177,9 @@ impl Stream for SharedBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut inner = self.inner();
+        if inner.started.is_none() {
+            inner.started = Some(Instant::now());
+        }
         let polled = inner.stream.poll_next_unpin(cx);
         let Poll::Ready(Some(Ok(chunk))) = polled else {
             return polled;

@@ -16,10 +16,11 @@
 //! proof-of-work defence makes costly under load.
 //!
 //! With `client_address = "tor-circuit"` a connection without that line — missing, garbage,
-//! truncated, too long, the binary v2 form, another proxy's addresses — is closed before any
+//! truncated, too long, the binary v2 form, another proxy's addresses — or from a peer that
+//! cannot be tor (neither loopback nor in `rate_limits.trusted_proxies`) is closed before any
 //! HTTP is read (fail closed: serving it would put it in someone else's budget), and the log
-//! says, at most once a minute, what to fix in the torrc. Neither the line nor the id is ever
-//! logged; an id lives only in the ledger's and the budgets' memory while the circuit is active.
+//! says, at most once a minute, what to fix. Neither the line nor the id is ever logged; an id
+//! lives only in the ledger's and the budgets' memory, until the circuit's use has decayed.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
@@ -37,6 +38,21 @@ pub enum Client {
     Address(IpAddr),
     /// Clients cannot be told apart (`client_address = "none"`): all of them together.
     Everyone,
+}
+
+impl Client {
+    /// The client at `ip`. An IPv6 address counts by its /64: one host is usually given a whole
+    /// /64, and would otherwise have more budgets than it could ever use.
+    pub fn address(ip: IpAddr) -> Client {
+        match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                Client::Address(IpAddr::V6(Ipv6Addr::from(bits)))
+            }
+            IpAddr::V6(v6) => Client::Address(IpAddr::V4(v6.to_ipv4_mapped().expect("mapped"))),
+            v4 => Client::Address(v4),
+        }
+    }
 }
 
 impl fmt::Debug for Client {
@@ -64,6 +80,8 @@ pub enum BadHeader {
     Malformed,
     /// A PROXY line, but not the circuit form tor writes.
     NotTor,
+    /// From a peer that is not tor (not loopback, not in `rate_limits.trusted_proxies`).
+    NotFromTor,
 }
 
 /// Reads tor's PROXY line from the start of `stream` and returns the circuit id, with the
@@ -142,6 +160,10 @@ pub fn warn_refused(kind: BadHeader) {
         BadHeader::Missing => "no PROXY header arrived in time",
         BadHeader::Malformed => "the connection did not start with a PROXY v1 header",
         BadHeader::NotTor => "the PROXY header did not carry a tor circuit id",
+        BadHeader::NotFromTor => {
+            "the connection came from neither loopback nor rate_limits.trusted_proxies, so it \
+             cannot be tor"
+        }
     };
     tracing::warn!("closed a public connection: {why}; {TORRC_HINT} (said at most once a minute)");
 }
@@ -187,6 +209,19 @@ mod tests {
                 String::from_utf8_lossy(line)
             );
         }
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_client_per_64() {
+        let a = Client::address("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = Client::address("2001:db8:1:2:bbbb::2".parse().unwrap());
+        let c = Client::address("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            Client::address("::ffff:192.0.2.1".parse().unwrap()),
+            Client::address("192.0.2.1".parse().unwrap())
+        );
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! much of the server it may hold at once, and decides who is refused when the server is full:
 //! - a client may hold `max_connections_per_client` connections, `max_requests_per_client`
 //!   requests in flight and `max_uploads_per_client` uploads, whatever else is going on;
-//! - past `max_connections` / `max_requests` in total, only *light* clients are still let in
-//!   (into a reserve of a quarter more): those that have used little recently. A new visitor on
-//!   a fresh circuit has used nothing, a flooder a lot; so when the server is saturated, the
-//!   heaviest are refused first and genuine sources still get through.
+//! - past `max_connections` / `max_requests` in total, only *light* clients that hold nothing
+//!   are still let in (into a reserve of a quarter more): those that have used little recently
+//!   and have no connection (or request) open. A new visitor on a fresh circuit has used
+//!   nothing, a flooder a lot; so when the server is saturated, the heaviest are refused first,
+//!   a flood spread thin over many circuits cannot fill the reserve a few connections each, and
+//!   genuine sources still get through.
 //!
 //! "Recent use" is a count of connections and requests (and refused junk, charged extra by
 //! `middleware::admission`) that halves every `HALF_LIFE`. Entries are kept in memory only, and
@@ -29,6 +31,8 @@ const HALF_LIFE: Duration = Duration::from_secs(30);
 /// A client whose recent use is below this is light: still served when the server is full.
 /// A visitor loads a few pages and sends a form; a flooder passes this within seconds.
 pub const LIGHT: f64 = 16.0;
+/// What each upload a client already has in progress adds to its weight for the next slot.
+const HOLDING: f64 = 64.0;
 
 #[derive(Default)]
 struct Usage {
@@ -105,7 +109,7 @@ impl Ledger {
             if usage.connections >= self.limits.max_connections_per_client {
                 return Err(Refused::ClientFull);
             }
-            if total >= max && usage.recent >= LIGHT {
+            if total >= max && (usage.recent >= LIGHT || usage.connections > 0) {
                 return Err(Refused::ServerFull);
             }
             usage.connections += 1;
@@ -134,7 +138,7 @@ impl Ledger {
             if usage.requests >= self.limits.max_requests_per_client {
                 return Err(Refused::ClientFull);
             }
-            if total >= max && usage.recent >= LIGHT {
+            if total >= max && (usage.recent >= LIGHT || usage.requests > 0) {
                 return Err(Refused::ServerFull);
             }
             usage.requests += 1;
@@ -174,20 +178,20 @@ impl Ledger {
         }
     }
 
-    /// A client's recent use: lower is served first when there is a queue.
-    pub fn recent(&self, client: Client) -> f64 {
-        match client {
-            Client::Everyone => 0.0,
-            client => {
-                let mut state = self.state();
-                match state.clients.get_mut(&client) {
-                    Some(usage) => {
-                        usage.decay(Instant::now());
-                        usage.recent
-                    }
-                    None => 0.0,
-                }
+    /// A client's weight in the queue for a submission slot, lower first: its recent use, and
+    /// much more for each other upload it already has in progress. So a client that holds
+    /// slots waits behind one that holds none, however few requests it made.
+    pub fn weight(&self, client: Client) -> f64 {
+        if client == Client::Everyone {
+            return 0.0;
+        }
+        let mut state = self.state();
+        match state.clients.get_mut(&client) {
+            Some(usage) => {
+                usage.decay(Instant::now());
+                usage.recent + HOLDING * f64::from(usage.uploads.saturating_sub(1))
             }
+            None => 0.0,
         }
     }
 
@@ -308,10 +312,17 @@ mod tests {
             held.push(ledger.request(Client::Circuit(id)).unwrap());
         }
         assert_eq!(ledger.request(heavy).err(), Some(Refused::ServerFull));
-        // A fresh visitor gets into the reserve.
+        // A fresh visitor gets into the reserve; a light one that already has a request in
+        // flight does not.
         let light = ledger.request(Client::Circuit(99));
         assert!(light.is_ok());
+        assert_eq!(
+            ledger.request(Client::Circuit(99)).err(),
+            Some(Refused::ServerFull)
+        );
         // The reserve is bounded: 4 + 1 in flight now, and a quarter of 4 is 1.
+        drop(held.pop());
+        held.push(ledger.request(Client::Circuit(97)).unwrap());
         assert_eq!(
             ledger.request(Client::Circuit(98)).err(),
             Some(Refused::ServerFull)
@@ -332,11 +343,23 @@ mod tests {
     }
 
     #[test]
+    fn a_client_holding_uploads_weighs_more() {
+        let ledger = ledger(100);
+        let (a, b) = (Client::Circuit(1), Client::Circuit(2));
+        let _first = ledger.upload(a).unwrap();
+        let _second = ledger.upload(a).unwrap();
+        let _only = ledger.upload(b).unwrap();
+        assert!(ledger.weight(a) >= HOLDING);
+        assert!(ledger.weight(b) < 1.0);
+    }
+
+    #[test]
     fn idle_clients_are_forgotten() {
         let ledger = ledger(100);
         drop(ledger.request(Client::Circuit(1)).unwrap());
         assert_eq!(ledger.clients(), 1);
         ledger.charge(Client::Circuit(1), -10.0);
+        assert!(ledger.weight(Client::Circuit(1)) < 0.5);
         ledger.forget_idle();
         assert_eq!(ledger.clients(), 0);
     }

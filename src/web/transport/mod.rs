@@ -63,6 +63,15 @@ pub enum Transport {
 pub struct Clients {
     pub mode: ClientAddress,
     pub ledger: Arc<Ledger>,
+    /// Besides loopback, the peers that may send tor's PROXY line (`rate_limits.trusted_proxies`:
+    /// a tor in another container, say).
+    pub trusted: Arc<Vec<std::net::IpAddr>>,
+}
+
+impl Clients {
+    fn may_proxy(&self, peer: std::net::IpAddr) -> bool {
+        peer.is_loopback() || self.trusted.contains(&peer)
+    }
 }
 
 /// Serves `router` on `listener` (over TLS when `tls` is given; with the public listener's
@@ -94,11 +103,10 @@ pub async fn serve(
         .keep_alive_interval(Some(header_timeout))
         .keep_alive_timeout(header_timeout)
         .max_concurrent_streams(8);
-    let builder = Arc::new(if tls.is_some() {
-        builder
-    } else {
-        builder.http1_only()
-    });
+    // HTTP/1.1 only, or (over TLS, when the client chose it by ALPN) HTTP/2 only: never a
+    // guess from the first bytes, which has no deadline of its own.
+    let http2 = Arc::new(builder.clone().http2_only());
+    let builder = Arc::new(builder.http1_only());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -118,12 +126,21 @@ pub async fn serve(
         // Watched from now on: shutdown waits for a connection still in its handshake too.
         let watcher = graceful.watcher();
         let builder = Arc::clone(&builder);
+        let http2 = Arc::clone(&http2);
         let router = router.clone();
         let tls = tls.clone();
         let clients = clients.clone();
         tokio::spawn(async move {
             // Who the client is, and whether there is room for it: before any HTTP is read.
             let (client, stream) = match clients.as_ref().map(|c| c.mode) {
+                // Only tor may say which circuit a connection is: anyone else who could reach
+                // the listener could name any circuit and have its budgets.
+                Some(ClientAddress::TorCircuit)
+                    if !clients.as_ref().is_some_and(|c| c.may_proxy(peer.ip())) =>
+                {
+                    client::warn_refused(client::BadHeader::NotFromTor);
+                    return;
+                }
                 Some(ClientAddress::TorCircuit) => {
                     match client::read_circuit(stream, header_timeout).await {
                         Ok((circuit, stream)) => (Some(Client::Circuit(circuit)), stream),
@@ -165,6 +182,8 @@ pub async fn serve(
                     match tokio::time::timeout(header_timeout, tls.acceptor().accept(stream)).await
                     {
                         Ok(Ok(stream)) => {
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let builder = if h2 { http2 } else { builder };
                             serve_connection(builder, stream, service, watcher).await;
                         }
                         // Scanners, old clients, clients that do not trust the certificate:
