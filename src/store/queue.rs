@@ -1,5 +1,6 @@
 //! Queries for the review queue: listing tips newest first with filters and keyset
-//! pagination, one tip's details, triage updates, and which items an analyst has pulled.
+//! pagination, one tip's (or a selection's) details, triage updates, and which items an
+//! analyst has pulled.
 
 use sqlx::QueryBuilder;
 
@@ -142,6 +143,29 @@ impl Store {
             .with_items_and_labels(row.into_iter().collect())
             .await?
             .pop())
+    }
+
+    /// These tips (those of them that exist), newest first like the queue.
+    pub async fn tips_by_id(&self, ids: &[String]) -> Result<Vec<TipSummary>> {
+        let mut rows: Vec<(String, i64, String, Option<String>)> = Vec::new();
+        // IN lists in pieces, far below both backends' bind limits.
+        for piece in ids.chunks(500) {
+            rows.extend(on_backend!(&self.pool, p => {
+                let mut q = QueryBuilder::new(
+                    "SELECT t.id, t.received_at, t.status, a.username FROM tips t \
+                     LEFT JOIN analysts a ON a.id = t.assignee_id WHERE t.id IN (",
+                );
+                let mut list = q.separated(", ");
+                for id in piece {
+                    list.push_bind(id.clone());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(p).await?
+            }));
+        }
+        rows.sort_by(|a, b| (b.1, &b.0).cmp(&(a.1, &a.0)));
+        rows.dedup_by(|a, b| a.0 == b.0);
+        self.with_items_and_labels(rows).await
     }
 
     async fn with_items_and_labels(
