@@ -15,7 +15,7 @@ pub mod web;
 pub use deployment::{Backend, Deployment, SqlValue, TIPBOX, postgres_base_url};
 pub use http::{
     client, free_loopback_port, install_tls_provider, random_bytes, random_marker, receipt_from,
-    submit, submit_message, submit_ok, tip_form,
+    submit, submit_form_tip, submit_message, submit_ok, submit_tip, tip_form,
 };
 pub use library::*;
 pub use sealed::{
