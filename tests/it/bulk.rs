@@ -6,7 +6,9 @@
 use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 
-use crate::support::analyst::{Analyst, add_analyst, api_call, sealed_item, token};
+use crate::support::analyst::{
+    Analyst, add_analyst, api_call, review, review_login, review_ok, sealed_item, token,
+};
 use crate::support::at_rest::assert_not_stored;
 use crate::support::web::{desk_sign_in, form, get, hidden_csrf, hidden_values, post_receipt};
 use crate::support::{
@@ -413,6 +415,30 @@ async fn the_desk_selects_all_that_match_the_filter(backend: Backend) {
     kept.sort();
     assert_eq!(wave.deployment.tip_ids().await, kept);
     assert_eq!(wave.entries("tip.delete").await.len(), 2);
+}
+
+/// `tipbox review bulk`, on the analyst's own machine: by id, each id's fate printed; deleting
+/// needs `--yes`, and then an admin. (The server's side is the API's, on both backends above.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_review_client_applies_bulk_changes() {
+    let wave = wave(Backend::Sqlite).await;
+    let dir = wave.deployment.path().join("ana-config");
+    review_login(&dir, &wave.server, &wave.ana, 1);
+    let [first, second] = &wave.junk;
+    let ids = ["--id", first, "--id", second, "--id", NO_TIP];
+    let out = review_ok(&dir, &[&["bulk", "close"], &ids[..]].concat(), "");
+    assert!(out.contains("2 tips closed"), "{out}");
+    assert!(out.contains(&format!("no such tip: {NO_TIP}")), "{out}");
+    assert_eq!(wave.status(first).await, "closed");
+
+    let unconfirmed = review(&dir, &["bulk", "delete", "--id", first], "");
+    assert!(!unconfirmed.status.success());
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    let not_admin = review(&dir, &["bulk", "delete", "--id", first, "--yes"], "");
+    assert!(!not_admin.status.success());
+    let said = String::from_utf8_lossy(&not_admin.stderr);
+    assert!(said.contains("403") && said.contains("admins"), "{said}");
+    assert_eq!(wave.deployment.tip_ids().await.len(), 3);
 }
 
 on_both_backends!(
