@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::write::{Lock, retrying};
-use super::{Result, Store, StoreError, on_backend};
+use super::{Result, Store, StoreError};
 use crate::audit::Audit;
 
 /// The most tips one bulk change takes: one transaction holds the write lock (on SQLite,
@@ -97,25 +97,9 @@ impl Store {
             }
             let changed: Vec<&str> = outcome.changed.iter().map(String::as_str).collect();
             match action.status() {
-                Some(status) => {
-                    // IN lists in pieces, far below both backends' bind limits.
-                    for piece in changed.chunks(500) {
-                        on_backend!(tx.conn(), c => {
-                            let mut q = sqlx::QueryBuilder::new("UPDATE tips SET status = ");
-                            q.push_bind(status).push(" WHERE id IN (");
-                            let mut list = q.separated(", ");
-                            for id in piece {
-                                list.push_bind(*id);
-                            }
-                            q.push(")");
-                            q.build().execute(c).await?.rows_affected()
-                        });
-                    }
-                }
-                None => {
-                    tx.delete_tips(&changed).await?;
-                }
-            }
+                Some(status) => tx.set_status(&changed, status).await?,
+                None => tx.delete_tips(&changed).await?,
+            };
             let entries: Vec<Audit<'_>> = changed
                 .iter()
                 .map(|&id| Audit {

@@ -12,10 +12,10 @@
 //! the first read; on PostgreSQL the `Lock` names the row lock or setting the body relies on (the
 //! keyring row for a key change or a re-key swap, a durable commit for what a receipt waits
 //! on). The body uses the shared steps as methods (`append_audit(s)`, `refuse_revoked`,
-//! `lock_tip(s)`, `delete_tips`), and the whole transaction runs again, under one retry policy
-//! (`retrying`), when it lost a race with another writer. An audited action passes its `audit::Audit` entry to the
-//! store method that performs it, which appends it in the same transaction: both are stored,
-//! or neither.
+//! `lock_tip(s)`, `set_status`, `delete_tips`), and the whole transaction runs again, under one
+//! retry policy (`retrying`), when it lost a race with another writer. An audited action passes
+//! its `audit::Audit` entry to the store method that performs it, which appends it in the same
+//! transaction: both are stored, or neither.
 
 mod analysts;
 mod audit;

@@ -4,7 +4,7 @@
 
 use sqlx::QueryBuilder;
 
-use super::write::{Lock, retrying};
+use super::write::{Lock, WriteTx, retrying};
 use super::{Result, Store, on_backend};
 use crate::audit::Audit;
 
@@ -260,7 +260,6 @@ impl Store {
         update: &TriageUpdate,
         audit: &Audit<'_>,
     ) -> Result<bool> {
-        const Q_STATUS: &str = "UPDATE tips SET status = $2 WHERE id = $1";
         const Q_ASSIGNEE: &str = "UPDATE tips SET assignee_id = $2 WHERE id = $1";
         const Q_CLEAR_LABELS: &str = "DELETE FROM tip_labels WHERE tip_id = $1";
         const Q_LABEL: &str =
@@ -270,10 +269,10 @@ impl Store {
             if !tx.lock_tip(id).await? {
                 return Ok(false);
             }
+            if let Some(status) = &update.status {
+                tx.set_status(&[id], status).await?;
+            }
             on_backend!(tx.conn(), c => {
-                if let Some(status) = &update.status {
-                    sqlx::query(Q_STATUS).bind(id).bind(status).execute(&mut *c).await?;
-                }
                 if let Some(assignee) = update.assignee_id {
                     sqlx::query(Q_ASSIGNEE).bind(id).bind(assignee).execute(&mut *c).await?;
                 }
@@ -352,5 +351,27 @@ impl Store {
         Ok(
             on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(username).fetch_optional(p).await?),
         )
+    }
+}
+
+impl WriteTx {
+    /// Sets the status of these tips (call `lock_tips` first); returns how many there were.
+    pub(super) async fn set_status(&mut self, tip_ids: &[&str], status: &str) -> Result<u64> {
+        // IN lists in pieces, far below both backends' bind limits.
+        const PER_STATEMENT: usize = 500;
+        let mut set = 0;
+        for piece in tip_ids.chunks(PER_STATEMENT) {
+            set += on_backend!(self.conn(), c => {
+                let mut q = QueryBuilder::new("UPDATE tips SET status = ");
+                q.push_bind(status).push(" WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in piece {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(set)
     }
 }
