@@ -9,9 +9,9 @@
 //! contain an IP address, a User-Agent, a receipt or any tip content.
 //!
 //! An entry about a tip or an item (viewed, downloaded, triaged, written on, re-keyed, deleted
-//! by retention) is dated as coarsely as the tip's received time: an analyst's exact first look
-//! at a new tip would otherwise narrow down when it arrived. Entries about analysts, accounts and
-//! keys keep their exact time (see `AuditAction::refers_to_tips`).
+//! by an analyst or by retention) is dated as coarsely as the tip's received time: an analyst's
+//! exact first look at a new tip would otherwise narrow down when it arrived. Entries about
+//! analysts, accounts and keys keep their exact time (see `AuditAction::refers_to_tips`).
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -48,6 +48,7 @@ pub enum AuditAction {
     Signout,
     TipView,
     TipUpdate,
+    TipDelete,
     TipDownloadAll,
     ItemDownload,
     NoteAdd,
@@ -73,6 +74,7 @@ impl AuditAction {
             AuditAction::Signout => "signout",
             AuditAction::TipView => "tip.view",
             AuditAction::TipUpdate => "tip.update",
+            AuditAction::TipDelete => "tip.delete",
             AuditAction::TipDownloadAll => "tip.download_all",
             AuditAction::ItemDownload => "item.download",
             AuditAction::NoteAdd => "note.add",
@@ -94,8 +96,8 @@ impl AuditAction {
     pub fn refers_to_tips(self) -> bool {
         use AuditAction::*;
         match self {
-            TipView | TipUpdate | TipDownloadAll | ItemDownload | NoteAdd | ReplyAdd
-            | ItemRekey | RetentionDelete => true,
+            TipView | TipUpdate | TipDelete | TipDownloadAll | ItemDownload | NoteAdd
+            | ReplyAdd | ItemRekey | RetentionDelete => true,
             AnalystAdd
             | AnalystDisable
             | AnalystUnlock
@@ -312,6 +314,7 @@ mod tests {
             (Signout, "signout"),
             (TipView, "tip.view"),
             (TipUpdate, "tip.update"),
+            (TipDelete, "tip.delete"),
             (TipDownloadAll, "tip.download_all"),
             (ItemDownload, "item.download"),
             (NoteAdd, "note.add"),
@@ -341,6 +344,7 @@ mod tests {
             AuditAction::NoteAdd,
             AuditAction::ReplyAdd,
             AuditAction::TipUpdate,
+            AuditAction::TipDelete,
             AuditAction::ItemRekey,
         ] {
             assert_eq!(entry(action).stored_time(3600), 3600, "{action:?}");

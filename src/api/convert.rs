@@ -5,9 +5,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::{
-    AuditEntry, ChainStatus, CurrentKeySet, CurrentKeys, Exposure, IntakeState, Item, Key,
-    KeyChange, KeySetMember, KeySetStatus, KeyState, KeyringStatus, NeedsRekey, RekeyItem,
-    RekeyMode, Rekeyed, Reply, RevokedKey, Role, Time, Tip,
+    AuditEntry, BulkAction, BulkChanged, ChainStatus, CurrentKeySet, CurrentKeys, Exposure,
+    IntakeState, Item, Key, KeyChange, KeySetMember, KeySetStatus, KeyState, KeyringStatus,
+    NeedsRekey, RekeyItem, RekeyMode, Rekeyed, Reply, RevokedKey, Role, Time, Tip,
 };
 use crate::keyring::{KeyStatus, ReviewerKey, policy_warnings};
 use crate::store;
@@ -47,6 +47,28 @@ impl From<&store::ItemSummary> for Item {
             replaced_at: item.replaced.as_ref().map(|r| Time(r.at)),
             replaced_by: item.replaced.as_ref().map(|r| r.by.clone()),
             size: item.size,
+        }
+    }
+}
+
+impl From<BulkAction> for store::BulkAction {
+    fn from(action: BulkAction) -> Self {
+        match action {
+            BulkAction::Spam => store::BulkAction::Spam,
+            BulkAction::Close => store::BulkAction::Close,
+            BulkAction::Delete => store::BulkAction::Delete,
+        }
+    }
+}
+
+impl BulkChanged {
+    /// The answer to the bulk change `action`, which came out as `outcome`.
+    pub fn new(action: BulkAction, outcome: store::BulkOutcome) -> Self {
+        Self {
+            action,
+            changed: outcome.changed.len(),
+            missing: outcome.missing,
+            unchanged: outcome.unchanged,
         }
     }
 }

@@ -147,6 +147,12 @@ pub const ROUTES: &[Route] = &[
     ),
     route("get", "/api/v1/session", None, ("200", "Session")),
     route("get", "/api/v1/tips", None, ("200", "TipPage")),
+    route(
+        "post",
+        "/api/v1/tips/bulk",
+        Some("BulkChange"),
+        ("200", "BulkChanged"),
+    ),
     route("get", "/api/v1/tips/{id}", None, ("200", "Tip")),
     route("patch", "/api/v1/tips/{id}", Some("Triage"), ("200", "Tip")),
     route(
@@ -198,6 +204,7 @@ pub fn components() -> Map<String, Value> {
     let mut requests = settings.clone().for_deserialize().into_generator();
     requests.subschema_for::<SignIn>();
     requests.subschema_for::<Triage>();
+    requests.subschema_for::<BulkChange>();
     requests.subschema_for::<Writing>();
     requests.subschema_for::<NewKey>();
     requests.subschema_for::<HeaderReplacement>();
@@ -208,6 +215,7 @@ pub fn components() -> Map<String, Value> {
     answers.subschema_for::<Session>();
     answers.subschema_for::<TipPage>();
     answers.subschema_for::<Tip>();
+    answers.subschema_for::<BulkChanged>();
     answers.subschema_for::<WritingCreated>();
     answers.subschema_for::<KeyList>();
     answers.subschema_for::<KeyChange>();

@@ -170,3 +170,41 @@ pub enum WritingKind {
     Note,
     Reply,
 }
+
+/// `POST /api/v1/tips/bulk`: one action over many tips, all in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkChange {
+    pub action: BulkAction,
+    /// 1 to 2000 tip ids; an id given twice counts once.
+    #[schemars(
+        length(min = 1, max = crate::store::MAX_BULK),
+        inner(regex(pattern = r"^[0-9a-f]{32}$"))
+    )]
+    pub ids: Vec<String>,
+}
+
+/// What a bulk change does to each tip: `spam` and `close` set its status (`spam`, `closed`)
+/// as a triage does; `delete` (admins only) deletes it with everything of it — its sealed
+/// items, notes, replies and labels — as the retention policy does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkAction {
+    Spam,
+    Close,
+    Delete,
+}
+
+/// The answer to a bulk change: what became of each tip asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BulkChanged {
+    pub action: BulkAction,
+    /// How many tips were changed (or deleted), each with its entry in the audit trail.
+    pub changed: usize,
+    /// Ids of no tip (never stored, or deleted meanwhile), as asked.
+    #[schemars(inner(regex(pattern = r"^[0-9a-f]{32}$")))]
+    pub missing: Vec<String>,
+    /// Tips that already had the status to set: left as they were, without an entry.
+    #[schemars(inner(regex(pattern = r"^[0-9a-f]{32}$")))]
+    pub unchanged: Vec<String>,
+}

@@ -6,8 +6,8 @@ pub mod password;
 pub mod signin;
 pub mod totp;
 
-/// Analyst roles: `admin` manages analysts and keys and reads the audit trail; `analyst`
-/// works the queue.
+/// Analyst roles: `admin` manages analysts and keys, reads the audit trail and deletes tips;
+/// `analyst` works the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -29,6 +29,18 @@ pub enum ReviewCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Mark tips as spam, close them, or delete them (admins only), at most 2000 at once, in
+    /// one transaction on the server.
+    Bulk {
+        #[arg(value_parser = ["spam", "close", "delete"])]
+        action: String,
+        /// A tip's id (32 hex digits); once for each tip
+        #[arg(long = "id", value_name = "TIP", required = true)]
+        ids: Vec<String>,
+        /// Delete without asking again (deleting cannot be undone)
+        #[arg(long)]
+        yes: bool,
+    },
     /// The reviewer keys you trust, kept on this machine: nothing is sealed to any other.
     #[command(subcommand)]
     Keys(ReviewKeysCommand),
@@ -87,6 +99,10 @@ pub async fn run(command: ReviewCommand) -> anyhow::Result<()> {
             crate::review::pull(identity, &out, all).await
         }
         ReviewCommand::Rekey { identity, yes } => crate::review::rekey(identity, yes).await,
+        ReviewCommand::Bulk { action, ids, yes } => {
+            let action = serde_json::from_value(serde_json::Value::String(action))?;
+            crate::review::bulk(action, ids, yes).await
+        }
         ReviewCommand::Keys(command) => match command {
             ReviewKeysCommand::Trust {
                 key,

@@ -1,6 +1,6 @@
 //! `tipbox review`: the analyst's own client, run on the analyst's machine. It signs in to the
 //! analyst API, pulls sealed items and decrypts them locally with the analyst's age identity,
-//! and re-seals items when reviewer keys were retired or revoked.
+//! re-seals items when reviewer keys were retired or revoked, and applies bulk changes.
 //!
 //! What it promises: plaintext and the analyst's identity never leave this machine. The server
 //! only ever receives the sign-in, requests for sealed items, and ciphertext (a re-wrapped
@@ -17,10 +17,11 @@
 //! received (`verify`, `crate::commitment`), so that a re-keyed item cannot silently hold
 //! something else.
 //!
-//! The rooms: `session` (the saved session), `http` (the API client), `pull`, `rekey`,
+//! The rooms: `session` (the saved session), `http` (the API client), `pull`, `rekey`, `bulk`,
 //! `trust` (the trusted keys and `review keys`), `keyset` (checking the key set the server
 //! names), `verify` (commitments) and `files` (safe names).
 
+mod bulk;
 mod files;
 mod http;
 mod keyset;
@@ -35,6 +36,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
+pub use bulk::bulk;
 pub use files::safe_file_name;
 pub use pull::pull;
 pub use rekey::rekey;

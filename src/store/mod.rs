@@ -11,14 +11,15 @@
 //! (store/write.rs). On SQLite it begins with `BEGIN IMMEDIATE`, so the write lock is held from
 //! the first read; on PostgreSQL the `Lock` names the row lock or setting the body relies on (the
 //! keyring row for a key change or a re-key swap, a durable commit for what a receipt waits
-//! on). The body uses the shared steps as methods (`append_audit`, `refuse_revoked`,
-//! `lock_tip`), and the whole transaction runs again, under one retry policy (`retrying`), when
-//! it lost a race with another writer. An audited action passes its `audit::Audit` entry to the
-//! store method that performs it, which appends it in the same transaction: both are stored,
-//! or neither.
+//! on). The body uses the shared steps as methods (`append_audit(s)`, `refuse_revoked`,
+//! `lock_tip(s)`, `set_status`, `delete_tips`), and the whole transaction runs again, under one
+//! retry policy (`retrying`), when it lost a race with another writer. An audited action passes
+//! its `audit::Audit` entry to the store method that performs it, which appends it in the same
+//! transaction: both are stored, or neither.
 
 mod analysts;
 mod audit;
+mod bulk;
 mod commit;
 #[cfg(test)]
 mod durability;
@@ -41,6 +42,7 @@ use sqlx::sqlite::{
 use tracing::instrument;
 
 pub use analysts::{AnalystRecord, SessionRecord};
+pub use bulk::{BulkAction, BulkOutcome, MAX_BULK};
 pub use commit::{CommitQueue, NewItem, NewTip, SealedBody};
 pub use followup::{ReplyStatus, SealedReply, SourceTip};
 pub use keys::{
@@ -71,6 +73,8 @@ pub enum StoreError {
         "tip {0}'s receipt hash or reply recipient does not match its binding (changed in the database outside tipbox?): nothing was sealed to it"
     )]
     UnboundRecipient(String),
+    #[error("a bulk change takes at most {max} tips; {0} were asked", max = bulk::MAX_BULK)]
+    TooManyTips(usize),
     #[error("{0}")]
     Setup(String),
 }

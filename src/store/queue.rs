@@ -1,9 +1,10 @@
 //! Queries for the review queue: listing tips newest first with filters and keyset
-//! pagination, one tip's details, triage updates, and which items an analyst has pulled.
+//! pagination, one tip's (or a selection's) details, triage updates, and which items an
+//! analyst has pulled.
 
 use sqlx::QueryBuilder;
 
-use super::write::{Lock, retrying};
+use super::write::{Lock, WriteTx, retrying};
 use super::{Result, Store, on_backend};
 use crate::audit::Audit;
 
@@ -144,6 +145,29 @@ impl Store {
             .pop())
     }
 
+    /// These tips (those of them that exist), newest first like the queue.
+    pub async fn tips_by_id(&self, ids: &[String]) -> Result<Vec<TipSummary>> {
+        let mut rows: Vec<(String, i64, String, Option<String>)> = Vec::new();
+        // IN lists in pieces, far below both backends' bind limits.
+        for piece in ids.chunks(500) {
+            rows.extend(on_backend!(&self.pool, p => {
+                let mut q = QueryBuilder::new(
+                    "SELECT t.id, t.received_at, t.status, a.username FROM tips t \
+                     LEFT JOIN analysts a ON a.id = t.assignee_id WHERE t.id IN (",
+                );
+                let mut list = q.separated(", ");
+                for id in piece {
+                    list.push_bind(id.clone());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(p).await?
+            }));
+        }
+        rows.sort_by(|a, b| (b.1, &b.0).cmp(&(a.1, &a.0)));
+        rows.dedup_by(|a, b| a.0 == b.0);
+        self.with_items_and_labels(rows).await
+    }
+
     async fn with_items_and_labels(
         &self,
         rows: Vec<(String, i64, String, Option<String>)>,
@@ -236,7 +260,6 @@ impl Store {
         update: &TriageUpdate,
         audit: &Audit<'_>,
     ) -> Result<bool> {
-        const Q_STATUS: &str = "UPDATE tips SET status = $2 WHERE id = $1";
         const Q_ASSIGNEE: &str = "UPDATE tips SET assignee_id = $2 WHERE id = $1";
         const Q_CLEAR_LABELS: &str = "DELETE FROM tip_labels WHERE tip_id = $1";
         const Q_LABEL: &str =
@@ -246,10 +269,10 @@ impl Store {
             if !tx.lock_tip(id).await? {
                 return Ok(false);
             }
+            if let Some(status) = &update.status {
+                tx.set_status(&[id], status).await?;
+            }
             on_backend!(tx.conn(), c => {
-                if let Some(status) = &update.status {
-                    sqlx::query(Q_STATUS).bind(id).bind(status).execute(&mut *c).await?;
-                }
                 if let Some(assignee) = update.assignee_id {
                     sqlx::query(Q_ASSIGNEE).bind(id).bind(assignee).execute(&mut *c).await?;
                 }
@@ -328,5 +351,27 @@ impl Store {
         Ok(
             on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(username).fetch_optional(p).await?),
         )
+    }
+}
+
+impl WriteTx {
+    /// Sets the status of these tips (call `lock_tips` first); returns how many there were.
+    pub(super) async fn set_status(&mut self, tip_ids: &[&str], status: &str) -> Result<u64> {
+        // IN lists in pieces, far below both backends' bind limits.
+        const PER_STATEMENT: usize = 500;
+        let mut set = 0;
+        for piece in tip_ids.chunks(PER_STATEMENT) {
+            set += on_backend!(self.conn(), c => {
+                let mut q = QueryBuilder::new("UPDATE tips SET status = ");
+                q.push_bind(status).push(" WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in piece {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(set)
     }
 }

@@ -1,7 +1,9 @@
-//! Deleting old tips, as the retention policy says. A tip's deletion takes everything of it
-//! (`ON DELETE CASCADE`: items, their ciphertext, replies, labels, pulls).
+//! Deleting tips: the one way a tip is deleted (`WriteTx::delete_tips`, used by the retention
+//! policy here and by analysts' bulk deletions, `store/bulk.rs`), and scrubbing what deleted
+//! ciphertext leaves behind. A tip's deletion takes everything of it (`ON DELETE CASCADE`:
+//! items, their ciphertext, replies, labels, pulls).
 
-use super::write::{Lock, retrying};
+use super::write::{Lock, WriteTx, retrying};
 use super::{Backend, Result, Store, StoreError, on_backend};
 use crate::audit::Audit;
 
@@ -23,20 +25,21 @@ impl Store {
         // i64::MIN never matches: a rule that is off.
         let closed_before = closed_before.unwrap_or(i64::MIN);
         let all_before = all_before.unwrap_or(i64::MIN);
-        const Q: &str = "DELETE FROM tips WHERE id IN (SELECT id FROM tips \
-             WHERE received_at < $2 OR (status IN ('closed', 'spam') AND received_at < $1) LIMIT $3)";
+        const Q: &str = "SELECT id FROM tips \
+             WHERE received_at < $2 OR (status IN ('closed', 'spam') AND received_at < $1) LIMIT $3";
         let audit = &audit;
         let mut total = 0;
         loop {
             let deleted: u64 = retrying(move || async move {
                 let mut tx = self.write(Lock::Rows).await?;
-                let n = on_backend!(tx.conn(), c => sqlx::query(Q)
+                let expired: Vec<String> = on_backend!(tx.conn(), c => sqlx::query_scalar(Q)
                     .bind(closed_before)
                     .bind(all_before)
                     .bind(BATCH)
-                    .execute(c)
-                    .await?
-                    .rows_affected());
+                    .fetch_all(c)
+                    .await?);
+                let expired: Vec<&str> = expired.iter().map(String::as_str).collect();
+                let n = tx.delete_tips(&expired).await?;
                 if n > 0 {
                     tx.append_audit(&audit(n)).await?;
                 }
@@ -67,5 +70,27 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl WriteTx {
+    /// Deletes these tips with everything of them; returns how many there were. Once the
+    /// transaction commits, call `Store::scrub_deleted`.
+    pub(super) async fn delete_tips(&mut self, tip_ids: &[&str]) -> Result<u64> {
+        // IN lists in pieces, far below both backends' bind limits.
+        const PER_STATEMENT: usize = 500;
+        let mut deleted = 0;
+        for piece in tip_ids.chunks(PER_STATEMENT) {
+            deleted += on_backend!(self.conn(), c => {
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM tips WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in piece {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(deleted)
     }
 }

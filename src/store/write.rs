@@ -183,42 +183,65 @@ impl WriteTx {
     /// audited writer contends for, and on PostgreSQL a second writer waits on it until this one
     /// commits (then loses the race on the primary key and runs again).
     pub(super) async fn append_audit(&mut self, audit: &Audit<'_>) -> Result<()> {
+        self.append_audits(std::slice::from_ref(audit)).await
+    }
+
+    /// Appends `audits` to the audit trail in this order, each chained to the one before (see
+    /// `append_audit`): one action on many tips, with an entry per tip. The head is read once
+    /// and the entries are written in multi-row statements.
+    pub(super) async fn append_audits(&mut self, audits: &[Audit<'_>]) -> Result<()> {
         const Q_HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
-        const Q_APPEND: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        // 8 values a row: far below both backends' bind limits.
+        const ROWS_PER_STATEMENT: usize = 500;
+        if audits.is_empty() {
+            return Ok(());
+        }
         let key = self
             .audit_key
             .clone()
             .ok_or_else(|| StoreError::Setup("the audit trail needs the server secret".into()))?;
         let head: Option<(i64, String)> =
             on_backend!(self.conn(), c => sqlx::query_as(Q_HEAD).fetch_optional(c).await?);
-        let (seq, prev) = head.map_or((1, crate::audit::GENESIS.to_owned()), |(s, h)| (s + 1, h));
-        let action = audit.action.as_str();
-        let detail = audit.detail.to_string();
-        // Rounded before hashing: the chain covers the time as stored.
-        let at = audit.stored_time(self.time_granularity);
-        let hash = crate::audit::entry_hash(
-            &key,
-            seq,
-            at,
-            audit.actor,
-            action,
-            audit.subject,
-            &detail,
-            &prev,
-        );
-        on_backend!(self.conn(), c => sqlx::query(Q_APPEND)
-            .bind(seq)
-            .bind(at)
-            .bind(audit.actor)
-            .bind(action)
-            .bind(audit.subject)
-            .bind(&detail)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let (mut seq, mut prev) =
+            head.map_or((1, crate::audit::GENESIS.to_owned()), |(s, h)| (s + 1, h));
+        let mut rows = Vec::with_capacity(audits.len());
+        for audit in audits {
+            let action = audit.action.as_str();
+            let detail = audit.detail.to_string();
+            // Rounded before hashing: the chain covers the time as stored.
+            let at = audit.stored_time(self.time_granularity);
+            let hash = crate::audit::entry_hash(
+                &key,
+                seq,
+                at,
+                audit.actor,
+                action,
+                audit.subject,
+                &detail,
+                &prev,
+            );
+            let prev_hash = std::mem::replace(&mut prev, hash.clone());
+            rows.push((seq, at, audit, action, detail, prev_hash, hash));
+            seq += 1;
+        }
+        for piece in rows.chunks(ROWS_PER_STATEMENT) {
+            on_backend!(self.conn(), c => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) ",
+                );
+                q.push_values(piece, |mut row, (seq, at, audit, action, detail, prev_hash, hash)| {
+                    row.push_bind(*seq)
+                        .push_bind(*at)
+                        .push_bind(audit.actor)
+                        .push_bind(*action)
+                        .push_bind(audit.subject)
+                        .push_bind(detail)
+                        .push_bind(prev_hash)
+                        .push_bind(hash);
+                });
+                q.build().execute(c).await?.rows_affected()
+            });
+        }
         Ok(())
     }
 
@@ -274,18 +297,37 @@ impl WriteTx {
     }
 
     /// Locks a tip before something is added to or changed on it; false if there is no such
-    /// tip. On PostgreSQL its row stays locked until the commit, so that items added to one tip
-    /// at the same moment (a follow-up, a note, a reply) get distinct positions; on SQLite the
-    /// write lock already serializes them.
+    /// tip (see `lock_tips`).
     pub(super) async fn lock_tip(&mut self, tip_id: &str) -> Result<bool> {
-        let q = if self.is_sqlite() {
-            "SELECT id FROM tips WHERE id = $1"
-        } else {
-            "SELECT id FROM tips WHERE id = $1 FOR UPDATE"
-        };
-        let found: Option<String> = on_backend!(self.conn(), c => {
-            sqlx::query_scalar(q).bind(tip_id).fetch_optional(c).await?
-        });
-        Ok(found.is_some())
+        Ok(!self.lock_tips(&[tip_id]).await?.is_empty())
+    }
+
+    /// Locks tips before something is added to or changed on them; those that exist, with
+    /// their status, in id order. On PostgreSQL their rows stay locked until the commit (taken
+    /// in id order, so that two writers on overlapping tips wait rather than deadlock), so that
+    /// items added to one tip at the same moment (a follow-up, a note, a reply) get distinct
+    /// positions and a change sees the status it replaces; on SQLite the write lock already
+    /// serializes them.
+    pub(super) async fn lock_tips(&mut self, tip_ids: &[&str]) -> Result<Vec<(String, String)>> {
+        // IN lists in pieces, far below both backends' bind limits.
+        const PER_STATEMENT: usize = 500;
+        let mut ids = tip_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let lock = if self.is_sqlite() { "" } else { " FOR UPDATE" };
+        let mut found = Vec::new();
+        for piece in ids.chunks(PER_STATEMENT) {
+            let rows: Vec<(String, String)> = on_backend!(self.conn(), c => {
+                let mut q = sqlx::QueryBuilder::new("SELECT id, status FROM tips WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in piece {
+                    list.push_bind(*id);
+                }
+                q.push(") ORDER BY id").push(lock);
+                q.build_query_as().fetch_all(c).await?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
     }
 }

@@ -1,13 +1,13 @@
 //! The authorization matrix: every analyst route, refused without a session, with an expired
-//! session, without or with a wrong CSRF token, and (for admin routes) for a mere analyst —
-//! and not served at all on the public listener — and nothing any of them sent changed a
-//! thing in the database.
+//! session, without or with a wrong CSRF token, and (for admin routes and actions) for a mere
+//! analyst — and not served at all on the public listener — and nothing any of them sent
+//! changed a thing in the database.
 
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
 
-use crate::support::analyst::{add_analyst, api_get, token};
-use crate::support::web::desk_sign_in;
+use crate::support::analyst::{add_analyst, api_call, api_get, token};
+use crate::support::web::{desk_sign_in, form, get, hidden_csrf};
 use crate::support::{Backend, Deployment, client, submit_message};
 
 /// `(method, path, kind)` for the tip `tip` and its item `item`: kind is "api", "api-admin",
@@ -19,6 +19,7 @@ fn routes(tip: &str, item: &str) -> Vec<(&'static str, String, &'static str)> {
         ("GET", "/api/v1/session".into(), "api"),
         ("DELETE", "/api/v1/session".into(), "api"),
         ("GET", "/api/v1/tips".into(), "api"),
+        ("POST", "/api/v1/tips/bulk".into(), "api"),
         ("GET", format!("/api/v1/tips/{tip}"), "api"),
         ("PATCH", format!("/api/v1/tips/{tip}"), "api"),
         ("POST", format!("/api/v1/tips/{tip}/notes"), "api"),
@@ -42,18 +43,23 @@ fn routes(tip: &str, item: &str) -> Vec<(&'static str, String, &'static str)> {
         ("GET", format!("/items/{item}/sealed"), "page"),
         ("POST", "/logout".into(), "form"),
         ("POST", format!("/tips/{tip}/triage"), "form"),
+        ("POST", "/tips/bulk".into(), "form"),
+        ("POST", "/tips/bulk/confirm".into(), "form"),
         ("POST", format!("/tips/{tip}/notes"), "form"),
         ("POST", format!("/tips/{tip}/replies"), "form"),
     ]
 }
 
-async fn call(
+/// A request as every route of the matrix gets it: a form or JSON body that would change the
+/// tip `tip` (triage it, write on it, delete it in bulk) if a guard let it through.
+async fn request(
     base: &str,
     method: &str,
     path: &str,
     bearer: Option<&str>,
     cookie: Option<&str>,
     csrf: Option<&str>,
+    tip: &str,
 ) -> reqwest::Response {
     let mut request = client().request(method.parse().unwrap(), format!("{base}{path}"));
     if let Some(token) = bearer {
@@ -63,7 +69,7 @@ async fn call(
         request = request.header(COOKIE, cookie);
     }
     if method == "POST" && !path.starts_with("/api/") {
-        let mut body = "status=spam&labels=x&assignee=&text=x".to_owned();
+        let mut body = format!("status=spam&labels=x&assignee=&text=x&action=delete&tip={tip}");
         if let Some(csrf) = csrf {
             body.push_str(&format!("&csrf={csrf}"));
         }
@@ -73,7 +79,9 @@ async fn call(
     } else if method != "GET" {
         request = request
             .header("content-type", "application/json")
-            .body(r#"{"text":"x","status":"spam"}"#);
+            .body(format!(
+                r#"{{"text":"x","status":"spam","action":"delete","ids":["{tip}"]}}"#
+            ));
     }
     request.send().await.unwrap()
 }
@@ -100,6 +108,14 @@ async fn every_analyst_route_is_guarded() {
         .as_str()
         .unwrap()
         .to_owned();
+    let call = async |base: &str,
+                      method: &str,
+                      path: &str,
+                      bearer: Option<&str>,
+                      cookie: Option<&str>,
+                      csrf: Option<&str>| {
+        request(base, method, path, bearer, cookie, csrf, &tip).await
+    };
     let before = deployment.stored().await;
 
     for (method, path, kind) in routes(&tip, &item) {
@@ -227,6 +243,50 @@ async fn every_analyst_route_is_guarded() {
                 assert_eq!(r.status(), StatusCode::FORBIDDEN, "{what}");
             }
         }
+    }
+    assert_eq!(deployment.stored().await, before);
+}
+
+/// Deleting in bulk is for admins: an analyst's attempt — through the API, or through either
+/// desk form with a live session and its CSRF token — is refused with 403 and changes nothing,
+/// and the analyst's queue does not offer it.
+#[tokio::test(flavor = "multi_thread")]
+async fn bulk_deletion_is_for_admins_only() {
+    let deployment = Deployment::new(Backend::Sqlite, "");
+    deployment.add_reviewer("alice");
+    let ana = add_analyst(&deployment, "ana", "analyst");
+    let server = deployment.start();
+    submit_message(&server, "a tip an analyst cannot delete").await;
+    let token = token(&server, &ana, 0).await;
+    let (cookie, _) = desk_sign_in(&server, &ana, 1).await;
+    let tip = deployment.tip_ids().await.remove(0);
+    let before = deployment.stored().await;
+
+    let body = serde_json::json!({ "action": "delete", "ids": [tip] });
+    let (status, answer) = api_call(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/api/v1/tips/bulk",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(answer["error"].is_string(), "{answer}");
+
+    let queue = get(&format!("{}/queue", server.analyst), Some(&cookie)).await;
+    let queue = queue.text().await.unwrap();
+    assert!(queue.contains("value=\"spam\""), "analysts mark spam");
+    assert!(!queue.contains("value=\"delete\""), "{queue}");
+    let csrf = hidden_csrf(&queue);
+    for (path, selection) in [
+        ("/tips/bulk", ("tip", tip.as_str())),
+        ("/tips/bulk", ("all_matching", "1")),
+        ("/tips/bulk/confirm", ("tip", tip.as_str())),
+    ] {
+        let fields = [("csrf", csrf.as_str()), ("action", "delete"), selection];
+        let r = form(&format!("{}{path}", server.analyst), Some(&cookie), &fields).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} {selection:?}");
     }
     assert_eq!(deployment.stored().await, before);
 }

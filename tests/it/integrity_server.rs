@@ -19,21 +19,8 @@ use crate::support::web::{
 };
 use crate::support::{
     BINDINGS_MADE_FILE, Backend, Deployment, Lang, ReceiptCode, Server, ServerSecret, SqlValue,
-    TIPBOX, on_both_backends, submit_message,
+    TIPBOX, on_both_backends, submit_message, submit_tip,
 };
-
-/// Submits a tip; returns its receipt and its id.
-async fn submit_tip(deployment: &Deployment, server: &Server, message: &str) -> (String, String) {
-    let before = deployment.tip_ids().await;
-    let receipt = submit_message(server, message).await;
-    let id = deployment
-        .tip_ids()
-        .await
-        .into_iter()
-        .find(|id| !before.contains(id))
-        .expect("the new tip");
-    (receipt, id)
-}
 
 /// A tip's stored receipt hash, reply recipient and binding.
 async fn tip_row(deployment: &Deployment, id: &str) -> (Vec<u8>, String, Option<Vec<u8>>) {

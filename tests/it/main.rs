@@ -9,6 +9,7 @@ mod abuse;
 mod analysts;
 mod authz;
 mod browser;
+mod bulk;
 mod cli;
 mod desk;
 mod durability;

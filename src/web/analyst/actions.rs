@@ -1,17 +1,19 @@
 //! What an analyst can do to a tip, the same whether asked from a desk form or the API:
-//! triage (status, labels, assignee), write a note or a reply (sealed here, never stored in
-//! clear), and every action's audit entry. Each surface turns `ActionError` into its own answer.
+//! triage (status, labels, assignee), bulk changes (mark spam, close or delete many tips at
+//! once), write a note or a reply (sealed here, never stored in clear), and every action's audit
+//! entry. Each surface turns `ActionError` into its own answer.
 
 use zeroize::Zeroizing;
 
 use super::AnalystState;
 use super::error::ActionError;
 use crate::audit::{Audit, AuditAction};
+use crate::auth::Role;
 use crate::auth::signin::Analyst;
 use crate::clock::now;
 use crate::ids::valid_id;
 use crate::intake::IntakeError;
-use crate::store::{STATUSES, TriageUpdate};
+use crate::store::{BulkAction, BulkOutcome, MAX_BULK, STATUSES, TriageUpdate};
 
 /// The most labels on one tip.
 const MAX_LABELS: usize = 20;
@@ -84,6 +86,46 @@ pub async fn triage(
         return Err(ActionError::NotFound("no such tip"));
     }
     Ok(())
+}
+
+/// Whether `analyst` may take the bulk action `action`: deleting is for admins.
+pub fn may_bulk(analyst: &Analyst, action: BulkAction) -> Result<(), ActionError> {
+    if action == BulkAction::Delete && analyst.role != Role::Admin {
+        return Err(ActionError::Forbidden("only admins delete tips"));
+    }
+    Ok(())
+}
+
+/// Checks and applies a bulk change to the tips `ids` (1 to `MAX_BULK`), in one transaction with
+/// an audit entry per tip changed (`tip.update` with the status, as triage writes it, or
+/// `tip.delete`). Deleting is for admins. Ids of no tip are reported in the outcome.
+pub async fn bulk(
+    app: &AnalystState,
+    analyst: &Analyst,
+    action: BulkAction,
+    ids: &[String],
+) -> Result<BulkOutcome, ActionError> {
+    may_bulk(analyst, action)?;
+    if ids.is_empty() || ids.len() > MAX_BULK {
+        return Err(ActionError::Invalid(
+            format!("a bulk change takes 1 to {MAX_BULK} tips").into(),
+        ));
+    }
+    if !ids.iter().all(|id| valid_id(id)) {
+        return Err(ActionError::Invalid(
+            "a tip id is 32 lower-case hex digits".into(),
+        ));
+    }
+    let (action_entry, detail) = match action.status() {
+        Some(status) => (
+            AuditAction::TipUpdate,
+            serde_json::json!({ "status": status, "bulk": true }),
+        ),
+        None => (AuditAction::TipDelete, serde_json::json!({ "bulk": true })),
+    };
+    // The subject of each tip's entry is the tip.
+    let audit = entry(analyst, action_entry, "", detail);
+    Ok(app.intake.store.bulk_change(ids, action, &audit).await?)
 }
 
 /// What an analyst writes on a tip: an internal note, or a reply the source will read.

@@ -1,6 +1,6 @@
 //! The error paths of the analyst listener: `ApiError` (JSON `{"error": "…"}` for `/api/v1`),
 //! `DeskError` (the desk's pages: a short text, or back to sign-in), and `ActionError`, what
-//! an action shared by both (triage, notes, replies, downloads) refuses with, which becomes
+//! an action shared by both (triage, bulk changes, notes, replies, downloads) refuses with, which becomes
 //! either. An internal failure is logged once, where it is turned into a response, and only a
 //! generic message is shown.
 
@@ -126,6 +126,8 @@ impl IntoResponse for DeskError {
 pub enum ActionError {
     /// No such tip or item (the text says which).
     NotFound(&'static str),
+    /// Not for this analyst's role (the text says whose it is).
+    Forbidden(&'static str),
     /// The request itself is wrong; the text says how.
     Invalid(Cow<'static, str>),
     /// It cannot be done now (no usable key; keys changed meanwhile): try again later.
@@ -150,6 +152,7 @@ impl ActionError {
     fn parts(self) -> (StatusCode, Cow<'static, str>, Option<String>) {
         match self {
             ActionError::NotFound(what) => (StatusCode::NOT_FOUND, what.into(), None),
+            ActionError::Forbidden(whose) => (StatusCode::FORBIDDEN, whose.into(), None),
             ActionError::Invalid(why) => (StatusCode::BAD_REQUEST, why, None),
             ActionError::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, why.into(), None),
             ActionError::Internal(cause) => (

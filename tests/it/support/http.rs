@@ -4,6 +4,7 @@
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 
+use super::deployment::Deployment;
 use super::server::Server;
 
 /// reqwest is built without a default TLS provider (tipbox installs ring): install it here.
@@ -79,6 +80,32 @@ pub async fn submit_ok(server: &Server, form: Form) -> String {
 /// Submits a tip with `message` alone, which must be accepted; its receipt.
 pub async fn submit_message(server: &Server, message: &str) -> String {
     submit_ok(server, tip_form(message, &[])).await
+}
+
+/// Submits `form` in English, which must be accepted; the receipt and the new tip's id.
+pub async fn submit_form_tip(
+    deployment: &Deployment,
+    server: &Server,
+    form: Form,
+) -> (String, String) {
+    let before = deployment.tip_ids().await;
+    let receipt = submit_ok(server, form).await;
+    let id = deployment
+        .tip_ids()
+        .await
+        .into_iter()
+        .find(|id| !before.contains(id))
+        .expect("the new tip");
+    (receipt, id)
+}
+
+/// Submits a tip with `message` alone; its receipt and its id.
+pub async fn submit_tip(
+    deployment: &Deployment,
+    server: &Server,
+    message: &str,
+) -> (String, String) {
+    submit_form_tip(deployment, server, tip_form(message, &[])).await
 }
 
 /// The text of the element with `id="receipt"`.

@@ -18,7 +18,7 @@ pub use deployment::{
 };
 pub use http::{
     client, free_loopback_port, install_tls_provider, random_bytes, random_marker, receipt_from,
-    submit, submit_at, submit_message, submit_ok, tip_form,
+    submit, submit_at, submit_form_tip, submit_message, submit_ok, submit_tip, tip_form,
 };
 pub use library::*;
 pub use sealed::{

@@ -11,9 +11,21 @@ use super::server::Server;
 
 /// The value of the first hidden input `name` on a page.
 pub fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = html.find(&marker).expect("the hidden field") + marker.len();
-    html[at..at + html[at..].find('"').unwrap()].to_owned()
+    hidden_values(html, name)
+        .into_iter()
+        .next()
+        .expect("the hidden field")
+}
+
+/// The values of every hidden input `name` on a page, in order.
+pub fn hidden_values(html: &str, name: &str) -> Vec<String> {
+    let marker = format!("type=\"hidden\" name=\"{name}\" value=\"");
+    html.match_indices(&marker)
+        .map(|(at, _)| {
+            let at = at + marker.len();
+            html[at..at + html[at..].find('"').unwrap()].to_owned()
+        })
+        .collect()
 }
 
 /// The form's CSRF token.

@@ -1,6 +1,6 @@
-//! The JSON API under `/api/v1`: sessions, the review queue, triage, notes and replies, sealed
-//! downloads, the audit trail, reviewer keys and re-keying. Described in `docs/openapi.json`,
-//! which a test keeps in step with `pub fn router` below.
+//! The JSON API under `/api/v1`: sessions, the review queue, triage and bulk changes, notes and
+//! replies, sealed downloads, the audit trail, reviewer keys and re-keying. Described in
+//! `docs/openapi.json`, which a test keeps in step with `pub fn router` below.
 
 mod audit;
 mod keys;
@@ -26,6 +26,11 @@ pub fn router() -> Router<AnalystState> {
                 .delete(session::delete),
         )
         .route("/api/v1/tips", get(tips::list))
+        // Up to 2000 ids of 34 bytes each in JSON.
+        .route(
+            "/api/v1/tips/bulk",
+            post(tips::bulk).layer(DefaultBodyLimit::max(128 * 1024)),
+        )
         .route("/api/v1/tips/{id}", get(tips::get).patch(tips::update))
         .route("/api/v1/tips/{id}/notes", post(tips::add_note))
         .route("/api/v1/tips/{id}/replies", post(tips::add_reply))

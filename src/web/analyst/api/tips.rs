@@ -1,9 +1,9 @@
 //! `/api/v1/tips` and `/api/v1/items`: the review queue, one tip with its items and replies,
-//! triage, notes and replies, and sealed downloads.
+//! triage, bulk changes, notes and replies, and sealed downloads.
 
 use crate::api;
 use crate::ids::valid_id;
-use crate::store::{QueueFilter, STATUSES};
+use crate::store::{MAX_BULK, QueueFilter, STATUSES};
 use crate::web::analyst::AnalystState;
 use crate::web::analyst::actions::{self, Triage, Writing, viewed};
 use crate::web::analyst::downloads;
@@ -115,6 +115,27 @@ pub async fn update(
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found("no such tip"))?;
     Ok(Json(api::Tip::from(&tip)).into_response())
+}
+
+/// `POST /api/v1/tips/bulk`: `{"action", "ids"}`, one action over up to 2000 tips in one
+/// transaction → how many changed, and which were unchanged or missing.
+pub async fn bulk(
+    State(app): State<AnalystState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    body: Result<Json<api::BulkChange>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a bulk change takes 1 to {MAX_BULK} tips"),
+            )
+        } else {
+            ApiError::bad_request("expected JSON {\"action\", \"ids\"}")
+        }
+    })?;
+    let outcome = actions::bulk(&app, &analyst, request.action.into(), &request.ids).await?;
+    Ok(Json(api::BulkChanged::new(request.action, outcome)).into_response())
 }
 
 /// `POST /api/v1/tips/{id}/notes` and `/replies`: `{"text"}` → the new note or reply.
