@@ -721,3 +721,50 @@ async fn an_addition_lands_on_its_own_tip_only() {
     .await;
     assert!(tip["source_activity_at"].is_null());
 }
+
+/// A browser that drops `Secure` cookies over http — Onion Browser on iOS, browsers behind
+/// Orbot — still comes back with its receipt on an onion service (a plain-HTTP listener), and
+/// reads its case.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_that_drops_secure_cookies_over_http_comes_back() {
+    let (_deployment, server, receipt) = one_receipt("").await;
+    // What such a browser keeps of a response's cookies: those without `Secure`.
+    let kept = |response: &reqwest::Response| -> Vec<String> {
+        response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|c| {
+                !c.split(';')
+                    .any(|a| a.trim().eq_ignore_ascii_case("secure"))
+            })
+            .filter(|c| !c.contains("Max-Age=0"))
+            .filter_map(|c| c.split(';').next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let page = get(&format!("{}/followup?lang=en", server.public), None).await;
+    let jar = kept(&page).join("; ");
+    assert!(!jar.is_empty(), "the receipt form's cookie is kept");
+    let csrf = hidden_csrf(&page.text().await.unwrap());
+    let signed_in = form(
+        &format!("{}/followup?lang=en", server.public),
+        Some(&jar),
+        &[("csrf", &csrf), ("receipt", &receipt)],
+    )
+    .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let jar = kept(&signed_in).join("; ");
+    let case = get(
+        &format!("{}/followup/case?lang=en", server.public),
+        Some(&jar),
+    )
+    .await;
+    assert_eq!(
+        case.status(),
+        StatusCode::OK,
+        "{}",
+        case.text().await.unwrap()
+    );
+}

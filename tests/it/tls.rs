@@ -242,6 +242,12 @@ async fn both_listeners_speak_tls_1_2_and_1_3_only_with_hsts_and_onion_location(
     );
     // The other security headers are still there.
     assert!(header(&response, "content-security-policy").is_some());
+    // Over TLS the receipt form's cookie is a `__Host-` cookie, `Secure`.
+    let cookie = header(&response, "set-cookie").unwrap();
+    assert!(
+        cookie.starts_with("__Host-tipbox_signin=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
 
     // HTTP/1.1 works too.
     let http1 = ca.client_builder().http1_only().build().unwrap();

@@ -27,6 +27,7 @@ use crate::web::middleware::admission::{self, Admission};
 use crate::web::middleware::budgets::PublicBudgets;
 use crate::web::middleware::deadline::{self, BodyDeadline};
 use crate::web::middleware::{headers, refusals, with_common_layers};
+use crate::web::shared::cookies;
 use crate::web::shared::pages::stylesheet;
 use crate::web::transport::ledger::Ledger;
 
@@ -107,7 +108,8 @@ pub fn router(state: PublicState, config: &Config) -> Router {
         .merge(signins)
         .with_state(state)
         .layer(from_fn_with_state(admission, admission::admit))
-        .layer(from_fn(refusals::public_pages));
+        .layer(from_fn(refusals::public_pages))
+        .layer(from_fn(cookies::sources_over_plain_http));
     let router = with_common_layers(router);
     match config.public.onion_address.as_deref() {
         Some(onion) => router.layer(axum::middleware::from_fn_with_state(

@@ -1,7 +1,15 @@
 //! Cookies, read and written the one way tipbox uses them: `__Host-` names, `Secure`,
-//! `HttpOnly`, `SameSite=Strict`, `Path=/` (`Secure` cookies work over TLS, on onion services
-//! and on localhost). Their values are random tokens (base64url or hex), never anything a
-//! person typed.
+//! `HttpOnly`, `SameSite=Strict`, `Path=/`. Their values are random tokens (base64url or hex),
+//! never anything a person typed.
+//!
+//! `Secure` cookies work over TLS, and in Tor Browser on an onion service (which it treats as a
+//! secure context) — but not in Onion Browser on iOS (WKWebView) or other browsers behind
+//! Orbot, which drop them over http, so a source on an iPhone could submit but never come back
+//! with the receipt. So on a public listener without TLS — an onion service, whose connection
+//! tor already encrypts and authenticates end to end — `sources_over_plain_http` sends the
+//! same cookies without `Secure` and without the `__Host-` prefix (which requires `Secure`),
+//! and reads them back under their `__Host-` names: handlers know one name per cookie. Over
+//! TLS nothing changes. The analyst listener keeps `Secure` everywhere.
 //!
 //! Every cookie is a session cookie: no `Max-Age` or `Expires`, so a browser keeps it in
 //! memory and forgets it when it closes. A persistent cookie would be written to the profile on
@@ -9,8 +17,73 @@
 //! checked at a border). Sessions still end on the server as configured; a form's pairing token
 //! carries its own end (`form_token`), checked here when the form comes back.
 
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use subtle::ConstantTimeEq;
+
+use crate::web::transport::Transport;
+
+/// The prefix a cookie name loses over plain HTTP.
+const HOST_PREFIX: &str = "__Host-";
+/// tipbox's own cookie names, without the prefix, all start with this.
+const OURS: &str = "tipbox_";
+
+/// On a request over plain HTTP: its `tipbox_*` cookies renamed `__Host-tipbox_*` for the
+/// handlers, and the `__Host-` cookies they set sent without the prefix and without `Secure`.
+pub async fn sources_over_plain_http(mut request: Request, next: Next) -> Response {
+    if request.extensions().get::<Transport>() != Some(&Transport::Plain) {
+        return next.run(request).await;
+    }
+    let incoming: Vec<HeaderValue> = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| {
+            let renamed = value
+                .to_str()
+                .ok()?
+                .split(';')
+                .map(|pair| {
+                    let pair = pair.trim();
+                    if pair.starts_with(OURS) {
+                        format!("{HOST_PREFIX}{pair}")
+                    } else {
+                        pair.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            HeaderValue::from_str(&renamed).ok()
+        })
+        .collect();
+    let headers = request.headers_mut();
+    headers.remove(header::COOKIE);
+    for value in incoming {
+        headers.append(header::COOKIE, value);
+    }
+    let mut response = next.run(request).await;
+    let outgoing: Vec<HeaderValue> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| {
+            let value = value.to_str().ok()?;
+            let plain = match value.strip_prefix(HOST_PREFIX) {
+                Some(rest) => rest.replace("; Secure", ""),
+                None => value.to_owned(),
+            };
+            HeaderValue::from_str(&plain).ok()
+        })
+        .collect();
+    let headers = response.headers_mut();
+    headers.remove(header::SET_COOKIE);
+    for value in outgoing {
+        headers.append(header::SET_COOKIE, value);
+    }
+    response
+}
 
 /// The value of the cookie `name` in a request, if it has one.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -141,10 +141,11 @@ pub async fn desk_sign_in(server: &Server, a: &Analyst, offset: i64) -> (String,
     (format!("__Host-tipbox_session={session}"), set_cookie)
 }
 
-/// The cookie that pairs the receipt form with its CSRF token.
-pub const SIGNIN_COOKIE: &str = "__Host-tipbox_signin";
-/// The cookie of a source's session.
-pub const CASE_COOKIE: &str = "__Host-tipbox_case";
+/// The cookie that pairs the receipt form with its CSRF token, as a plain-HTTP listener (an
+/// onion service) names it; over TLS it is `__Host-tipbox_signin` (tls.rs).
+pub const SIGNIN_COOKIE: &str = "tipbox_signin";
+/// The cookie of a source's session, over plain HTTP.
+pub const CASE_COOKIE: &str = "tipbox_case";
 
 /// The source's receipt form in `lang`, as a browser gets it.
 pub async fn receipt_form(server: &Server, lang: &str) -> PairedForm {
@@ -186,8 +187,11 @@ pub async fn source_sign_in(server: &Server, receipt: &str) -> String {
     );
     let (token, header) = cookie_from(&response, CASE_COOKIE).expect("a session cookie");
     assert_eq!(token.len(), 64, "256 random bits");
-    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(header.contains(attribute), "{header}");
     }
+    // Over plain HTTP (an onion service), not `Secure`: Onion Browser on iOS and browsers behind
+    // Orbot drop `Secure` cookies there, and tor already encrypts the connection.
+    assert!(!header.contains("Secure"), "{header}");
     format!("{CASE_COOKIE}={token}")
 }
