@@ -133,6 +133,11 @@ async fn every_response_carries_the_security_headers() {
             format!("{}/no/such/page", server.public),
             StatusCode::NOT_FOUND,
         ),
+        // Asked for by browsers on a first visit: answered with nothing, not a 404 page.
+        (
+            format!("{}/favicon.ico", server.public),
+            StatusCode::NO_CONTENT,
+        ),
         (format!("{}/health", server.analyst), StatusCode::OK),
     ] {
         seen.push((url.clone(), status, get(&url, None).await));

@@ -84,6 +84,7 @@ pub fn router(state: PublicState, config: &Config) -> Router {
         .route("/followup/case/delete-reply", post(followup::delete_reply))
         .route("/followup/signout", post(followup::signout))
         .route("/static/style.css", get(stylesheet))
+        .route("/favicon.ico", get(pages::no_favicon))
         .fallback(pages::not_found)
         .layer(small_bodies.clone())
         .layer(budgets.pages);

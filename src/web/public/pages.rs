@@ -90,6 +90,12 @@ pub async fn submit_form(
     }
 }
 
+/// `GET /favicon.ico`: nothing, said plainly. Browsers ask for it on a first visit; a 404
+/// page rendered for it would be wasted work and noise in the source's budget of page loads.
+pub async fn no_favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 /// Any other address.
 pub async fn not_found(PageLang(lang): PageLang) -> Response {
     message_page(
