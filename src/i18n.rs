@@ -118,10 +118,12 @@ impl Lang {
     /// Whether `key` is translated in this very language (no fallback).
     pub fn has(self, key: &str) -> bool {
         // Placeholder arguments, so that messages with variables resolve too.
-        let args: HashMap<&str, FluentValue<'_>> = ["count", "size", "total", "minutes", "date"]
-            .into_iter()
-            .map(|k| (k, FluentValue::from("1")))
-            .collect();
+        let args: HashMap<&str, FluentValue<'_>> = [
+            "count", "size", "total", "minutes", "date", "position", "words",
+        ]
+        .into_iter()
+        .map(|k| (k, FluentValue::from("1")))
+        .collect();
         LOCALES
             .lookup_single_language(&self.identifier(), key, Some(&args))
             .is_ok()

@@ -42,8 +42,13 @@ impl std::fmt::Debug for ReceiptCode {
 pub enum ReceiptError {
     #[error("the receipt must have 12 words")]
     WordCount,
-    #[error("a word of the receipt is not in the word list")]
-    UnknownWord,
+    /// Word `position` (from 1) is in no word list; `suggestions`: the nearest words of the
+    /// list the other words come from (none for Chinese, whose words are single characters).
+    #[error("word {position} of the receipt is not in the word list")]
+    UnknownWord {
+        position: usize,
+        suggestions: Vec<&'static str>,
+    },
     #[error("the receipt's checksum does not match: a word is mistyped")]
     Checksum,
 }
@@ -53,6 +58,60 @@ fn bip39_language(lang: Lang) -> Language {
         Lang::En => Language::English,
         Lang::ZhHans => Language::SimplifiedChinese,
         Lang::ZhHant => Language::TraditionalChinese,
+    }
+}
+
+/// Which word of `normalized` (12 words, one space apart) is in no list: the first one missing
+/// from the list that holds most of the others, with that list's nearest words by edit
+/// distance (at most 3, at most 2 edits away; none for single-character Chinese words).
+fn unknown_word(normalized: &str, preferred: Lang) -> ReceiptError {
+    let words: Vec<&str> = normalized.split(' ').collect();
+    let mut order = vec![preferred];
+    order.extend(Lang::ALL.into_iter().filter(|l| *l != preferred));
+    let language = order
+        .into_iter()
+        .map(bip39_language)
+        // The most words found; the earliest language (the page's first) on a tie.
+        .min_by_key(|language| {
+            std::cmp::Reverse(
+                words
+                    .iter()
+                    .filter(|w| language.find_word(w).is_some())
+                    .count(),
+            )
+        })
+        .unwrap_or(Language::English);
+    let position = words
+        .iter()
+        .position(|w| language.find_word(w).is_none())
+        .unwrap_or(0);
+    let typed = words.get(position).copied().unwrap_or_default();
+    let suggestions = if language == Language::English {
+        // Nearest first; among equals, the one that starts most like what was typed.
+        let shared = |candidate: &str| {
+            typed
+                .chars()
+                .zip(candidate.chars())
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let mut near: Vec<(usize, std::cmp::Reverse<usize>, &'static str)> = language
+            .word_list()
+            .iter()
+            .map(|candidate| {
+                let distance = strsim::damerau_levenshtein(typed, candidate);
+                (distance, std::cmp::Reverse(shared(candidate)), *candidate)
+            })
+            .filter(|(distance, _, _)| *distance <= 2)
+            .collect();
+        near.sort();
+        near.into_iter().take(3).map(|(_, _, word)| word).collect()
+    } else {
+        Vec::new()
+    };
+    ReceiptError::UnknownWord {
+        position: position + 1,
+        suggestions,
     }
 }
 
@@ -130,7 +189,7 @@ impl ReceiptCode {
             return Err(if any_checksum_error {
                 ReceiptError::Checksum
             } else {
-                ReceiptError::UnknownWord
+                unknown_word(&normalized, preferred)
             });
         }
         Ok(found)
@@ -274,17 +333,55 @@ mod tests {
         assert_eq!(parsed[0].lookup_hash(&key), code.lookup_hash(&key));
     }
 
+    fn original_words(words: &str) -> Vec<String> {
+        words.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_chinese_receipt_names_the_character_not_in_the_list() {
+        let code = ReceiptCode::generate();
+        let mut characters: Vec<String> = original_words(&code.words(Lang::ZhHans));
+        characters[7] = "龘".into();
+        let error = ReceiptCode::parse(&characters.concat(), Lang::ZhHans).unwrap_err();
+        assert_eq!(
+            error,
+            ReceiptError::UnknownWord {
+                position: 8,
+                suggestions: Vec::new()
+            }
+        );
+    }
+
     #[test]
     fn the_checksum_catches_mistyped_words() {
         let code = ReceiptCode::generate();
         let words = code.words(Lang::En);
         let mut list: Vec<&str> = words.split(' ').collect();
-        // A word that is not in the list at all.
+        // A word that is not in the list at all: named by its position.
         list[3] = "tipboxx";
-        assert_eq!(
+        assert!(matches!(
             ReceiptCode::parse(&list.join(" "), Lang::En).unwrap_err(),
-            ReceiptError::UnknownWord
-        );
+            ReceiptError::UnknownWord { position: 4, .. }
+        ));
+        // A typo: the nearest words are suggested, the right one first.
+        let right = list[5];
+        let mut typo: Vec<char> = right.chars().collect();
+        typo.swap(1, 2);
+        let typo: String = typo.into_iter().collect();
+        if Language::English.find_word(&typo).is_none() {
+            let mut mistyped = original_words(&words);
+            mistyped[5] = typo.clone();
+            match ReceiptCode::parse(&mistyped.join(" "), Lang::En).unwrap_err() {
+                ReceiptError::UnknownWord {
+                    position,
+                    suggestions,
+                } => {
+                    assert_eq!(position, 6);
+                    assert!(suggestions.contains(&right), "{typo}: {suggestions:?}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
         // Swapping in other valid words: the 4-bit checksum rejects about 15 in 16 of them,
         // and a mistyped receipt that slips through only fails to find a tip.
         let original: Vec<&str> = words.split(' ').collect();

@@ -483,11 +483,31 @@ async fn mistyped_receipts_get_a_helpful_message() {
         })
         .find(|r| ReceiptCode::parse(r, Lang::En).is_err())
         .unwrap();
+    // A typo in word 7: named, with the right word among the suggestions, and what was typed
+    // still in the box.
+    let mut typo = words.clone();
+    let right = words[6];
+    let misspelt = format!("{}{}", &right[..right.len() - 1], "q");
+    typo[6] = &misspelt;
+    let response = post_receipt(&server, &typo.join(" "), "en").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page = response.text().await.unwrap();
+    if bip39::Language::English.find_word(&misspelt).is_none() {
+        assert!(page.contains("Word 7 is not a receipt word"), "{page}");
+        assert!(
+            page.contains("Perhaps you meant:") && page.contains(right),
+            "{page}"
+        );
+    }
+    assert!(
+        page.contains(&typo.join(" ")),
+        "the box keeps what was typed"
+    );
     for (typed, lang, says) in [
         (words[..11].join(" "), "en", "exactly 12 words"),
-        (unknown.join(" "), "en", "not a receipt word"),
+        (unknown.join(" "), "en", "Word 5 is not a receipt word"),
         (mistyped, "en", "probably mistyped"),
-        ("的的的".to_owned(), "zh-Hans", "回执正好有 12 个词"),
+        ("的的的".to_owned(), "zh-Hans", "回执正好有 12 个字"),
     ] {
         let response = post_receipt(&server, &typed, lang).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{typed}");

@@ -5,6 +5,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use zeroize::Zeroizing;
 
 use super::followup::signin_page;
 use crate::i18n::Lang;
@@ -176,7 +177,12 @@ enum Kind {
     /// A page that says what was refused, with a link back (none after a 5xx).
     Refused { refusal: Refusal, back: Back },
     /// The receipt form again, saying what went wrong.
-    SignIn { status: StatusCode, problem: String },
+    SignIn {
+        status: StatusCode,
+        problem: String,
+        /// What the source typed, shown again in the box (a mistyped receipt).
+        receipt: Option<Zeroizing<String>>,
+    },
 }
 
 impl PageError {
@@ -207,9 +213,21 @@ impl PageError {
     pub fn signin(lang: Lang, status: StatusCode, problem: String) -> Self {
         Self {
             lang,
-            kind: Kind::SignIn { status, problem },
+            kind: Kind::SignIn {
+                status,
+                problem,
+                receipt: None,
+            },
             cause: None,
         }
+    }
+
+    /// The receipt form again with `typed` in its box (a sign-in refusal only).
+    pub fn with_receipt(mut self, typed: &str) -> Self {
+        if let Kind::SignIn { receipt, .. } = &mut self.kind {
+            *receipt = Some(Zeroizing::new(typed.to_owned()));
+        }
+        self
     }
 
     /// The same page, with a cause for the log.
@@ -226,8 +244,17 @@ impl IntoResponse for PageError {
         }
         let lang = self.lang;
         let (refusal, back) = match self.kind {
-            Kind::SignIn { status, problem } => {
-                let page = signin_page(status, lang, Some(problem));
+            Kind::SignIn {
+                status,
+                problem,
+                receipt,
+            } => {
+                let page = signin_page(
+                    status,
+                    lang,
+                    Some(problem),
+                    receipt.as_deref().map(|r| r.as_str()),
+                );
                 return match status {
                     StatusCode::SERVICE_UNAVAILABLE => with_retry_after(page, 60),
                     _ => page,

@@ -42,10 +42,12 @@ const SIGNIN_FORM_SECONDS: i64 = 3600;
 
 #[derive(Template)]
 #[template(path = "followup.html")]
-struct SigninPage {
+struct SigninPage<'a> {
     chrome: Chrome,
     csrf: String,
     problem: Option<String>,
+    /// What was typed, when it was only mistyped.
+    receipt: Option<&'a str>,
 }
 
 struct ReplyView {
@@ -66,9 +68,14 @@ struct CasePage {
     signout_help: String,
 }
 
-/// The receipt form, with a fresh token paired with a short-lived cookie, and what went wrong
-/// last time if anything did.
-pub(super) fn signin_page(status: StatusCode, lang: Lang, problem: Option<String>) -> Response {
+/// The receipt form, with a fresh token paired with a short-lived cookie, what went wrong
+/// last time if anything did, and what was typed if it was only mistyped.
+pub(super) fn signin_page(
+    status: StatusCode,
+    lang: Lang,
+    problem: Option<String>,
+    receipt: Option<&str>,
+) -> Response {
     let token = form_token(now(), SIGNIN_FORM_SECONDS);
     let mut response = render(
         status,
@@ -79,6 +86,7 @@ pub(super) fn signin_page(status: StatusCode, lang: Lang, problem: Option<String
             },
             csrf: token.clone(),
             problem,
+            receipt,
         },
     );
     response
@@ -143,7 +151,7 @@ fn failed(lang: Lang, error: impl std::fmt::Display) -> PageError {
 
 /// `GET /followup`: the receipt form.
 pub async fn show_signin(PageLang(lang): PageLang) -> Response {
-    signin_page(StatusCode::OK, lang, None)
+    signin_page(StatusCode::OK, lang, None, None)
 }
 
 #[derive(Deserialize)]
@@ -174,12 +182,34 @@ pub async fn signin(
         Err(ReceiptError::WordCount)
     };
     let readings = parsed.map_err(|error| {
-        let key = match error {
-            ReceiptError::WordCount => "followup-error-word-count",
-            ReceiptError::UnknownWord => "followup-error-unknown-word",
-            ReceiptError::Checksum => "followup-error-checksum",
+        let problem = match error {
+            ReceiptError::WordCount => lang.t("followup-error-word-count"),
+            ReceiptError::UnknownWord {
+                position,
+                suggestions,
+            } => {
+                let mut problem = lang.t_args(
+                    "followup-error-unknown-word-at",
+                    &[("position", position.to_string())],
+                );
+                if !suggestions.is_empty() {
+                    // Chinese sentences follow each other without a space, and list with 、.
+                    let (gap, comma) = match lang {
+                        Lang::En => (" ", ", "),
+                        Lang::ZhHans | Lang::ZhHant => ("", "、"),
+                    };
+                    problem.push_str(gap);
+                    problem.push_str(&lang.t_args(
+                        "followup-error-did-you-mean",
+                        &[("words", suggestions.join(comma))],
+                    ));
+                }
+                problem
+            }
+            ReceiptError::Checksum => lang.t("followup-error-checksum"),
         };
-        PageError::signin(lang, StatusCode::BAD_REQUEST, lang.t(key))
+        // The box keeps what was typed: one mistyped word must not cost all twelve.
+        PageError::signin(lang, StatusCode::BAD_REQUEST, problem).with_receipt(&form.receipt)
     })?;
     drop(form);
     // A session this browser already had ends here, whichever tip it was for.
