@@ -837,6 +837,11 @@ async fn an_addition_from_the_case_page_reaches_the_analysts() {
 async fn deleting_the_reply_and_signing_out_work_without_javascript() {
     let back = back_with_the_receipt().await;
     let (at, browser) = (&back.at, &back.at.browser);
+    // One click is not enough: the box must be ticked first.
+    let confirm = browser
+        .find("form[action^=\"/followup/case/delete-reply\"] input[name=confirm]")
+        .await;
+    browser.click(&confirm).await;
     let delete = browser
         .find("form[action^=\"/followup/case/delete-reply\"] button")
         .await;

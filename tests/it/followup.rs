@@ -121,7 +121,7 @@ async fn delete_reply(server: &Server, cookie: &str, csrf: &str, reply: &str) ->
     form(
         &format!("{}/followup/case/delete-reply?lang=en", server.public),
         Some(cookie),
-        &[("csrf", csrf), ("reply", reply)],
+        &[("csrf", csrf), ("reply", reply), ("confirm", "yes")],
     )
     .await
 }
@@ -316,6 +316,16 @@ async fn deleting_a_reply_erases_the_source_s_copy(backend: Backend) {
         .source_copy(&reply_id)
         .await
         .expect("the source's copy");
+    // Without the box ticked, nothing is deleted, and the page says what to do.
+    let unconfirmed = form(
+        &format!("{}/followup/case/delete-reply?lang=en", case.server.public),
+        Some(&case.cookie),
+        &[("csrf", &case.csrf), ("reply", &reply_id)],
+    )
+    .await;
+    assert_eq!(unconfirmed.status(), StatusCode::BAD_REQUEST);
+    assert!(unconfirmed.text().await.unwrap().contains("tick the box"));
+    assert!(case.page().await.1.contains(&marker), "still there");
     let response = case.delete_reply(&reply_id).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let (_, page) = case.page().await;

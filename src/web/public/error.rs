@@ -64,6 +64,8 @@ pub enum Refusal {
     FollowupFailed,
     /// The reply a source asked to delete is not there (any more).
     ReplyNotFound,
+    /// A reply's deletion was asked without its box ticked.
+    DeleteNotConfirmed,
 }
 
 impl Refusal {
@@ -141,6 +143,11 @@ impl Refusal {
                 "error-title",
                 lang.t("case-reply-not-found"),
             ),
+            DeleteNotConfirmed => (
+                StatusCode::BAD_REQUEST,
+                "error-title",
+                lang.t("case-reply-delete-unconfirmed"),
+            ),
         }
     }
 
@@ -149,7 +156,10 @@ impl Refusal {
     fn about_something_sent(self) -> bool {
         !matches!(
             self,
-            Refusal::FollowupFailed | Refusal::ReplyNotFound | Refusal::Paused
+            Refusal::FollowupFailed
+                | Refusal::ReplyNotFound
+                | Refusal::DeleteNotConfirmed
+                | Refusal::Paused
         )
     }
 
@@ -269,7 +279,7 @@ impl IntoResponse for PageError {
             lines.push(nothing);
         }
         let show_back = match refusal {
-            Refusal::ReplyNotFound => true,
+            Refusal::ReplyNotFound | Refusal::DeleteNotConfirmed => true,
             Refusal::Paused => false,
             _ => !matches!(
                 status,

@@ -421,6 +421,9 @@ async fn receive_followup(
 pub struct DeleteForm {
     csrf: String,
     reply: String,
+    /// The box the source ticks to say yes, delete it: one click must not erase a reply.
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 /// `POST /followup/case/delete-reply`: erases the source's copy of a reply it has read.
@@ -435,6 +438,13 @@ pub async fn delete_reply(
         .map(|(session, _)| session)
         .filter(|session| session.check_csrf(&form.csrf))
         .ok_or_else(|| app.session_ended(lang))?;
+    if form.confirm.as_deref() != Some("yes") {
+        return Err(PageError::refused(
+            lang,
+            Refusal::DeleteNotConfirmed,
+            Back::CASE,
+        ));
+    }
     let at = coarsen(now(), app.intake.time_granularity());
     let deleted = app
         .intake
