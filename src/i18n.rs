@@ -129,19 +129,21 @@ impl Lang {
             .is_ok()
     }
 
-    /// A byte count in words people read ("256 MiB").
+    /// A byte count in words people read ("256 MB"). Counted in 1024s, named as most people
+    /// know the units (MB, not MiB), in the page's language ("bytes", 字节, 位元組).
     pub fn size(self, bytes: u64) -> String {
-        const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
+        const UNITS: [&str; 4] = ["unit-bytes", "unit-kb", "unit-mb", "unit-gb"];
         let mut value = bytes as f64;
         let mut unit = 0;
         while value >= 1024.0 && unit < UNITS.len() - 1 {
             value /= 1024.0;
             unit += 1;
         }
+        let name = self.t(UNITS[unit]);
         if unit == 0 || value.fract() == 0.0 {
-            format!("{} {}", value as u64, UNITS[unit])
+            format!("{} {name}", value as u64)
         } else {
-            format!("{value:.1} {}", UNITS[unit])
+            format!("{value:.1} {name}")
         }
     }
 }
@@ -203,7 +205,9 @@ mod tests {
     #[test]
     fn sizes_read_naturally() {
         assert_eq!(Lang::En.size(512), "512 bytes");
-        assert_eq!(Lang::En.size(256 * 1024 * 1024), "256 MiB");
-        assert_eq!(Lang::En.size(1536), "1.5 KiB");
+        assert_eq!(Lang::En.size(256 * 1024 * 1024), "256 MB");
+        assert_eq!(Lang::En.size(1536), "1.5 KB");
+        assert_eq!(Lang::ZhHans.size(100), "100 字节");
+        assert_eq!(Lang::ZhHant.size(100), "100 位元組");
     }
 }

@@ -124,3 +124,9 @@ limited-title = Too many requests
 busy-title = The tip line is busy
 limited-body = The tip line is receiving too many requests right now. Nothing was stored. Please wait a minute and try again.
 error-disk-full = The tip line cannot store reports right now. Nothing was stored. Please try again later.
+
+## Units of size, as most people know them (counted in 1024s)
+unit-bytes = bytes
+unit-kb = KB
+unit-mb = MB
+unit-gb = GB

@@ -124,3 +124,9 @@ limited-title = 请求过多
 busy-title = 平台繁忙
 limited-body = 本平台现在收到的请求太多。没有保存任何内容。请等一分钟后再试。
 error-disk-full = 本平台现在无法保存报告。没有保存任何内容。请稍后再试。
+
+## Units of size, as most people know them (counted in 1024s)
+unit-bytes = 字节
+unit-kb = KB
+unit-mb = MB
+unit-gb = GB

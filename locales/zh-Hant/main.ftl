@@ -124,3 +124,9 @@ limited-title = 請求過多
 busy-title = 平台繁忙
 limited-body = 本平台現在收到的請求太多。沒有儲存任何內容。請等一分鐘後再試。
 error-disk-full = 本平台現在無法儲存報告。沒有儲存任何內容。請稍後再試。
+
+## Units of size, as most people know them (counted in 1024s)
+unit-bytes = 位元組
+unit-kb = KB
+unit-mb = MB
+unit-gb = GB
