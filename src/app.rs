@@ -134,13 +134,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     protect_process_memory()?;
     let shutdown = shutdown_signal()?;
     let app = App::build(config).await?;
-    let public = TcpListener::bind(app.config.public.listen)
-        .await
+    let public = listen(app.config.public.listen)
         .with_context(|| format!("binding public.listen {}", app.config.public.listen))?;
-    let analyst = TcpListener::bind(app.config.analyst.listen)
-        .await
+    let analyst = listen(app.config.analyst.listen)
         .with_context(|| format!("binding analyst.listen {}", app.config.analyst.listen))?;
     app.run(public, analyst, shutdown).await
+}
+
+/// Connections the kernel queues for a listener before tipbox accepts them. tokio's default
+/// (128) overflows under a flood of connections, and the kernel then drops new ones — genuine
+/// sources' among them — before tipbox can decide whom to serve.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `address` with a deep accept queue (`LISTEN_BACKLOG`).
+fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// A server, built and ready to run on two listeners.

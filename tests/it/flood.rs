@@ -372,3 +372,40 @@ async fn start_up_says_what_the_client_setting_means() {
     // tor's line, as the relay writes it, is the form the server reads.
     assert!(tor_header(1).starts_with("PROXY TCP6 fc00:dead:beef:4dad::"));
 }
+
+/// A source that arrives while a trickling upload holds the only slot does not wait for the
+/// trickle's window to run out: the trickle gives up its slot at once ("too slow"), and the
+/// source gets its receipt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_takes_the_slot_of_a_trickling_upload() {
+    let deployment = Deployment::new(
+        Backend::Sqlite,
+        "[limits]\nmax_concurrent_submissions = 1\nmin_upload_bytes_per_second = 1000\n\
+         upload_rate_window_seconds = 60\n\
+         [rate_limits]\nclient_address = \"tor-circuit\"\n",
+    );
+    deployment.add_reviewer("alice");
+    let server = deployment.start();
+    let mut trickler = connect_as(&server.public, 1).await;
+    let head = "POST /submit?lang=en HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n\
+         --B\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"a.bin\"\r\n\r\n";
+    let trickle = tokio::spawn(async move {
+        let (_, answer) = trickle(&mut trickler, head, &[b'x'; 60]).await;
+        answer
+    });
+    // Long enough for the slot's holder to have a rate to judge (2 s), far short of its window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let source = Circuit::open(&server.public, 2).await;
+    let started = Instant::now();
+    let (status, page) = submit_at(&source.url, tip_form("a genuine tip", &[]), "en").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "served at once, not after the trickle's window: {:?}",
+        started.elapsed()
+    );
+    let answer = trickle.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(deployment.counts().await.tips, 1);
+}

@@ -56,8 +56,12 @@ impl PublicState {
         Self {
             intake,
             sources: Arc::new(SourceSessions::new(&config.followup)),
-            ledger,
-            slots: slots::Slots::new(config.limits.max_concurrent_submissions as usize),
+            ledger: Arc::clone(&ledger),
+            slots: slots::Slots::new(
+                config.limits.max_concurrent_submissions as usize,
+                Arc::clone(&ledger),
+                config.limits.min_upload_bytes_per_second,
+            ),
             disk: disk::DiskGuard::new(&config.storage.data_dir, config.limits.min_free_disk_bytes),
             limits: Arc::new(config.limits.clone()),
             followup: Arc::new(config.followup.clone()),

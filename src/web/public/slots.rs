@@ -2,24 +2,40 @@
 //! bounding the memory and sealing work they hold), and who gets the next free one.
 //!
 //! A plain semaphore serves first come, first served: a flood that keeps the queue full would
-//! make every genuine source wait behind it. Here a free slot goes to the waiter whose client
-//! has used the least recently (`transport::ledger`), so a source on a fresh circuit goes ahead
-//! of a flooder's hundredth upload. The queue is bounded (`QUEUE_PER_SLOT` per slot); when it is
-//! full, a newcomer lighter than the heaviest waiter takes that waiter's place, and the heaviest
-//! is answered "busy". While anyone waits, the slots are *contended*, and uploads that are too
-//! slow are cut off sooner (`transport::body`).
+//! make every genuine source wait behind it. Here:
+//! - a free slot goes to the waiter whose client weighs least *now* (`Ledger::weight`: recent
+//!   use, and much more for uploads already in progress) — read when the slot is given, not
+//!   when the waiter arrived, since a flooder's fresh circuit is light only until it floods;
+//! - when a light waiter (a source that holds nothing) arrives and every slot is taken, the
+//!   slowest upload holding one — under `PREEMPT_RATE` times the minimum rate over the last
+//!   `PREEMPT_SPAN` — is ended at once, and its slot goes to the waiter: a trickling flood
+//!   cannot make sources wait for its uploads' windows to run out;
+//! - the queue is bounded (`QUEUE_PER_SLOT` per slot); when it is full, a newcomer lighter
+//!   than the heaviest waiter takes that waiter's place, and the heaviest is answered "busy";
+//! - while anyone waits, the slots are *contended*, and slow uploads are cut off sooner
+//!   (`transport::body`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::web::transport::body::SharedBody;
+use crate::web::transport::client::Client;
+use crate::web::transport::ledger::{LIGHT, Ledger};
+
 /// Waiters allowed per slot before the heaviest are turned away.
 const QUEUE_PER_SLOT: usize = 8;
+/// How far back a holder's rate is read when a light waiter may take its slot.
+const PREEMPT_SPAN: Duration = Duration::from_secs(2);
+/// A holder sending less than this many times the minimum upload rate over `PREEMPT_SPAN`
+/// gives its slot to a light waiter.
+const PREEMPT_RATE: u64 = 8;
 
 struct Waiter {
-    weight: f64,
+    client: Client,
     seq: u64,
+    body: SharedBody,
     /// The slot itself is sent: if the waiter is gone before it receives it, dropping the
     /// unreceived slot gives it back, so no grant is ever lost.
     grant: oneshot::Sender<Slot>,
@@ -28,45 +44,46 @@ struct Waiter {
 struct State {
     free: usize,
     waiting: Vec<Waiter>,
+    /// The uploads holding slots, by slot id: the ones a light waiter may preempt.
+    holders: Vec<(u64, SharedBody)>,
     next_seq: u64,
 }
 
 pub struct Slots {
     state: Mutex<State>,
     capacity: usize,
+    ledger: Arc<Ledger>,
+    /// `limits.min_upload_bytes_per_second` (0: nothing is preempted).
+    min_rate: u64,
 }
 
 /// A slot held; given to the next waiter (or freed) when dropped.
 pub struct Slot {
     /// `None` once handed over inside `release` (which holds the lock a drop would take).
     slots: Option<Arc<Slots>>,
-}
-
-impl Slot {
-    fn of(slots: &Arc<Slots>) -> Self {
-        Self {
-            slots: Some(Arc::clone(slots)),
-        }
-    }
+    id: u64,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(slots) = self.slots.take() {
-            slots.release();
+            slots.release(self.id);
         }
     }
 }
 
 impl Slots {
-    pub fn new(capacity: usize) -> Arc<Self> {
+    pub fn new(capacity: usize, ledger: Arc<Ledger>, min_rate: u64) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 free: capacity,
                 waiting: Vec::new(),
+                holders: Vec::new(),
                 next_seq: 0,
             }),
             capacity,
+            ledger,
+            min_rate,
         })
     }
 
@@ -74,34 +91,59 @@ impl Slots {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits at most `wait` for a slot; `weight` is the client's recent use (lighter first).
-    /// `None`: no slot in time, or turned away for a lighter newcomer.
-    pub async fn acquire(self: &Arc<Self>, weight: f64, wait: Duration) -> Option<Slot> {
+    /// A slot for `body`, held by the upload of `client`.
+    fn hold(self: &Arc<Self>, state: &mut State, body: SharedBody) -> Slot {
+        let id = state.next_seq;
+        state.next_seq += 1;
+        state.holders.push((id, body));
+        Slot {
+            slots: Some(Arc::clone(self)),
+            id,
+        }
+    }
+
+    /// Waits at most `wait` for a slot for the upload `body` of `client`. `None`: no slot in
+    /// time, or turned away for a lighter newcomer.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        client: Client,
+        body: &SharedBody,
+        wait: Duration,
+    ) -> Option<Slot> {
+        let weight = self.ledger.weight(client);
         let (seq, granted) = {
             let mut state = self.state();
             // Waiters whose request has gone away are no use to anyone.
             state.waiting.retain(|w| !w.grant.is_closed());
             if state.free > 0 && state.waiting.is_empty() {
                 state.free -= 1;
-                return Some(Slot::of(self));
+                return Some(self.hold(&mut state, body.clone()));
             }
             if state.waiting.len() >= self.capacity * QUEUE_PER_SLOT {
                 let heaviest = state
                     .waiting
                     .iter()
                     .enumerate()
-                    .max_by(|a, b| a.1.weight.total_cmp(&b.1.weight))
-                    .map(|(i, w)| (i, w.weight))?;
+                    .map(|(i, w)| (i, self.ledger.weight(w.client)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))?;
                 if heaviest.1 <= weight {
                     return None;
                 }
                 // Dropping its sender tells the heaviest waiter it was turned away.
                 state.waiting.swap_remove(heaviest.0);
             }
+            if weight < LIGHT {
+                self.preempt_slowest(&mut state);
+            }
             let (grant, granted) = oneshot::channel();
             let seq = state.next_seq;
             state.next_seq += 1;
-            state.waiting.push(Waiter { weight, seq, grant });
+            state.waiting.push(Waiter {
+                client,
+                seq,
+                body: body.clone(),
+                grant,
+            });
             (seq, granted)
         };
         let mut granted = granted;
@@ -122,31 +164,58 @@ impl Slots {
         }
     }
 
+    /// Ends the slowest upload holding a slot, if it is slow enough to give way.
+    fn preempt_slowest(&self, state: &mut State) {
+        if self.min_rate == 0 {
+            return;
+        }
+        let enough = self
+            .min_rate
+            .saturating_mul(PREEMPT_RATE)
+            .saturating_mul(PREEMPT_SPAN.as_secs());
+        let slowest = state
+            .holders
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, body))| body.received_over(PREEMPT_SPAN).map(|bytes| (i, bytes)))
+            .filter(|(_, bytes)| *bytes < enough)
+            .min_by_key(|(_, bytes)| *bytes);
+        if let Some((at, _)) = slowest {
+            // Out of the holders at once, so that it is not chosen twice; its slot comes back
+            // when its upload has ended.
+            let (_, body) = state.holders.swap_remove(at);
+            body.preempt();
+        }
+    }
+
     /// Whether anyone (still there) is waiting for a slot.
     pub fn contended(&self) -> bool {
         self.state().waiting.iter().any(|w| !w.grant.is_closed())
     }
 
-    fn release(self: Arc<Self>) {
+    fn release(self: Arc<Self>, id: u64) {
         let mut state = self.state();
+        state.holders.retain(|(held, _)| *held != id);
         while !state.waiting.is_empty() {
             let lightest = state
                 .waiting
                 .iter()
                 .enumerate()
-                .min_by(|a, b| {
-                    a.1.weight
-                        .total_cmp(&b.1.weight)
-                        .then(a.1.seq.cmp(&b.1.seq))
-                })
-                .map(|(i, _)| i)
+                .map(|(i, w)| (i, self.ledger.weight(w.client), w.seq))
+                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)))
+                .map(|(i, _, _)| i)
                 .expect("not empty");
             let waiter = state.waiting.swap_remove(lightest);
-            match waiter.grant.send(Slot::of(&self)) {
+            let slot = self.hold(&mut state, waiter.body);
+            match waiter.grant.send(slot) {
                 Ok(()) => return,
                 // Gone: disarm the slot it did not take (dropping it armed would take this
-                // lock again), and try the next waiter.
-                Err(mut slot) => slot.slots = None,
+                // lock again), forget it, and try the next waiter.
+                Err(mut slot) => {
+                    slot.slots = None;
+                    let id = slot.id;
+                    state.holders.retain(|(held, _)| *held != id);
+                }
             }
         }
         state.free += 1;
@@ -156,26 +225,46 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RateLimits;
+
+    fn body() -> SharedBody {
+        SharedBody::new(
+            axum::body::Body::empty(),
+            0,
+            Duration::from_secs(30),
+            Arc::new(|| false),
+        )
+    }
+
+    fn slots(capacity: usize) -> (Arc<Slots>, Arc<Ledger>) {
+        let ledger = Ledger::new(&RateLimits::default());
+        (Slots::new(capacity, Arc::clone(&ledger), 0), ledger)
+    }
 
     #[tokio::test]
-    async fn the_lightest_waiter_gets_the_next_slot() {
-        let slots = Slots::new(1);
-        let held = slots.acquire(0.0, Duration::from_secs(1)).await.unwrap();
-        let heavy = tokio::spawn({
+    async fn the_lightest_waiter_now_gets_the_next_slot() {
+        let (slots, ledger) = slots(1);
+        let wait = Duration::from_secs(2);
+        let held = slots
+            .acquire(Client::Circuit(0), &body(), wait)
+            .await
+            .unwrap();
+        // The flooder arrives first, as light as anyone ...
+        let flooder = tokio::spawn({
             let slots = Arc::clone(&slots);
             async move {
                 slots
-                    .acquire(100.0, Duration::from_millis(300))
+                    .acquire(Client::Circuit(1), &body(), Duration::from_millis(300))
                     .await
                     .is_some()
             }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let light = tokio::spawn({
+        let source = tokio::spawn({
             let slots = Arc::clone(&slots);
             async move {
                 slots
-                    .acquire(1.0, Duration::from_secs(2))
+                    .acquire(Client::Circuit(2), &body(), wait)
                     .await
                     .map(drop)
                     .is_some()
@@ -183,34 +272,53 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(slots.contended());
+        // ... and then floods: by the time a slot frees, it weighs more.
+        ledger.charge(Client::Circuit(1), 100.0);
         drop(held);
-        assert!(light.await.unwrap(), "the light waiter was served");
-        // The heavy one came first but waited; it timed out (the light one held the slot
-        // only briefly, then the heavy one may have got it: either is fine, nothing leaks).
-        let _ = heavy.await.unwrap();
-        assert!(slots.acquire(0.0, Duration::from_secs(1)).await.is_some());
+        assert!(source.await.unwrap(), "the source was served first");
+        let _ = flooder.await.unwrap();
+        assert!(
+            slots
+                .acquire(Client::Circuit(3), &body(), wait)
+                .await
+                .is_some()
+        );
     }
 
     #[tokio::test]
     async fn a_full_queue_turns_the_heaviest_away() {
-        let slots = Slots::new(1);
-        let _held = slots.acquire(0.0, Duration::from_secs(1)).await.unwrap();
+        let (slots, ledger) = slots(1);
+        let _held = slots
+            .acquire(Client::Circuit(0), &body(), Duration::from_secs(1))
+            .await
+            .unwrap();
         let mut heavy = Vec::new();
-        for _ in 0..QUEUE_PER_SLOT {
+        for n in 0..QUEUE_PER_SLOT {
+            let client = Client::Circuit(100 + n as u32);
+            ledger.charge(client, 50.0);
             let slots = Arc::clone(&slots);
             heavy.push(tokio::spawn(async move {
-                slots.acquire(50.0, Duration::from_secs(5)).await.is_some()
+                slots
+                    .acquire(client, &body(), Duration::from_secs(5))
+                    .await
+                    .is_some()
             }));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         // Heavier than every waiter: turned away at once.
-        assert!(slots.acquire(60.0, Duration::from_secs(5)).await.is_none());
+        ledger.charge(Client::Circuit(9), 60.0);
+        assert!(
+            slots
+                .acquire(Client::Circuit(9), &body(), Duration::from_secs(5))
+                .await
+                .is_none()
+        );
         // Lighter: takes a heavy waiter's place, which is answered at once.
         let light = tokio::spawn({
             let slots = Arc::clone(&slots);
             async move {
                 slots
-                    .acquire(1.0, Duration::from_millis(200))
+                    .acquire(Client::Circuit(1), &body(), Duration::from_millis(200))
                     .await
                     .is_some()
             }

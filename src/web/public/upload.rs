@@ -95,7 +95,7 @@ impl Upload {
         let share = app.ledger.upload(client).ok_or(Refusal::Busy)?;
         let slot = app
             .slots
-            .acquire(app.ledger.weight(client), QUEUE_WAIT)
+            .acquire(client, body, QUEUE_WAIT)
             .await
             .ok_or(Refusal::Busy)?;
         let declared = parts

@@ -8,7 +8,9 @@
 //!   rate it needs grows `CONTENDED_RATE` times: a slot held by a client too slow to use it goes
 //!   to one that can. (Ten seconds, not less: Tor circuits stall for seconds at a time, and a
 //!   genuine upload must survive that.) The clock starts when the server first reads the body,
-//!   not while the request waited for its slot.
+//!   not while the request waited for its slot. And when a source that holds nothing is
+//!   waiting, the slowest upload holding a slot is ended at once (`preempt`, from
+//!   `web::public::slots`), rather than at the end of its window.
 //! - Part headers: multer buffers a part's headers until their end; a budget per part stops a
 //!   client that never ends them from growing that buffer without bound.
 //! - Draining: when a submission is refused part way, the client is usually still uploading.
@@ -55,6 +57,10 @@ struct Inner {
     /// Bytes still allowed before the current part's headers end (`None`: no budget).
     header_budget: Option<u64>,
     violation: Option<Violation>,
+    /// Set when a waiting source takes this upload's slot (`preempt`).
+    preempted: bool,
+    /// Who to wake when preempted while waiting for the client's next bytes.
+    waker: Option<std::task::Waker>,
 }
 
 impl Inner {
@@ -121,7 +127,38 @@ impl SharedBody {
             samples: VecDeque::new(),
             header_budget: None,
             violation: None,
+            preempted: false,
+            waker: None,
         })))
+    }
+
+    /// Bytes received over the last `span`, once the upload has been read from for that long
+    /// (`None` before).
+    pub fn received_over(&self, span: Duration) -> Option<u64> {
+        let inner = self.inner();
+        let now = Instant::now();
+        let started = inner.started?;
+        if now.duration_since(started) < span {
+            return None;
+        }
+        let since = now - span;
+        let before = inner
+            .samples
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= since)
+            .map_or(0, |(_, received)| *received);
+        Some(inner.received - before)
+    }
+
+    /// Ends the upload as too slow, now: its slot goes to a source that is waiting. Wakes the
+    /// reader if it is waiting for the client's next bytes.
+    pub fn preempt(&self) {
+        let mut inner = self.inner();
+        inner.preempted = true;
+        if let Some(waker) = inner.waker.take() {
+            waker.wake();
+        }
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -180,6 +217,11 @@ impl Stream for SharedBody {
         if inner.started.is_none() {
             inner.started = Some(Instant::now());
         }
+        if inner.preempted {
+            inner.violation = Some(Violation::TooSlow);
+            return Poll::Ready(Some(Err(axum::Error::new("upload too slow for its slot"))));
+        }
+        inner.waker = Some(cx.waker().clone());
         let polled = inner.stream.poll_next_unpin(cx);
         let Poll::Ready(Some(Ok(chunk))) = polled else {
             return polled;
