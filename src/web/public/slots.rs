@@ -15,6 +15,7 @@
 //! - while anyone waits, the slots are *contended*, and slow uploads are cut off sooner
 //!   (`transport::body`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +52,10 @@ struct State {
 
 pub struct Slots {
     state: Mutex<State>,
+    /// How many wait, kept beside the state so that `contended` never takes its lock: it is
+    /// asked by upload bodies while they hold their own lock, which `preempt_slowest` takes
+    /// while holding the state's (the other order would deadlock).
+    waiting: AtomicUsize,
     capacity: usize,
     ledger: Arc<Ledger>,
     /// `limits.min_upload_bytes_per_second` (0: nothing is preempted).
@@ -81,6 +86,7 @@ impl Slots {
                 holders: Vec::new(),
                 next_seq: 0,
             }),
+            waiting: AtomicUsize::new(0),
             capacity,
             ledger,
             min_rate,
@@ -89,6 +95,11 @@ impl Slots {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes how many wait, after a change to the queue (under the state's lock).
+    fn count_waiting(&self, state: &State) {
+        self.waiting.store(state.waiting.len(), Ordering::Relaxed);
     }
 
     /// A slot for `body`, held by the upload of `client`.
@@ -115,6 +126,7 @@ impl Slots {
             let mut state = self.state();
             // Waiters whose request has gone away are no use to anyone.
             state.waiting.retain(|w| !w.grant.is_closed());
+            self.count_waiting(&state);
             if state.free > 0 && state.waiting.is_empty() {
                 state.free -= 1;
                 return Some(self.hold(&mut state, body.clone()));
@@ -131,6 +143,7 @@ impl Slots {
                 }
                 // Dropping its sender tells the heaviest waiter it was turned away.
                 state.waiting.swap_remove(heaviest.0);
+                self.count_waiting(&state);
             }
             if weight < LIGHT {
                 self.preempt_slowest(&mut state);
@@ -144,6 +157,7 @@ impl Slots {
                 body: body.clone(),
                 grant,
             });
+            self.count_waiting(&state);
             (seq, granted)
         };
         let mut granted = granted;
@@ -156,6 +170,7 @@ impl Slots {
                 let mut state = self.state();
                 if let Some(at) = state.waiting.iter().position(|w| w.seq == seq) {
                     state.waiting.swap_remove(at);
+                    self.count_waiting(&state);
                     return None;
                 }
                 drop(state);
@@ -188,9 +203,9 @@ impl Slots {
         }
     }
 
-    /// Whether anyone (still there) is waiting for a slot.
+    /// Whether anyone is waiting for a slot. Never takes the state's lock (see `waiting`).
     pub fn contended(&self) -> bool {
-        self.state().waiting.iter().any(|w| !w.grant.is_closed())
+        self.waiting.load(Ordering::Relaxed) > 0
     }
 
     fn release(self: Arc<Self>, id: u64) {
@@ -206,6 +221,7 @@ impl Slots {
                 .map(|(i, _, _)| i)
                 .expect("not empty");
             let waiter = state.waiting.swap_remove(lightest);
+            self.count_waiting(&state);
             let slot = self.hold(&mut state, waiter.body);
             match waiter.grant.send(slot) {
                 Ok(()) => return,

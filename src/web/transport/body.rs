@@ -41,7 +41,9 @@ pub enum Violation {
     HeadersTooLarge,
 }
 
-/// Whether others are waiting for what this upload holds.
+/// Whether others are waiting for what this upload holds. Called with the body's lock held:
+/// it must take no lock of its own that is ever held while calling into a body (the slots'
+/// state is, when `preempt` is called), or the two would deadlock.
 pub type Pressed = Arc<dyn Fn() -> bool + Send + Sync>;
 
 struct Inner {
