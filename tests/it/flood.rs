@@ -331,8 +331,11 @@ async fn plain_listeners_do_not_speak_http2() {
     let deployment = Deployment::new(Backend::Sqlite, "");
     deployment.add_reviewer("alice");
     let server = deployment.start();
+    // Refused, or never answered: either way not served (the timeout keeps a hang a failure
+    // of this request, not of the test run).
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
     for url in [&server.public, &server.analyst] {

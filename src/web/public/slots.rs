@@ -32,6 +32,10 @@ const PREEMPT_SPAN: Duration = Duration::from_secs(2);
 /// A holder sending less than this many times the minimum upload rate over `PREEMPT_SPAN`
 /// gives its slot to a light waiter.
 const PREEMPT_RATE: u64 = 8;
+/// The least time a holder is judged over (a slot given a moment ago has had no chance yet).
+const PREEMPT_AFTER: Duration = Duration::from_millis(500);
+/// How often a light waiter looks again for a slow holder to take the slot of.
+const PREEMPT_EVERY: Duration = Duration::from_secs(1);
 
 struct Waiter {
     client: Client,
@@ -161,10 +165,22 @@ impl Slots {
             (seq, granted)
         };
         let mut granted = granted;
-        match tokio::time::timeout(wait, &mut granted).await {
-            Ok(Ok(slot)) => Some(slot),
-            Ok(Err(_)) => None,
-            Err(_) => {
+        let deadline = tokio::time::Instant::now() + wait;
+        // A light waiter looks again every second for a slow holder to take the slot of: the
+        // holders it found may have been too new to judge when it arrived.
+        let waited = loop {
+            let next = (tokio::time::Instant::now() + PREEMPT_EVERY).min(deadline);
+            match tokio::time::timeout_at(next, &mut granted).await {
+                Ok(result) => break Some(result),
+                Err(_) if next >= deadline => break None,
+                Err(_) if weight < LIGHT => self.preempt_slowest(&mut self.state()),
+                Err(_) => {}
+            }
+        };
+        match waited {
+            Some(Ok(slot)) => Some(slot),
+            Some(Err(_)) => None,
+            None => {
                 // Grants are made under the lock: holding it, either we are still waiting
                 // (leave), or a slot was granted just now (keep it).
                 let mut state = self.state();
@@ -184,17 +200,18 @@ impl Slots {
         if self.min_rate == 0 {
             return;
         }
-        let enough = self
-            .min_rate
-            .saturating_mul(PREEMPT_RATE)
-            .saturating_mul(PREEMPT_SPAN.as_secs());
+        let rate = self.min_rate.saturating_mul(PREEMPT_RATE) as f64;
+        // The slowest by bytes a second, among those judged long enough and below the rate.
         let slowest = state
             .holders
             .iter()
             .enumerate()
-            .filter_map(|(i, (_, body))| body.received_over(PREEMPT_SPAN).map(|bytes| (i, bytes)))
-            .filter(|(_, bytes)| *bytes < enough)
-            .min_by_key(|(_, bytes)| *bytes);
+            .filter_map(|(i, (_, body))| {
+                let (bytes, over) = body.received_over(PREEMPT_SPAN)?;
+                (over >= PREEMPT_AFTER).then(|| (i, bytes as f64 / over.as_secs_f64()))
+            })
+            .filter(|(_, per_second)| *per_second < rate)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((at, _)) = slowest {
             // Out of the holders at once, so that it is not chosen twice; its slot comes back
             // when its upload has ended.

@@ -175,7 +175,10 @@ impl Upload {
             body.limit_headers(None);
             let mut field = match next {
                 Ok(Some(field)) => field,
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    body.finished();
+                    return Ok(());
+                }
                 Err(e) => return Err(refusal(&e)),
             };
             let name = field.name().map(str::to_owned).ok_or(Refusal::Malformed)?;

@@ -61,6 +61,8 @@ struct Inner {
     violation: Option<Violation>,
     /// Set when a waiting source takes this upload's slot (`preempt`).
     preempted: bool,
+    /// The whole body has arrived: nothing left to be slow at.
+    ended: bool,
     /// Who to wake when preempted while waiting for the client's next bytes.
     waker: Option<std::task::Waker>,
 }
@@ -130,19 +132,21 @@ impl SharedBody {
             header_budget: None,
             violation: None,
             preempted: false,
+            ended: false,
             waker: None,
         })))
     }
 
-    /// Bytes received over the last `span`, once the upload has been read from for that long
-    /// (`None` before).
-    pub fn received_over(&self, span: Duration) -> Option<u64> {
+    /// Bytes received over the last `span` (or since the first read, if that was later), with
+    /// the time they were received over; `None` before the first read and after the last.
+    pub fn received_over(&self, span: Duration) -> Option<(u64, Duration)> {
         let inner = self.inner();
-        let now = Instant::now();
-        let started = inner.started?;
-        if now.duration_since(started) < span {
+        if inner.ended {
             return None;
         }
+        let now = Instant::now();
+        let started = inner.started?;
+        let span = span.min(now.duration_since(started));
         let since = now - span;
         let before = inner
             .samples
@@ -150,7 +154,13 @@ impl SharedBody {
             .rev()
             .find(|(at, _)| *at <= since)
             .map_or(0, |(_, received)| *received);
-        Some(inner.received - before)
+        Some((inner.received - before, span))
+    }
+
+    /// Marks the body as read to its end (the multipart reader may stop before the stream says
+    /// so): a slot held while the upload is sealed and committed is not "slow".
+    pub fn finished(&self) {
+        self.inner().ended = true;
     }
 
     /// Ends the upload as too slow, now: its slot goes to a source that is waiting. Wakes the
@@ -226,6 +236,9 @@ impl Stream for SharedBody {
         inner.waker = Some(cx.waker().clone());
         let polled = inner.stream.poll_next_unpin(cx);
         let Poll::Ready(Some(Ok(chunk))) = polled else {
+            if matches!(polled, Poll::Ready(None)) {
+                inner.ended = true;
+            }
             return polled;
         };
         inner.received += chunk.len() as u64;
