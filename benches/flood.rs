@@ -445,15 +445,7 @@ fn source_submission(addr: SocketAddr, message_bytes: usize, attachment: &[u8]) 
     );
     new_body.extend_from_slice(attachment);
     new_body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let mut request = format!(
-        "POST /submit?lang=en HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: multipart/form-data; boundary={boundary}\r\n\
-         Content-Length: {}\r\nAccept-Language: en\r\n\r\n",
-        new_body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&new_body);
-    request
+    submit_request(addr, &boundary, &new_body)
 }
 
 /// A small, fast random source (xorshift64*): which kind, which circuit.

@@ -378,6 +378,11 @@ pub fn build_submit_request(addr: SocketAddr, message_bytes: usize) -> Vec<u8> {
         )
         .as_bytes(),
     );
+    submit_request(addr, &boundary, &body)
+}
+
+/// `POST /submit` with the multipart `body` (parts separated by `boundary`), as raw bytes.
+pub fn submit_request(addr: SocketAddr, boundary: &str, body: &[u8]) -> Vec<u8> {
     let mut request = format!(
         "POST /submit?lang=en HTTP/1.1\r\nHost: {addr}\r\n\
          Content-Type: multipart/form-data; boundary={boundary}\r\n\
@@ -385,7 +390,7 @@ pub fn build_submit_request(addr: SocketAddr, message_bytes: usize) -> Vec<u8> {
         body.len()
     )
     .into_bytes();
-    request.extend_from_slice(&body);
+    request.extend_from_slice(body);
     request
 }
 
