@@ -826,20 +826,21 @@ struct FloodTally {
 }
 
 impl FloodTally {
-    fn answered(&self) -> u64 {
+    /// Outcomes that were an HTTP status (`true`) or a failure without one (`false`).
+    fn outcomes_that_were_answers(&self, answered: bool) -> u64 {
         self.outcomes
             .iter()
-            .filter(|((_, what), _)| what.parse::<u16>().is_ok())
+            .filter(|((_, what), _)| what.parse::<u16>().is_ok() == answered)
             .map(|(_, n)| n)
             .sum()
     }
 
+    fn answered(&self) -> u64 {
+        self.outcomes_that_were_answers(true)
+    }
+
     fn failed(&self) -> u64 {
-        self.outcomes
-            .iter()
-            .filter(|((_, what), _)| what.parse::<u16>().is_err())
-            .map(|(_, n)| n)
-            .sum()
+        self.outcomes_that_were_answers(false)
     }
 
     /// Every outcome of the rate-paced flood, kinds together.

@@ -52,6 +52,15 @@ impl Usage {
         self.at = Some(now);
     }
 
+    /// How many of `kind` the client holds.
+    fn held(&mut self, kind: Kind) -> &mut u32 {
+        match kind {
+            Kind::Connection => &mut self.connections,
+            Kind::Request => &mut self.requests,
+            Kind::Upload => &mut self.uploads,
+        }
+    }
+
     fn idle(&self) -> bool {
         self.connections == 0 && self.requests == 0 && self.uploads == 0 && self.recent < 0.5
     }
@@ -62,6 +71,19 @@ struct State {
     clients: HashMap<Client, Usage>,
     connections: u32,
     requests: u32,
+    /// Uploads in progress (bounded in total by the submission slots, not here).
+    uploads: u32,
+}
+
+impl State {
+    /// How many of `kind` are held, all clients together.
+    fn total(&mut self, kind: Kind) -> &mut u32 {
+        match kind {
+            Kind::Connection => &mut self.connections,
+            Kind::Request => &mut self.requests,
+            Kind::Upload => &mut self.uploads,
+        }
+    }
 }
 
 /// Why the ledger refused.
@@ -97,73 +119,73 @@ impl Ledger {
     /// Admits a connection (from a known client; `None` when clients are only told apart per
     /// request, as behind a proxy). Held until the connection closes.
     pub fn connect(self: &Arc<Self>, client: Option<Client>) -> Result<Lease, Refused> {
-        let max = self.limits.max_connections;
-        let mut state = self.state();
-        let total = state.connections;
-        if total >= max + max / 4 {
-            return Err(Refused::ServerFull);
-        }
-        if let Some(client) = client.filter(|c| *c != Client::Everyone) {
-            let usage = use_of(&mut state, client);
-            usage.recent += 1.0;
-            if usage.connections >= self.limits.max_connections_per_client {
-                return Err(Refused::ClientFull);
-            }
-            if total >= max && (usage.recent >= LIGHT || usage.connections > 0) {
-                return Err(Refused::ServerFull);
-            }
-            usage.connections += 1;
-        } else if total >= max {
-            return Err(Refused::ServerFull);
-        }
-        state.connections += 1;
-        Ok(Lease {
-            ledger: Arc::clone(self),
-            client,
-            kind: Kind::Connection,
-        })
+        let limits = (
+            self.limits.max_connections,
+            self.limits.max_connections_per_client,
+        );
+        self.admit(Kind::Connection, client, limits)
     }
 
     /// Admits a request from `client`. Held until the response has been produced.
     pub fn request(self: &Arc<Self>, client: Client) -> Result<Lease, Refused> {
-        let max = self.limits.max_requests;
+        let limits = (
+            self.limits.max_requests,
+            self.limits.max_requests_per_client,
+        );
+        self.admit(Kind::Request, Some(client), limits)
+    }
+
+    /// Counts one more `kind` for `client` within `(max, per_client)`: the client's share
+    /// first, then the total; past the total, only a light client holding none of `kind` gets
+    /// into the reserve (a quarter more).
+    fn admit(
+        self: &Arc<Self>,
+        kind: Kind,
+        client: Option<Client>,
+        (max, per_client): (u32, u32),
+    ) -> Result<Lease, Refused> {
         let mut state = self.state();
-        let total = state.requests;
+        let total = *state.total(kind);
         if total >= max + max / 4 {
             return Err(Refused::ServerFull);
         }
-        if client != Client::Everyone {
-            let usage = use_of(&mut state, client);
-            usage.recent += 1.0;
-            if usage.requests >= self.limits.max_requests_per_client {
-                return Err(Refused::ClientFull);
+        match client.filter(|c| *c != Client::Everyone) {
+            Some(client) => {
+                let usage = use_of(&mut state, client);
+                usage.recent += 1.0;
+                let light = usage.recent < LIGHT;
+                let held = usage.held(kind);
+                if *held >= per_client {
+                    return Err(Refused::ClientFull);
+                }
+                if total >= max && !(light && *held == 0) {
+                    return Err(Refused::ServerFull);
+                }
+                *held += 1;
             }
-            if total >= max && (usage.recent >= LIGHT || usage.requests > 0) {
-                return Err(Refused::ServerFull);
-            }
-            usage.requests += 1;
-        } else if total >= max {
-            return Err(Refused::ServerFull);
+            None if total >= max => return Err(Refused::ServerFull),
+            None => {}
         }
-        state.requests += 1;
+        *state.total(kind) += 1;
         Ok(Lease {
             ledger: Arc::clone(self),
-            client: Some(client),
-            kind: Kind::Request,
+            client,
+            kind,
         })
     }
 
     /// Admits an upload (a submission or an addition) from `client`: at most
     /// `max_uploads_per_client` at once, so one client cannot fill the submission slots.
     pub fn upload(self: &Arc<Self>, client: Client) -> Option<Lease> {
+        let mut state = self.state();
         if client != Client::Everyone {
-            let mut state = self.state();
             let usage = use_of(&mut state, client);
             if usage.uploads >= self.limits.max_uploads_per_client {
                 return None;
             }
             usage.uploads += 1;
         }
+        state.uploads += 1;
         Some(Lease {
             ledger: Arc::clone(self),
             client: Some(client),
@@ -208,21 +230,14 @@ impl Ledger {
 
     fn release(&self, client: Option<Client>, kind: Kind) {
         let mut state = self.state();
-        match kind {
-            Kind::Connection => state.connections = state.connections.saturating_sub(1),
-            Kind::Request => state.requests = state.requests.saturating_sub(1),
-            Kind::Upload => {}
-        }
+        let total = state.total(kind);
+        *total = total.saturating_sub(1);
         let Some(client) = client.filter(|c| *c != Client::Everyone) else {
             return;
         };
         if let Some(usage) = state.clients.get_mut(&client) {
-            let count = match kind {
-                Kind::Connection => &mut usage.connections,
-                Kind::Request => &mut usage.requests,
-                Kind::Upload => &mut usage.uploads,
-            };
-            *count = count.saturating_sub(1);
+            let held = usage.held(kind);
+            *held = held.saturating_sub(1);
         }
     }
 
