@@ -108,7 +108,7 @@ impl PublicState {
             StatusCode::UNAUTHORIZED,
             lang.t_args(
                 "followup-session-ended",
-                &[("minutes", self.idle_minutes().to_string())],
+                &[("minutes", lang.number(self.idle_minutes()))],
             ),
         )
     }
@@ -190,18 +190,14 @@ pub async fn signin(
             } => {
                 let mut problem = lang.t_args(
                     "followup-error-unknown-word-at",
-                    &[("position", position.to_string())],
+                    &[("position", lang.number(position as u64))],
                 );
                 if !suggestions.is_empty() {
                     // Chinese sentences follow each other without a space, and list with 、.
-                    let (gap, comma) = match lang {
-                        Lang::En => (" ", ", "),
-                        Lang::ZhHans | Lang::ZhHant => ("", "、"),
-                    };
-                    problem.push_str(gap);
+                    problem.push_str(lang.sentence_gap());
                     problem.push_str(&lang.t_args(
                         "followup-error-did-you-mean",
-                        &[("words", suggestions.join(comma))],
+                        &[("words", suggestions.join(lang.list_separator()))],
                     ));
                 }
                 problem
@@ -305,7 +301,7 @@ pub async fn case(
             attachments_help: attachments_help(lang, &app.limits),
             signout_help: lang.t_args(
                 "case-signout-help",
-                &[("minutes", app.idle_minutes().to_string())],
+                &[("minutes", lang.number(app.idle_minutes()))],
             ),
         },
     ))

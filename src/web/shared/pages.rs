@@ -28,9 +28,9 @@ impl Chrome {
         self.lang.t(key)
     }
 
-    /// A message with a `$date` in it.
+    /// A message with a `$date` in it (a date the server wrote, in the language's digits).
     pub fn t_date(&self, key: &str, date: &str) -> String {
-        self.lang.t_args(key, &[("date", date.to_owned())])
+        self.lang.t_args(key, &[("date", self.lang.digits(date))])
     }
 
     pub fn lang_links(&self) -> Vec<LangLink> {
