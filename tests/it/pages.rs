@@ -444,6 +444,11 @@ async fn a_persian_source_gets_an_english_receipt_and_signs_in_with_it() {
             let help = element_text(&case, "attachment-help");
             assert!(help.contains('۲'), "{help}");
             assert!(!help.chars().any(|c| c.is_ascii_digit()), "{help}");
+            // What was received: the date and the count of files, in Persian digits too.
+            let table = &case[case.find("<table class=\"received\"").unwrap()..];
+            let table = &table[..table.find("</table>").unwrap()];
+            assert!(table.contains('۲') && table.contains('۰'), "{table}");
+            assert!(!table.chars().any(|c| c.is_ascii_digit()), "{table}");
         }
     }
     // A mistyped word is named in Persian digits, with English suggestions.
