@@ -226,6 +226,18 @@ impl Lang {
         }
     }
 
+    /// A day as the server writes it (`YYYY-MM-DD`) as this language writes dates: in its
+    /// digits, and with slashes in right-to-left languages (`۲۰۲۶/۰۳/۲۱`, the customary Persian
+    /// form). After Arabic letters the bidi algorithm would show hyphen-joined parts in reverse
+    /// order (`07-12-2026`); slashes keep the date one left-to-right unit.
+    pub fn day(self, iso_day: &str) -> String {
+        if self.dir() == "rtl" {
+            self.digits(&iso_day.replace('-', "/"))
+        } else {
+            self.digits(iso_day)
+        }
+    }
+
     /// What separates a number's whole part from its fraction.
     fn decimal_mark(self) -> &'static str {
         match self {
@@ -327,6 +339,10 @@ mod tests {
         assert_eq!(Lang::Fa.number(1234567890u64), "۱۲۳۴۵۶۷۸۹۰");
         assert_eq!(Lang::Fa.number(12u8), "۱۲");
         assert_eq!(Lang::Fa.digits("2026-03-21"), "۲۰۲۶-۰۳-۲۱");
+        assert_eq!(Lang::Fa.day("2026-03-21"), "۲۰۲۶/۰۳/۲۱");
+        assert_eq!(Lang::Ug.day("2026-03-21"), "2026/03/21");
+        assert_eq!(Lang::Ru.day("2026-03-21"), "2026-03-21");
+        assert_eq!(Lang::Bo.day("2026-03-21"), "2026-03-21");
         assert_eq!(Lang::Fa.size(256 * 1024 * 1024), "۲۵۶ مگابایت");
         assert_eq!(Lang::Fa.size(1536), "۱٫۵ کیلوبایت");
         assert_eq!(Lang::Fa.size(100), "۱۰۰ بایت");

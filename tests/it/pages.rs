@@ -448,6 +448,15 @@ async fn a_persian_source_gets_an_english_receipt_and_signs_in_with_it() {
             let table = &case[case.find("<table class=\"received\"").unwrap()..];
             let table = &table[..table.find("</table>").unwrap()];
             assert!(table.contains('۲') && table.contains('۰'), "{table}");
+            // Year/month/day with slashes: hyphens would show reversed after Persian words.
+            let persian_digit = |c: char| ('۰'..='۹').contains(&c);
+            let chars: Vec<char> = table.chars().collect();
+            assert!(
+                chars
+                    .windows(3)
+                    .any(|w| persian_digit(w[0]) && w[1] == '/' && persian_digit(w[2])),
+                "{table}"
+            );
             assert!(!table.chars().any(|c| c.is_ascii_digit()), "{table}");
         }
     }

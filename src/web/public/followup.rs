@@ -278,14 +278,11 @@ pub async fn case(
         .into_iter()
         .enumerate()
         .map(|(n, send)| ReceivedView {
-            // Dates and counts in the page's digits (Persian digits on Persian pages).
+            // Dates and counts as the page's language writes them (Persian digits on Persian pages).
             when: if n == 0 {
-                lang.t_args(
-                    "case-received-first",
-                    &[("date", lang.digits(&date(send.at)))],
-                )
+                lang.t_args("case-received-first", &[("date", lang.day(&date(send.at)))])
             } else {
-                lang.digits(&date(send.at))
+                lang.day(&date(send.at))
             },
             message: lang.t(if send.message {
                 "case-received-yes"
