@@ -97,7 +97,7 @@ impl Guard {
         Some(token)
     }
 
-    fn has_session(&self, headers: &HeaderMap) -> bool {
+    pub fn has_session(&self, headers: &HeaderMap) -> bool {
         let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let Some(token) = session.as_deref() else {
             return false;

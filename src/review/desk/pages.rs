@@ -67,12 +67,21 @@ struct UnlockPage {
     wrong: bool,
 }
 
-/// `GET /`: the code's form, or the queue once unlocked.
-pub async fn start(State(desk): State<Arc<Desk>>) -> Response {
-    if desk.guard.code().is_none() {
+/// `GET /`: the code's form; the queue once unlocked in this browser; in another browser,
+/// after the code was used, why it cannot be opened there.
+pub async fn start(State(desk): State<Arc<Desk>>, headers: axum::http::HeaderMap) -> Response {
+    if desk.guard.code().is_some() {
+        return page(&UnlockPage { wrong: false });
+    }
+    if desk.guard.has_session(&headers) {
         return Redirect::to("/queue").into_response();
     }
-    page(&UnlockPage { wrong: false })
+    failed(
+        StatusCode::FORBIDDEN,
+        "This desk was opened with its one-time code already, in another browser or window. \
+         To use it here, stop it (Ctrl-C) and start `tipbox review desk` again.",
+        "/",
+    )
 }
 
 #[derive(Deserialize)]
