@@ -35,7 +35,7 @@ pub use rekey::{
     CurrentKeySet, HeaderReplacement, KeySetMember, RekeyItem, RekeyMode, RekeyPage, RekeyQuery,
     Rekeyed, Remaining, SealedQuery,
 };
-pub use session::{NewSession, Role, Session, SignIn};
+pub use session::{AnalystList, NewSession, Role, Session, SignIn};
 pub use tips::{
     BulkAction, BulkChange, BulkChanged, Item, ItemKind, Reply, SealedWriting, Status, Tip,
     TipPage, TipsQuery, Triage, Writing, WritingCreated, WritingKind,

@@ -146,6 +146,7 @@ pub const ROUTES: &[Route] = &[
         ("200", "NewSession"),
     ),
     route("get", "/api/v1/session", None, ("200", "Session")),
+    route("get", "/api/v1/analysts", None, ("200", "AnalystList")),
     route("get", "/api/v1/tips", None, ("200", "TipPage")),
     route(
         "post",
@@ -226,6 +227,7 @@ pub fn components() -> Map<String, Value> {
     answers.subschema_for::<Health>();
     answers.subschema_for::<NewSession>();
     answers.subschema_for::<Session>();
+    answers.subschema_for::<AnalystList>();
     answers.subschema_for::<TipPage>();
     answers.subschema_for::<Tip>();
     answers.subschema_for::<BulkChanged>();

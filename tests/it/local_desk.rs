@@ -302,6 +302,37 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
         assert!(page.contains(expected), "{expected}: {page}");
     }
     let csrf = hidden(&page, "csrf");
+    // Triage with the assignee chosen from the analysts' list; labels in any case are one.
+    assert!(
+        page.contains("<option value=\"bob\">bob</option>"),
+        "{page}"
+    );
+    let triage = [
+        ("csrf", csrf.as_str()),
+        ("status", "in_review"),
+        ("labels", "Family, family, Rotterdam"),
+        ("assignee", "bob"),
+    ];
+    let response = desk
+        .post(
+            &format!("/tips/{tip_id}/triage"),
+            Some(&cookie),
+            Some(&own),
+            &triage,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let triaged = desk
+        .get(&format!("/tips/{tip_id}?done=triage"), Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(triaged.contains("The tip was updated."));
+    assert!(
+        triaged.contains("In review · Family, Rotterdam · assigned to bob"),
+        "{triaged}"
+    );
     // The photo, saved without its metadata: no EXIF at all, the picture the same.
     let file = page
         .split("/files/")

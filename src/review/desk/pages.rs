@@ -422,6 +422,8 @@ struct TipPage {
     entries: Vec<Entry>,
     done: Option<String>,
     statuses: Vec<(&'static str, &'static str)>,
+    /// Who the tip can be assigned to.
+    analysts: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -460,8 +462,13 @@ pub async fn tip(
     Path(id): Path<String>,
     Query(query): Query<TipQuery>,
 ) -> Response {
-    match conversation(&desk, &id).await {
-        Ok((tip, entries)) => {
+    let analysts = desk
+        .tips
+        .api
+        .get_json::<api::AnalystList>("/api/v1/analysts")
+        .await;
+    match (conversation(&desk, &id).await, analysts) {
+        (Ok((tip, entries)), Ok(analysts)) => {
             desk.tips.memory.mark_read(&id);
             page(&TipPage {
                 csrf: desk.guard.csrf().to_owned(),
@@ -474,9 +481,10 @@ pub async fn tip(
                 entries,
                 done: confirmation(&query.done),
                 statuses: STATUSES.iter().map(|s| (*s, status_name(s))).collect(),
+                analysts: analysts.analysts,
             })
         }
-        Err(error) => failed(StatusCode::BAD_GATEWAY, error, "/queue"),
+        (Err(error), _) | (_, Err(error)) => failed(StatusCode::BAD_GATEWAY, error, "/queue"),
     }
 }
 

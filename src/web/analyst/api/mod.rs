@@ -25,6 +25,7 @@ pub fn router() -> Router<AnalystState> {
                 .post(session::create)
                 .delete(session::delete),
         )
+        .route("/api/v1/analysts", get(session::analysts))
         .route("/api/v1/tips", get(tips::list))
         // Up to 2000 ids of 34 bytes each in JSON.
         .route(
