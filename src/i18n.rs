@@ -119,7 +119,7 @@ impl Lang {
     pub fn has(self, key: &str) -> bool {
         // Placeholder arguments, so that messages with variables resolve too.
         let args: HashMap<&str, FluentValue<'_>> = [
-            "count", "size", "total", "minutes", "date", "position", "words",
+            "count", "size", "total", "minutes", "date", "position", "words", "name",
         ]
         .into_iter()
         .map(|k| (k, FluentValue::from("1")))

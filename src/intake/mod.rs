@@ -56,7 +56,16 @@ impl IntakeError {
     pub fn keys_revoked(&self) -> bool {
         matches!(self, IntakeError::Store(StoreError::KeySetRevoked))
     }
+
+    /// The same submission form was sent before and its tip stored then.
+    pub fn already_sent(&self) -> bool {
+        matches!(self, IntakeError::Store(StoreError::FormAlreadyUsed))
+    }
 }
+
+/// How long a used submission form's key is remembered: far longer than its receipt page can
+/// be reloaded or re-sent, short enough that the table stays small.
+const FORM_KEY_TTL_SECONDS: i64 = 24 * 3600;
 
 /// Everything intake needs, shared by all requests.
 pub struct Intake {
@@ -154,6 +163,13 @@ impl Intake {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(items = n, "deleted expired staged uploads"),
                         Err(error) => tracing::error!(%error, "could not sweep staged uploads"),
+                    }
+                    if let Err(error) = intake
+                        .store
+                        .sweep_submission_forms(now() - FORM_KEY_TTL_SECONDS)
+                        .await
+                    {
+                        tracing::error!(%error, "could not forget used submission forms");
                     }
                 }
             }

@@ -27,6 +27,7 @@ mod retention;
 mod review;
 mod rotation;
 mod signin;
+mod sources;
 mod tls;
 mod tor;
 mod tor_network;

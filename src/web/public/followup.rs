@@ -64,8 +64,17 @@ struct CasePage {
     status: String,
     added: bool,
     replies: Vec<ReplyView>,
+    /// What was received, per send: (when, message or not, files, their size), in words.
+    received: Vec<ReceivedView>,
     attachments_help: String,
     signout_help: String,
+}
+
+struct ReceivedView {
+    when: String,
+    message: String,
+    files: String,
+    size: String,
 }
 
 /// The receipt form, with a fresh token paired with a short-lived cookie, what went wrong
@@ -266,6 +275,31 @@ pub async fn case(
         .source_replies(&session.tip_id)
         .await
         .map_err(|e| failed(lang, e))?;
+    let received = store
+        .source_received(&session.tip_id)
+        .await
+        .map_err(|e| failed(lang, e))?
+        .into_iter()
+        .enumerate()
+        .map(|(n, send)| ReceivedView {
+            when: if n == 0 {
+                lang.t_args("case-received-first", &[("date", date(send.at))])
+            } else {
+                date(send.at)
+            },
+            message: lang.t(if send.message {
+                "case-received-yes"
+            } else {
+                "case-received-no"
+            }),
+            files: send.files.to_string(),
+            size: if send.files == 0 {
+                String::new()
+            } else {
+                lang.size(send.file_bytes.max(0) as u64)
+            },
+        })
+        .collect();
     let mut replies = Vec::with_capacity(sealed.len());
     let mut newly_read = Vec::new();
     for reply in sealed {
@@ -302,6 +336,7 @@ pub async fn case(
             status: lang.t(status_key(&status)),
             added: query.added.is_some(),
             replies,
+            received,
             attachments_help: attachments_help(lang, &app.limits),
             signout_help: lang.t_args(
                 "case-signout-help",
