@@ -1,5 +1,6 @@
 //! Every public page in every language, the way a source meets it: headless Chromium with
-//! JavaScript off walks landing → form → a refused upload (413) → receipt → language switch →
+//! JavaScript off walks landing → form → a refused upload (413, the form back filled in) →
+//! receipt → a wrong last word typed back → language switch and back → the right last word →
 //! follow-up sign-in (empty, then a mistyped receipt) → case page with a reviewer's reply → a
 //! refused empty addition (400) → signed out → a missing page. On each page:
 //!
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 
 use crate::support::analyst::{Analyst, add_analyst, api, api_get, token};
 use crate::support::chromium::{Browser, Chromedriver, Element, Scripts};
+use crate::support::deployment::EXAMPLE_SITE;
 use crate::support::{Backend, Deployment, Lang, Server};
 
 /// axe-core's browser build, where `npm ci --prefix tests/axe` puts it.
@@ -90,7 +92,7 @@ impl Walk {
         let axe = axe_source();
         let deployment = Deployment::new(
             Backend::Sqlite,
-            &format!("[limits]\nmax_attachment_bytes = {ATTACHMENT_LIMIT}\n"),
+            &format!("[limits]\nmax_attachment_bytes = {ATTACHMENT_LIMIT}\n{EXAMPLE_SITE}"),
         );
         deployment.add_reviewer("alice");
         let ana: Analyst = add_analyst(&deployment, "ana", "analyst");
@@ -382,6 +384,29 @@ impl Walk {
         }
     }
 
+    /// Follows the language switch to `lang`: a link, or on the receipt page a button (it
+    /// posts the form's key so that the receipt is not lost).
+    async fn switch_language(&self, lang: &str) {
+        let switch = self
+            .source
+            .find(&format!(
+                ".langs a[hreflang=\"{lang}\"], .langs button[value=\"{lang}\"]"
+            ))
+            .await;
+        self.click_to_new_page(&switch).await;
+    }
+
+    /// Types `word` into the receipt page's "last word" check and sends it.
+    async fn type_last_word(&self, word: &str) {
+        let field = self.source.find("input#last_word").await;
+        self.source.type_into(&field, word).await;
+        let send = self
+            .source
+            .find("form[action=\"/receipt/check\"] button[type=\"submit\"]")
+            .await;
+        self.click_to_new_page(&send).await;
+    }
+
     /// A reviewer replies to the tip that has just come in.
     async fn reply_to_the_new_tip(&mut self, lang: &str) {
         let tips = api_get(&self.server, &self.analyst_token, "/api/v1/tips").await;
@@ -434,12 +459,7 @@ impl Walk {
         self.click_to_new_page(&send).await;
         self.check_page(lang, "refused-413").await;
 
-        // The same message without the file: the receipt.
-        self.source.goto(&source_url("/submit")).await;
-        let message = self.source.find("textarea#message").await;
-        self.source
-            .type_into(&message, "Two men followed me home from the station.")
-            .await;
+        // The form came back with the message in it: sent again without the file, the receipt.
         let send = self.source.find("main form button[type=\"submit\"]").await;
         self.click_to_new_page(&send).await;
         let receipt_element = self.source.find("#receipt").await;
@@ -448,13 +468,21 @@ impl Walk {
         self.check_on_a_phone(lang, "receipt").await;
         self.reply_to_the_new_tip(lang).await;
 
-        let switch = self
-            .source
-            .find(&format!("nav.langs a[hreflang=\"{next}\"]"))
-            .await;
-        self.click_to_new_page(&switch).await;
+        // The last word typed back wrong: the receipt again, with a warning.
+        self.type_last_word("zzzz").await;
+        self.source.find("#receipt").await;
+        self.check_page(lang, "receipt-wrong-last-word").await;
+
+        // The language switch shows the same receipt in another language, and back.
+        self.switch_language(next).await;
+        self.source.find("#receipt").await;
         self.check_page(lang, &format!("receipt-switched-to-{next}"))
             .await;
+        self.switch_language(lang).await;
+        let last_word = self.source.text(&self.source.find("#receipt").await).await;
+        let last_word = last_word.split_whitespace().last().unwrap().to_owned();
+        self.type_last_word(&last_word).await;
+        self.check_page(lang, "receipt-written-down").await;
 
         // Coming back: the sign-in, a mistyped receipt, then the right one.
         self.source.goto(&source_url("/followup")).await;
