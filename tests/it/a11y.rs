@@ -530,7 +530,9 @@ impl Walk {
 
 /// The first pair of focusable elements out of reading order in a page of direction `dir`,
 /// from the boxes the page reported (`[left, top, right, bottom]` of an element's first and
-/// last line box). Two boxes are on the same line when they overlap vertically.
+/// last line box). Two boxes are on the same line when they overlap vertically by more than
+/// half the lower one's height (tall line boxes of wrapped lines may touch a little); else
+/// the one whose middle is lower is below.
 fn reading_order_problem(dir: &str, items: &[Value]) -> Option<String> {
     const SLACK: f64 = 1.0;
     let rect = |item: &Value, which: &str| -> [f64; 4] {
@@ -539,17 +541,20 @@ fn reading_order_problem(dir: &str, items: &[Value]) -> Option<String> {
     };
     let rtl = dir == "rtl";
     for pair in items.windows(2) {
-        let [_, a_top, _, a_bottom] = rect(&pair[0], "last");
-        let [a_left, _, a_right, _] = rect(&pair[0], "last");
+        let [a_left, a_top, a_right, a_bottom] = rect(&pair[0], "last");
         let [b_left, b_top, b_right, b_bottom] = rect(&pair[1], "first");
-        let below = b_top >= a_bottom - SLACK;
-        let above = b_bottom <= a_top + SLACK;
-        let further_along = if rtl {
-            b_right <= a_left + SLACK
+        let overlap = a_bottom.min(b_bottom) - a_top.max(b_top);
+        let same_line = overlap > (a_bottom - a_top).min(b_bottom - b_top) / 2.0;
+        let in_order = if same_line {
+            if rtl {
+                b_right <= a_left + SLACK
+            } else {
+                b_left >= a_right - SLACK
+            }
         } else {
-            b_left >= a_right - SLACK
+            b_top + b_bottom > a_top + a_bottom
         };
-        if !below && (above || !further_along) {
+        if !in_order {
             return Some(format!(
                 "focus goes from {} to {}, which comes before it in reading order ({dir}): \
                  {:?} then {:?}",
@@ -615,5 +620,13 @@ fn reading_order_follows_the_direction_of_the_page() {
     let rtl = [right, left.clone(), below.clone()];
     assert_eq!(reading_order_problem("rtl", &rtl), None);
     assert!(reading_order_problem("ltr", &rtl).is_some());
-    assert!(reading_order_problem("ltr", &[below, left]).is_some());
+    assert!(reading_order_problem("ltr", &[below.clone(), left]).is_some());
+    // A wrapped row whose tall line boxes touch: the next line is still below.
+    let tall = item("tall", [200.0, 0.0, 300.0, 56.0]);
+    let next_line = item("next line", [0.0, 52.0, 50.0, 86.0]);
+    assert_eq!(
+        reading_order_problem("ltr", &[tall.clone(), next_line]),
+        None
+    );
+    assert!(reading_order_problem("ltr", &[below, tall]).is_some());
 }
