@@ -261,6 +261,168 @@ async fn every_response_carries_the_security_headers() {
     );
 }
 
+/// What a page and its stylesheet may weigh together, as served: a source on a slow circuit or
+/// a phone plan waits for every byte.
+const PAGE_BUDGET: usize = 30_000;
+
+/// Every page a source can meet, in every language, is under 30 KB with the stylesheet and
+/// has no script, with an operator's texts on it: landing, form, refusals (413, 400), receipt
+/// (and with a wrong last word), sign-in (empty and with a mistyped receipt), case page with a
+/// reply, a missing page.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_with_its_stylesheet_is_under_30_kb_in_every_language() {
+    use crate::support::analyst::{add_analyst, api, token};
+    use crate::support::deployment::EXAMPLE_SITE;
+    use crate::support::web::{form, hidden, hidden_csrf, post_receipt};
+    use crate::support::{random_bytes, submit_form_tip, tip_form};
+
+    // The operator's own words on every page.
+    let deployment = Deployment::new(
+        Backend::Sqlite,
+        &format!("[limits]\nmax_attachment_bytes = 1000\n{EXAMPLE_SITE}"),
+    );
+    deployment.add_reviewer("alice");
+    let ana = add_analyst(&deployment, "ana", "analyst");
+    let server = deployment.start();
+    let analyst = token(&server, &ana, 0).await;
+    let stylesheet = get(&format!("{}/static/style.css", server.public), None)
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+
+    // A source with a long reply waiting (replies are part of the page).
+    let (receipt, tip) =
+        submit_form_tip(&deployment, &server, tip_form("They came again.", &[])).await;
+    let (status, body) = api(
+        reqwest::Method::POST,
+        format!("{}/api/v1/tips/{tip}/replies", server.analyst),
+        Some(&analyst),
+        Some(serde_json::json!({ "text": "Thank you for telling us. ".repeat(40) })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let session = source_sign_in(&server, &receipt).await;
+    let mut mistyped: Vec<&str> = receipt.split(' ').collect();
+    mistyped[11] = "zzzz";
+    let mistyped = mistyped.join(" ");
+
+    let mut heaviest = (0, String::new());
+    for lang in Lang::ALL.map(Lang::tag) {
+        let url = |path: &str| format!("{}{path}?lang={lang}", server.public);
+        let mut pages: Vec<(&str, reqwest::Response)> = Vec::new();
+        for (name, path) in [
+            ("landing", "/"),
+            ("submit", "/submit"),
+            ("followup", "/followup"),
+            ("not found", "/no/such/page"),
+        ] {
+            pages.push((name, get(&url(path), None).await));
+        }
+        let post_form = |body: Form| client().post(url("/submit")).multipart(body).send();
+        let receipt_page = post_form(tip_form("Two men followed me.", &[]))
+            .await
+            .unwrap();
+        assert_eq!(receipt_page.status(), StatusCode::OK);
+        let receipt_page = receipt_page.text().await.unwrap();
+        // The last word typed back wrong: the receipt page again, with a warning.
+        let wrong_word = form(
+            &url("/receipt/check"),
+            None,
+            &[
+                ("form_key", &hidden(&receipt_page, "form_key")),
+                ("lang", lang),
+                ("last_word", "zzzz"),
+            ],
+        )
+        .await;
+        pages.push(("wrong last word", wrong_word));
+        pages.push((
+            "413",
+            post_form(tip_form(
+                "Two men followed me.",
+                &[("a.jpg", random_bytes(2000))],
+            ))
+            .await
+            .unwrap(),
+        ));
+        pages.push((
+            "mistyped receipt",
+            post_receipt(&server, &mistyped, lang).await,
+        ));
+        let case = client()
+            .get(url("/followup/case"))
+            .header(reqwest::header::COOKIE, &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(case.status(), StatusCode::OK);
+        let case = case.text().await.unwrap();
+        assert!(
+            case.contains("Thank you for telling us."),
+            "{lang}: the reply"
+        );
+        let nothing_to_add = client()
+            .post(url("/followup/case/add"))
+            .header(reqwest::header::COOKIE, &session)
+            .multipart(
+                Form::new()
+                    .text("csrf", hidden_csrf(&case))
+                    .text("message", ""),
+            )
+            .send()
+            .await
+            .unwrap();
+        pages.push(("400", nothing_to_add));
+
+        let mut served = vec![
+            ("case", StatusCode::OK, case.into_bytes()),
+            ("receipt", StatusCode::OK, receipt_page.into_bytes()),
+        ];
+        for (name, response) in pages {
+            let status = response.status();
+            served.push((name, status, response.bytes().await.unwrap().to_vec()));
+        }
+        let expected = |name| match name {
+            "not found" => StatusCode::NOT_FOUND,
+            "413" => StatusCode::PAYLOAD_TOO_LARGE,
+            "mistyped receipt" | "400" => StatusCode::BAD_REQUEST,
+            _ => StatusCode::OK,
+        };
+        for (name, status, body) in served {
+            assert_eq!(status, expected(name), "{lang} {name}");
+            let html = String::from_utf8(body).unwrap();
+            assert!(
+                html.contains(&format!("lang=\"{lang}\"")),
+                "{lang} {name}: in its language"
+            );
+            assert!(
+                !html.to_lowercase().contains("<script"),
+                "{lang} {name}: no script"
+            );
+            assert!(
+                html.contains("(Signal, day and night)"),
+                "{lang} {name}: the operator's emergency text is on the page"
+            );
+            let weight = html.len() + stylesheet;
+            if weight > heaviest.0 {
+                heaviest = (weight, format!("{lang} {name}"));
+            }
+            assert!(
+                weight < PAGE_BUDGET,
+                "{lang} {name}: {} bytes of HTML + {stylesheet} of stylesheet = {weight} bytes, \
+                 over {PAGE_BUDGET}",
+                html.len()
+            );
+        }
+    }
+    eprintln!(
+        "heaviest page: {} at {} bytes with the stylesheet ({stylesheet})",
+        heaviest.1, heaviest.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_have_no_script_and_nothing_from_elsewhere() {
     let deployment = Deployment::new(Backend::Sqlite, "");
