@@ -16,6 +16,7 @@ use reqwest::multipart::{Form, Part};
 
 use crate::support::analyst::{add_analyst, api_call, review_login, review_trust, token};
 use crate::support::at_rest::{assert_not_stored, contains, files_under};
+use crate::support::chromium::{Chromedriver, wait_for};
 use crate::support::web::{get, hidden, source_sign_in};
 use crate::support::{Backend, Deployment, TIPBOX, client, random_marker, receipt_from, submit};
 
@@ -48,6 +49,15 @@ fn photo_with_position() -> Vec<u8> {
     let mut jpeg = img_parts::jpeg::Jpeg::from_bytes(tiny.to_vec().into()).unwrap();
     jpeg.set_exif(Some(exif.into_inner().into()));
     jpeg.encoder().bytes().to_vec()
+}
+
+/// `<target dir>/screenshots-desk`: the local desk's pages (apart from the public pages'
+/// `screenshots`, which their walk empties when it starts).
+fn screenshots_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("screenshots-desk")
 }
 
 /// The desk, running; killed when dropped.
@@ -474,6 +484,38 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+
+    // In a real browser with JavaScript off: the code typed into the first page, the queue,
+    // the tip; screenshots of both kept next to the public pages' (`.ci/run` names the place).
+    drop(desk);
+    let desk = start_desk(
+        &review_dir,
+        &deployment.identity_file("alice"),
+        machine.path(),
+    );
+    let mut driver = Chromedriver::start(machine.path());
+    let browser = driver.new_session().await;
+    browser.set_window_size(1200, 1400).await;
+    browser.goto(&format!("{}/", desk.url)).await;
+    let field = wait_for(&browser, "#code").await;
+    browser.type_into(&field, &desk.code).await;
+    let open = browser.find("button[type=submit]").await;
+    browser
+        .click_and_wait(&open, &format!("{}/", desk.url))
+        .await;
+    wait_for(&browser, "#queue").await;
+    assert!(browser.source().await.contains(&said));
+    let shots = screenshots_dir();
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::write(shots.join("queue.png"), browser.screenshot_png().await).unwrap();
+    let link = browser.find(&format!("a[href=\"/tips/{tip_id}\"]")).await;
+    let queue_url = browser.current_url().await;
+    browser.click_and_wait(&link, &queue_url).await;
+    wait_for(&browser, ".metadata-warning").await;
+    assert!(browser.source().await.contains(&reply));
+    std::fs::write(shots.join("tip.png"), browser.screenshot_png().await).unwrap();
+    drop(browser);
+    drop(driver);
 
     // Nothing decrypted was left on the analyst's machine: not in its temp or cache
     // directories, not in the client's own.
