@@ -19,6 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use super::AnalystState;
+use crate::store::{STATUSES, StoreError};
 
 /// Every desk page and form.
 pub fn router() -> Router<AnalystState> {
@@ -49,4 +50,48 @@ fn time(t: i64) -> String {
     )
     .to_string();
     text.trim_end_matches(":00Z").replace('T', " ")
+}
+
+/// A status as the desk shows it: `in_review` is "In review".
+pub fn status_name(status: &str) -> &'static str {
+    match status {
+        "new" => "New",
+        "in_review" => "In review",
+        "verified" => "Verified",
+        "closed" => "Closed",
+        "spam" => "Spam",
+        _ => "Unknown",
+    }
+}
+
+/// Every status as a choice: (value, name), in workflow order.
+pub fn status_choices() -> Vec<(&'static str, &'static str)> {
+    STATUSES.iter().map(|&s| (s, status_name(s))).collect()
+}
+
+/// The user names a tip may be assigned to: every active analyst, sorted.
+async fn assignable(app: &AnalystState) -> Result<Vec<String>, StoreError> {
+    Ok(app
+        .intake
+        .store
+        .list_analysts()
+        .await?
+        .into_iter()
+        .filter(|a| !a.disabled)
+        .map(|a| a.username)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_has_a_human_name() {
+        assert_eq!(status_name("in_review"), "In review");
+        for (value, name) in status_choices() {
+            assert_ne!(name, "Unknown", "{value}");
+            assert!(!name.contains('_'), "{name}");
+        }
+    }
 }
