@@ -6,6 +6,7 @@
 mod support;
 
 mod abuse;
+mod account;
 mod analysts;
 mod authz;
 mod browser;

@@ -1,13 +1,14 @@
 //! The analysts' pages (server-rendered, no JavaScript): sign-in with password and TOTP, the
 //! queue (with what changed in the reviewer keys since the analyst last looked), bulk changes
 //! over a selection of it, a tip's page with its sealed items (re-keyed ones marked), triage,
-//! notes and replies, sign-out.
+//! notes and replies, changing one's own password, sign-out.
 //!
 //! Sessions live in the database; the browser holds only a `__Host-` cookie (Secure,
 //! HttpOnly, SameSite=Strict). Every form that changes something carries a CSRF token that is
 //! checked (`extract::DeskForm`): the sign-in form a token paired with a short-lived cookie,
 //! the others the session's own token.
 
+mod account;
 mod bulk;
 mod keys;
 mod login;
@@ -28,6 +29,10 @@ pub fn router() -> Router<AnalystState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/queue", get(queue::queue))
+        .route(
+            "/account/password",
+            get(account::show).post(account::change),
+        )
         .route("/keys/acknowledge", post(keys::acknowledge))
         .route("/tips/bulk", post(bulk::review))
         // The confirmation lists up to 2000 tips, in a field each.
