@@ -204,7 +204,10 @@ mod tests {
         const SCALE: usize = 4;
         let rows: Vec<Vec<bool>> = drawn
             .lines()
-            .map(|line| line.trim_start_matches(LIGHT_ON_DARK).trim_end_matches(RESET_COLOURS))
+            .map(|line| {
+                line.trim_start_matches(LIGHT_ON_DARK)
+                    .trim_end_matches(RESET_COLOURS)
+            })
             .flat_map(|line| {
                 let halves = |top: bool| -> Vec<bool> {
                     line.chars()

@@ -286,7 +286,9 @@ fn print_credentials(
     println!();
     println!("This is shown once. Hand it to {name} over a channel you trust; they add the TOTP");
     if at_terminal {
-        println!("secret to an authenticator app, or scan the QR code above with it (the code holds");
+        println!(
+            "secret to an authenticator app, or scan the QR code above with it (the code holds"
+        );
         println!("the secret: scan it only where no one else sees the screen).");
     } else {
         println!(

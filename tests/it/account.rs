@@ -33,7 +33,11 @@ async fn at_the_password_page(backend: Backend) -> AtThePasswordPage {
         queue.contains("href=\"/account/password\""),
         "the header links the page"
     );
-    let page = get(&format!("{}/account/password", server.analyst), Some(&cookie)).await;
+    let page = get(
+        &format!("{}/account/password", server.analyst),
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(page.status(), StatusCode::OK);
     let csrf = hidden_csrf(&page.text().await.unwrap());
     AtThePasswordPage {
@@ -48,7 +52,13 @@ async fn at_the_password_page(backend: Backend) -> AtThePasswordPage {
 impl AtThePasswordPage {
     /// Posts the form with `current`, the new password twice (`new`, `again`) and the code
     /// `offset` steps from now.
-    async fn change(&self, current: &str, new: &str, again: &str, offset: i64) -> reqwest::Response {
+    async fn change(
+        &self,
+        current: &str,
+        new: &str,
+        again: &str,
+        offset: i64,
+    ) -> reqwest::Response {
         form(
             &format!("{}/account/password", self.server.analyst),
             Some(&self.cookie),
@@ -108,8 +118,16 @@ async fn a_changed_password_replaces_the_old_one_and_ends_other_sessions(backend
     assert!(page.contains("Your password was changed."), "{page}");
     assert!(page.contains("2 other sessions"), "{page}");
 
-    let queue = get(&format!("{}/queue", at.server.analyst), Some(&other_browser)).await;
-    assert_eq!(queue.status(), StatusCode::SEE_OTHER, "the other browser is out");
+    let queue = get(
+        &format!("{}/queue", at.server.analyst),
+        Some(&other_browser),
+    )
+    .await;
+    assert_eq!(
+        queue.status(),
+        StatusCode::SEE_OTHER,
+        "the other browser is out"
+    );
     let (status, _) = api_call(
         &at.server,
         &api_token,
@@ -129,10 +147,17 @@ async fn a_changed_password_replaces_the_old_one_and_ends_other_sessions(backend
     token(&at.server, &renewed, 1).await;
 
     let record = at.record().await;
-    assert!(record.password_hash.starts_with("$argon2id$v=19$m=65536,t=3,p=1$"));
+    assert!(
+        record
+            .password_hash
+            .starts_with("$argon2id$v=19$m=65536,t=3,p=1$")
+    );
     assert!(!record.password_hash.contains(NEW_PASSWORD));
     let actions = at.actions().await;
-    assert!(actions.contains(&"password.change".to_owned()), "{actions:?}");
+    assert!(
+        actions.contains(&"password.change".to_owned()),
+        "{actions:?}"
+    );
     assert!(
         at.deployment.tipbox(&["audit", "verify"]).status.success(),
         "the chain holds"
@@ -183,14 +208,22 @@ async fn a_mismatch_or_a_weak_password_is_refused_before_checking(backend: Backe
     for (new, again, says) in [
         (NEW_PASSWORD, "a different new passphrase", "differ"),
         ("short", "short", "too short"),
-        (at.ana.password.as_str(), at.ana.password.as_str(), "your current one"),
+        (
+            at.ana.password.as_str(),
+            at.ana.password.as_str(),
+            "your current one",
+        ),
     ] {
         let refused = at.change(&at.ana.password, new, again, 0).await;
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{says}");
         let page = refused.text().await.unwrap();
         assert!(page.contains(says), "{says}: {page}");
     }
-    assert_eq!(at.deployment.stored().await, before, "nothing changed or counted");
+    assert_eq!(
+        at.deployment.stored().await,
+        before,
+        "nothing changed or counted"
+    );
 }
 
 /// Without the session's CSRF token, or with another, nothing happens.

@@ -96,7 +96,10 @@ async fn list_reset_2fa_and_disable(backend: Backend) {
         ["analyst", "password", "TOTP secret", "otpauth URI"],
         "{human}"
     );
-    assert!(!human.contains('\u{2580}') && !human.contains('\x1b'), "{human}");
+    assert!(
+        !human.contains('\u{2580}') && !human.contains('\x1b'),
+        "{human}"
+    );
     let list = deployment.tipbox_ok(&["analyst", "list"]);
     assert!(
         list.contains("alice") && list.contains("admin") && list.contains("bob"),

@@ -271,7 +271,10 @@ async fn an_unknown_assignee_gets_the_error_page_with_a_link_back(backend: Backe
         "{page}"
     );
     assert!(
-        page.contains(&format!("<a id=\"back\" href=\"/tips/{}\">Back to the tip</a>", at.tip_id)),
+        page.contains(&format!(
+            "<a id=\"back\" href=\"/tips/{}\">Back to the tip</a>",
+            at.tip_id
+        )),
         "{page}"
     );
     assert!(page.contains("/static/style.css") && !page.contains("<script"));
@@ -296,11 +299,20 @@ async fn statuses_read_as_words_and_assignees_are_chosen_from_the_analysts(backe
     );
     assert!(!tip.contains(">in_review<"), "{tip}");
     assert!(tip.contains("<select id=\"assignee\" name=\"assignee\">"));
-    assert!(tip.contains("<option value=\"\" selected>Nobody</option>"), "{tip}");
+    assert!(
+        tip.contains("<option value=\"\" selected>Nobody</option>"),
+        "{tip}"
+    );
     for name in ["ana", "ben"] {
-        assert!(tip.contains(&format!("<option value=\"{name}\">{name}</option>")), "{tip}");
+        assert!(
+            tip.contains(&format!("<option value=\"{name}\">{name}</option>")),
+            "{tip}"
+        );
     }
-    assert!(!tip.contains("value=\"cat\""), "a disabled analyst is not offered");
+    assert!(
+        !tip.contains("value=\"cat\""),
+        "a disabled analyst is not offered"
+    );
     let queue = at.page("/queue").await;
     assert!(queue.contains("<td>In review</td>"), "{queue}");
     assert!(queue.contains(">nobody</option>") && queue.contains("<option value=\"ben\">"));
@@ -363,12 +375,9 @@ async fn labels_match_regardless_of_case(backend: Backend) {
     }
     let tip_id = &at.tip_id;
     let ana_token = crate::support::analyst::token(&at.desk.server, &at.desk.ana, 1).await;
-    let listed = crate::support::analyst::api_get(
-        &at.desk.server,
-        &ana_token,
-        "/api/v1/tips?label=THREATS",
-    )
-    .await;
+    let listed =
+        crate::support::analyst::api_get(&at.desk.server, &ana_token, "/api/v1/tips?label=THREATS")
+            .await;
     assert_eq!(listed["tips"][0]["id"], tip_id.as_str(), "{listed}");
 }
 

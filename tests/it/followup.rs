@@ -458,7 +458,10 @@ async fn a_pull_after_a_follow_up_downloads_only_what_is_new(backend: Backend) {
         std::fs::read_to_string(dir.join("message.txt")).unwrap(),
         "they visited my parents"
     );
-    assert_eq!(std::fs::read(dir.join("followups/photo.jpg")).unwrap(), b"jpeg");
+    assert_eq!(
+        std::fs::read(dir.join("followups/photo.jpg")).unwrap(),
+        b"jpeg"
+    );
     assert!(!dir.join("message (2).txt").exists());
 }
 
