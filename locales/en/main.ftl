@@ -161,3 +161,6 @@ unit-bytes = bytes
 unit-kb = KB
 unit-mb = MB
 unit-gb = GB
+
+## Shown under the receipt on pages whose language has no standard (BIP39) word list: ug, bo, ru, fa
+receipt-english-words = Your receipt is in English words: they can be typed on any keyboard. No standard receipt word list exists in this language.

@@ -161,3 +161,6 @@ unit-bytes = 字节
 unit-kb = KB
 unit-mb = MB
 unit-gb = GB
+
+## 只在其语言没有标准（BIP39）词表的页面上显示于回执下方：ug、bo、ru、fa
+receipt-english-words = 您的回执由英文单词组成：任何键盘都能输入。这种语言没有标准的回执词表。

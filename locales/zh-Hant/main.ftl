@@ -161,3 +161,6 @@ unit-bytes = 位元組
 unit-kb = KB
 unit-mb = MB
 unit-gb = GB
+
+## 只在其語言沒有標準（BIP39）詞表的頁面上顯示於回執下方：ug、bo、ru、fa
+receipt-english-words = 您的回執由英文單字組成：任何鍵盤都能輸入。這種語言沒有標準的回執詞表。

@@ -37,8 +37,8 @@ pub use rekey::{
 };
 pub use session::{NewSession, Role, Session, SignIn};
 pub use tips::{
-    BulkAction, BulkChange, BulkChanged, Item, ItemKind, Reply, Status, Tip, TipPage, TipsQuery,
-    Triage, Writing, WritingCreated, WritingKind,
+    BulkAction, BulkChange, BulkChanged, Item, ItemKind, Reply, SealedWriting, Status, Tip,
+    TipPage, TipsQuery, Triage, Writing, WritingCreated, WritingKind,
 };
 
 /// Every refusal and failure of the API: a status code and `{"error": "…"}`, a sentence for

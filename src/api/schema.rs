@@ -168,6 +168,18 @@ pub const ROUTES: &[Route] = &[
         ("201", "WritingCreated"),
     ),
     route(
+        "post",
+        "/api/v1/tips/{id}/notes/sealed",
+        Some("SealedWriting"),
+        ("201", "WritingCreated"),
+    ),
+    route(
+        "post",
+        "/api/v1/tips/{id}/replies/sealed",
+        Some("SealedWriting"),
+        ("201", "WritingCreated"),
+    ),
+    route(
         "put",
         "/api/v1/items/{id}/header",
         Some("HeaderReplacement"),
@@ -206,6 +218,7 @@ pub fn components() -> Map<String, Value> {
     requests.subschema_for::<Triage>();
     requests.subschema_for::<BulkChange>();
     requests.subschema_for::<Writing>();
+    requests.subschema_for::<SealedWriting>();
     requests.subschema_for::<NewKey>();
     requests.subschema_for::<HeaderReplacement>();
     let mut answers = settings.for_serialize().into_generator();

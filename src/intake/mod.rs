@@ -29,6 +29,7 @@ use crate::store::{CommitQueue, SourceTip, Store, StoreError};
 pub use facts::{AttachmentFacts, Facts, IncidentType, json_to_seal};
 pub use keys::{KeyState, KeyringCache};
 pub use submission::{AttachmentUpload, Submission};
+pub use writing::PreSealed;
 
 /// Ciphertext is written to the database in pieces of this size; an attachment that fits in
 /// one piece is written only at commit.
@@ -49,6 +50,9 @@ pub enum IntakeError {
     Task(String),
     #[error("no usable reviewer key: nothing can be sealed")]
     Paused,
+    /// Something sealed elsewhere that the server does not accept (and why).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl IntakeError {

@@ -20,6 +20,7 @@ mod intake;
 mod integrity_client;
 mod integrity_server;
 mod limits;
+mod local_desk;
 mod migrations;
 mod openapi;
 mod pages;

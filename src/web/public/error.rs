@@ -103,7 +103,7 @@ impl Refusal {
             }
             TotalTooLarge(limit) => too_large("error-total-too-large", "size", lang.size(limit)),
             TooManyAttachments(count) => {
-                too_large("error-too-many-attachments", "count", count.to_string())
+                too_large("error-too-many-attachments", "count", lang.number(count))
             }
             Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,

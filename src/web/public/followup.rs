@@ -117,7 +117,7 @@ impl PublicState {
             StatusCode::UNAUTHORIZED,
             lang.t_args(
                 "followup-session-ended",
-                &[("minutes", self.idle_minutes().to_string())],
+                &[("minutes", lang.number(self.idle_minutes()))],
             ),
         )
     }
@@ -199,18 +199,14 @@ pub async fn signin(
             } => {
                 let mut problem = lang.t_args(
                     "followup-error-unknown-word-at",
-                    &[("position", position.to_string())],
+                    &[("position", lang.number(position as u64))],
                 );
                 if !suggestions.is_empty() {
                     // Chinese sentences follow each other without a space, and list with 、.
-                    let (gap, comma) = match lang {
-                        Lang::En => (" ", ", "),
-                        Lang::ZhHans | Lang::ZhHant => ("", "、"),
-                    };
-                    problem.push_str(gap);
+                    problem.push_str(lang.sentence_gap());
                     problem.push_str(&lang.t_args(
                         "followup-error-did-you-mean",
-                        &[("words", suggestions.join(comma))],
+                        &[("words", suggestions.join(lang.list_separator()))],
                     ));
                 }
                 problem
@@ -282,17 +278,18 @@ pub async fn case(
         .into_iter()
         .enumerate()
         .map(|(n, send)| ReceivedView {
+            // Dates and counts as the page's language writes them (Persian digits on Persian pages).
             when: if n == 0 {
-                lang.t_args("case-received-first", &[("date", date(send.at))])
+                lang.t_args("case-received-first", &[("date", lang.day(&date(send.at)))])
             } else {
-                date(send.at)
+                lang.day(&date(send.at))
             },
             message: lang.t(if send.message {
                 "case-received-yes"
             } else {
                 "case-received-no"
             }),
-            files: send.files.to_string(),
+            files: lang.number(send.files),
             size: if send.files == 0 {
                 String::new()
             } else {
@@ -340,7 +337,7 @@ pub async fn case(
             attachments_help: attachments_help(lang, &app.limits),
             signout_help: lang.t_args(
                 "case-signout-help",
-                &[("minutes", app.idle_minutes().to_string())],
+                &[("minutes", lang.number(app.idle_minutes()))],
             ),
         },
     ))

@@ -95,7 +95,7 @@ pub fn attachments_help(lang: Lang, limits: &Limits) -> String {
     lang.t_args(
         "submit-attachments-help",
         &[
-            ("count", limits.max_attachments.to_string()),
+            ("count", lang.number(limits.max_attachments)),
             ("size", lang.size(limits.max_attachment_bytes)),
             ("total", lang.size(limits.max_total_bytes)),
         ],

@@ -60,9 +60,9 @@ impl Chrome {
         .collect()
     }
 
-    /// A message with a `$date` in it.
+    /// A message with a `$date` in it (a day the server wrote, as the language writes dates).
     pub fn t_date(&self, key: &str, date: &str) -> String {
-        self.lang.t_args(key, &[("date", date.to_owned())])
+        self.lang.t_args(key, &[("date", self.lang.day(date))])
     }
 
     pub fn lang_links(&self) -> Vec<LangLink> {
