@@ -46,6 +46,11 @@ pub enum AuditAction {
     SigninSuccess,
     SigninFailure,
     Signout,
+    /// An analyst changed their own password (on the desk).
+    PasswordChange,
+    /// An attempt to change one's password with a wrong password or code (it counts against
+    /// the account's sign-in back-off, like `SigninFailure`).
+    PasswordChangeFailure,
     TipView,
     TipUpdate,
     TipDelete,
@@ -72,6 +77,8 @@ impl AuditAction {
             AuditAction::SigninSuccess => "signin.success",
             AuditAction::SigninFailure => "signin.failure",
             AuditAction::Signout => "signout",
+            AuditAction::PasswordChange => "password.change",
+            AuditAction::PasswordChangeFailure => "password.change_failure",
             AuditAction::TipView => "tip.view",
             AuditAction::TipUpdate => "tip.update",
             AuditAction::TipDelete => "tip.delete",
@@ -107,6 +114,8 @@ impl AuditAction {
             | SigninSuccess
             | SigninFailure
             | Signout
+            | PasswordChange
+            | PasswordChangeFailure
             | KeyAdd
             | KeyRetire
             | KeyRevoke => false,
@@ -312,6 +321,8 @@ mod tests {
             (SigninSuccess, "signin.success"),
             (SigninFailure, "signin.failure"),
             (Signout, "signout"),
+            (PasswordChange, "password.change"),
+            (PasswordChangeFailure, "password.change_failure"),
             (TipView, "tip.view"),
             (TipUpdate, "tip.update"),
             (TipDelete, "tip.delete"),

@@ -113,6 +113,7 @@ pub struct Reply {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TipsQuery {
     pub status: Option<String>,
+    /// Matched regardless of case.
     pub label: Option<String>,
     /// A username; empty for unassigned tips.
     pub assignee: Option<String>,
@@ -141,6 +142,8 @@ pub struct Triage {
     #[schemars(with = "Option<String>")]
     pub assignee: Option<Option<String>>,
     /// Replaces every label: at most 20, each 1 to 64 characters without control characters.
+    /// Labels that differ only in case are one label: kept once, spelled as another tip
+    /// already spells it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "labels_schema")]
     pub labels: Option<Vec<String>>,

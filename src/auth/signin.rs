@@ -17,7 +17,7 @@ use super::{Role, totp, valid_username};
 use crate::audit::{Audit, AuditAction};
 use crate::clock::coarsen;
 use crate::secrets::ServerSecret;
-use crate::store::{Store, StoreError};
+use crate::store::{AnalystRecord, Store, StoreError};
 
 /// The audit trail's actor for an attempt that did not sign anyone in.
 const ATTEMPT: &str = "(sign-in attempt)";
@@ -219,31 +219,7 @@ impl Authenticator {
             .await;
             return Err(SignInError::Invalid);
         }
-        // A secret sealed for another account (moved onto this one in the database) or with
-        // another server secret does not open: the sign-in fails like a wrong code.
-        let opened = totp::open_secret(&self.secret, &record.username, &record.totp_secret);
-        let unopenable = opened.is_none();
-        if unopenable && !matches!(verified, Verified::No) {
-            tracing::error!(
-                analyst = %record.username,
-                "this account's TOTP secret does not open for it: it was sealed for another account or with another server secret (changed in the database outside tipbox?); give it a new one with `tipbox analyst reset-2fa`"
-            );
-        }
-        let step = match (&verified, opened) {
-            (Verified::No, _) | (_, None) => None,
-            (_, Some(secret)) => totp::check(&secret, code, now as u64, record.totp_last_step),
-        };
-        // Claiming the step is atomic: of two sign-ins racing with one code, one wins.
-        let accepted = match step {
-            Some(step) => self.store.claim_totp_step(record.id, step).await?,
-            None => false,
-        };
-        if !accepted {
-            let why = match verified {
-                Verified::No => "wrong password",
-                _ if unopenable => "the stored TOTP secret does not open for this account",
-                _ => "wrong or reused code",
-            };
+        if let Err(why) = self.check_factors(&record, &verified, code, now).await? {
             self.audit(
                 ATTEMPT,
                 AuditAction::SigninFailure,
@@ -275,6 +251,106 @@ impl Authenticator {
             role: Role::parse(&record.role).unwrap_or(Role::Analyst),
             username: record.username,
         })
+    }
+
+    /// The rest of an attempt whose password was checked (`verified`) on an account that may
+    /// try now: opens the account's TOTP secret, checks `code` and claims its step. `Err` says
+    /// why the attempt fails, for the audit trail.
+    async fn check_factors(
+        &self,
+        record: &AnalystRecord,
+        verified: &Verified,
+        code: &str,
+        now: i64,
+    ) -> Result<Result<(), &'static str>, StoreError> {
+        // A secret sealed for another account (moved onto this one in the database) or with
+        // another server secret does not open: the attempt fails like a wrong code.
+        let opened = totp::open_secret(&self.secret, &record.username, &record.totp_secret);
+        let unopenable = opened.is_none();
+        if unopenable && !matches!(verified, Verified::No) {
+            tracing::error!(
+                analyst = %record.username,
+                "this account's TOTP secret does not open for it: it was sealed for another account or with another server secret (changed in the database outside tipbox?); give it a new one with `tipbox analyst reset-2fa`"
+            );
+        }
+        let step = match (verified, opened) {
+            (Verified::No, _) | (_, None) => None,
+            (_, Some(secret)) => totp::check(&secret, code, now as u64, record.totp_last_step),
+        };
+        // Claiming the step is atomic: of two attempts racing with one code, one wins.
+        let accepted = match step {
+            Some(step) => self.store.claim_totp_step(record.id, step).await?,
+            None => false,
+        };
+        Ok(if accepted {
+            Ok(())
+        } else {
+            Err(match verified {
+                Verified::No => "wrong password",
+                _ if unopenable => "the stored TOTP secret does not open for this account",
+                _ => "wrong or reused code",
+            })
+        })
+    }
+
+    /// Changes a signed-in analyst's password, given the current one and a fresh TOTP code.
+    ///
+    /// The attempt is a sign-in as far as back-off goes: it is counted before the password is
+    /// checked, an account in back-off is refused, and a wrong password or code leaves the
+    /// failure counted (each with an audit entry). On success the new password (checked by the
+    /// caller against `check_new_password`) is hashed, the back-off cleared, and every other
+    /// session of the analyst ended, but `session_token`'s; returns how many were ended.
+    pub async fn change_password(
+        &self,
+        analyst: &Analyst,
+        session_token: &str,
+        current: Zeroizing<String>,
+        code: &str,
+        new: Zeroizing<String>,
+        now: i64,
+    ) -> Result<u64, SignInError> {
+        let refused = async |why: &str| {
+            self.audit(
+                &analyst.username,
+                AuditAction::PasswordChangeFailure,
+                &analyst.username,
+                why,
+                now,
+            )
+            .await;
+            SignInError::Invalid
+        };
+        let Some(record) = self
+            .store
+            .analyst(&analyst.username)
+            .await?
+            .filter(|r| r.id == analyst.id && !r.disabled)
+        else {
+            return Err(refused("the account is gone or disabled").await);
+        };
+        let reserved = self.store.reserve_signin_attempt(record.id, now).await?;
+        // An account in back-off is checked against the decoy: the same work, the same answer.
+        let stored = reserved.then(|| record.password_hash.clone());
+        let verified = self.hasher.verify(current, stored).await?;
+        if !reserved {
+            return Err(refused("account in back-off").await);
+        }
+        if let Err(why) = self.check_factors(&record, &verified, code, now).await? {
+            return Err(refused(why).await);
+        }
+        let new_hash = self.hasher.hash(new).await?;
+        let audit = Audit {
+            at: now,
+            actor: &analyst.username,
+            action: AuditAction::PasswordChange,
+            subject: &analyst.username,
+            detail: serde_json::json!({}),
+        };
+        let ended = self
+            .store
+            .change_password(record.id, &new_hash, &token_hash(session_token), &audit)
+            .await?;
+        ended.ok_or(SignInError::Invalid)
     }
 
     /// Starts a session for a signed-in analyst.

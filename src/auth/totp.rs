@@ -53,6 +53,32 @@ pub fn enrolment(secret: &[u8], account: &str) -> Enrolment {
     }
 }
 
+/// Sets the terminal's colours to light on dark for a QR code's lines, and back.
+const LIGHT_ON_DARK: &str = "\x1b[97;40m";
+const RESET_COLOURS: &str = "\x1b[0m";
+
+impl Enrolment {
+    /// The otpauth URI as a QR code for a terminal, for the analyst to scan with their
+    /// authenticator app: two rows of modules per line (Unicode half blocks). The blocks are
+    /// the light modules and the colours are set to white on black, so the code reads the same
+    /// whatever the terminal's own colours (a block is drawn in the foreground colour).
+    pub fn terminal_qr(&self) -> String {
+        use qrcode::render::unicode::Dense1x2;
+        let code = qrcode::QrCode::new(self.otpauth_uri.as_bytes())
+            .expect("an otpauth URI is far below a QR code's capacity");
+        let blocks = code
+            .render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build();
+        blocks
+            .lines()
+            .map(|line| format!("{LIGHT_ON_DARK}{line}{RESET_COLOURS}\n"))
+            .collect()
+    }
+}
+
 /// Checks `code` at `now`; returns the step it matched if that step is newer than
 /// `last_step` (the last one accepted for this account).
 pub fn check(secret: &[u8], code: &str, now: u64, last_step: i64) -> Option<i64> {
@@ -170,6 +196,48 @@ mod tests {
         );
         let uri = enrolment(&secret, "alice").otpauth_uri;
         assert!(uri.starts_with("otpauth://totp/tipbox:alice?"), "{}", *uri);
+    }
+
+    /// What a QR code drawn by `terminal_qr` says, read back as a camera would see it on the
+    /// screen: a drawn half block is a light module, anything else dark.
+    fn scan(drawn: &str) -> String {
+        const SCALE: usize = 4;
+        let rows: Vec<Vec<bool>> = drawn
+            .lines()
+            .map(|line| {
+                line.trim_start_matches(LIGHT_ON_DARK)
+                    .trim_end_matches(RESET_COLOURS)
+            })
+            .flat_map(|line| {
+                let halves = |top: bool| -> Vec<bool> {
+                    line.chars()
+                        .map(|c| match c {
+                            '█' => true,
+                            '▀' => top,
+                            '▄' => !top,
+                            ' ' => false,
+                            other => panic!("not a half block: {other:?}"),
+                        })
+                        .collect()
+                };
+                [halves(true), halves(false)]
+            })
+            .collect();
+        let (width, height) = (rows[0].len() * SCALE, rows.len() * SCALE);
+        let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| {
+            if rows[y / SCALE][x / SCALE] { 255 } else { 0 }
+        });
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1, "one QR code");
+        grids[0].decode().expect("the QR code decodes").1
+    }
+
+    #[test]
+    fn the_terminal_qr_code_scans_as_the_otpauth_uri() {
+        let enrolment = enrolment(&generate_secret(), "alice");
+        let drawn = enrolment.terminal_qr();
+        assert!(drawn.lines().all(|l| l.starts_with(LIGHT_ON_DARK)));
+        assert_eq!(scan(&drawn), enrolment.otpauth_uri.as_str());
     }
 
     #[test]

@@ -277,7 +277,22 @@ fn print_credentials(
     }
     println!("TOTP secret:  {}", enrolment.secret_base32.as_str());
     println!("otpauth URI:  {}", enrolment.otpauth_uri.as_str());
+    // The QR code only for a person at a terminal: scripts and tests read the lines above.
+    let at_terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if at_terminal {
+        println!();
+        print!("{}", enrolment.terminal_qr());
+    }
     println!();
     println!("This is shown once. Hand it to {name} over a channel you trust; they add the TOTP");
-    println!("secret to an authenticator app (or scan the URI as a QR code on their own device).");
+    if at_terminal {
+        println!(
+            "secret to an authenticator app, or scan the QR code above with it (the code holds"
+        );
+        println!("the secret: scan it only where no one else sees the screen).");
+    } else {
+        println!(
+            "secret to an authenticator app (or scan the URI as a QR code on their own device)."
+        );
+    }
 }

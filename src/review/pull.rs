@@ -20,9 +20,11 @@ use crate::commitment::CommitmentKey;
 use crate::ids::valid_id;
 
 /// Fetches and decrypts into `out/<tip id>/`: `message.txt`, `facts.json`,
-/// `attachments/<original name>`, the source's later additions under `followups/`, and
-/// `notes/<id>.json` and `replies/<id>.json`. Items already pulled into `out` (listed in
-/// `out/<tip id>/.pulled`) are not fetched again.
+/// `attachments/<original name>`, the source's later additions under `followups/` (each
+/// message as `<id>.txt`, its facts as `<id>.facts.json`, its files under their original
+/// names), and `notes/<id>.json` and `replies/<id>.json`. Items already pulled into `out`
+/// (listed in `out/<tip id>/.pulled`) are not fetched again: a tip the source added to comes
+/// back, and only what is new is downloaded.
 ///
 /// First it says whether the reviewer keys changed since this client last looked. Every item
 /// is checked against the commitment made when it was received (`verify`): one whose content
@@ -128,6 +130,11 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
                 "facts" => safe_file_name(&dir, "facts.json"),
                 "note" => in_subdir("notes", format!("{id}.json"))?,
                 "reply" => in_subdir("replies", format!("{id}.json"))?,
+                // A file the source added later: with the rest of that addition.
+                _ if later => {
+                    let wanted = names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+                    in_subdir("followups", wanted)?
+                }
                 _ => {
                     let wanted: &str = names.get(id).map(String::as_str).unwrap_or(id);
                     safe_file_name(&dir.join("attachments"), wanted)

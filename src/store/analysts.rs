@@ -254,6 +254,34 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a (still enabled) account's password hash, ends its back-off and every session of
+    /// it but the one whose token hash is `keep_session`, with its audit entry, in one
+    /// transaction; the number of sessions ended, or `None` (and no entry) if the account is
+    /// gone or disabled.
+    pub async fn change_password(
+        &self,
+        analyst_id: i64,
+        password_hash: &str,
+        keep_session: &[u8],
+        audit: &Audit<'_>,
+    ) -> Result<Option<u64>> {
+        const Q: &str = "UPDATE analysts SET password_hash = $2, failed_attempts = 0, locked_until = 0 \
+             WHERE id = $1 AND disabled = FALSE";
+        const Q_SESSIONS: &str = "DELETE FROM sessions WHERE analyst_id = $1 AND token_hash <> $2";
+        retrying(move || async move {
+            let mut tx = self.write(Lock::Rows).await?;
+            let changed = on_backend!(tx.conn(), c => sqlx::query(Q).bind(analyst_id).bind(password_hash).execute(c).await?.rows_affected());
+            if changed != 1 {
+                return Ok(None);
+            }
+            let ended = on_backend!(tx.conn(), c => sqlx::query(Q_SESSIONS).bind(analyst_id).bind(keep_session).execute(c).await?.rows_affected());
+            tx.append_audit(audit).await?;
+            tx.commit().await?;
+            Ok(Some(ended))
+        })
+        .await
+    }
+
     /// Stores a new session. `last_seen_at` is rounded like a received time (see
     /// `auth::signin::Authenticator::session`); `created_at` is the sign-in's own time.
     #[allow(clippy::too_many_arguments)]

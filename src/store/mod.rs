@@ -49,7 +49,9 @@ pub use keys::{
     Exposure, KeyChange, KeyChangeError, KeySetStatus, KeyringSnapshot, KeyringStatus,
     KeyringVersion, NeedsRekey, RevokedKeyExposure,
 };
-pub use queue::{ItemSummary, QueueFilter, Replacement, STATUSES, TipSummary, TriageUpdate};
+pub use queue::{
+    ItemSummary, QueueFilter, Replacement, STATUSES, TipSummary, TriageUpdate, same_label,
+};
 pub use rekey::{ItemToRekey, RekeyMode, RekeyRefusal, RekeyTarget, Rekeyed};
 use write::LostARace;
 

@@ -11,9 +11,17 @@ use crate::audit::Audit;
 /// Tip statuses, in workflow order.
 pub const STATUSES: [&str; 5] = ["new", "in_review", "verified", "closed", "spam"];
 
+/// Whether two labels are the same label: labels match regardless of case ("Threats" is
+/// "threats"), in every script, the same on both backends (so compared here, not in SQL, whose
+/// `LOWER` folds only ASCII on SQLite and follows the database's locale on PostgreSQL).
+pub fn same_label(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct QueueFilter {
     pub status: Option<String>,
+    /// A label, matched regardless of case (`same_label`).
     pub label: Option<String>,
     /// A username; `Some("")` means "unassigned".
     pub assignee: Option<String>,
@@ -83,6 +91,22 @@ pub struct TriageUpdate {
 impl Store {
     /// Tips newest first (by coarse received time, then id), with the filters applied.
     pub async fn list_tips(&self, filter: &QueueFilter) -> Result<Vec<TipSummary>> {
+        // The label as each tip spells it: every stored spelling of it.
+        let spellings = match &filter.label {
+            Some(wanted) => {
+                let spellings: Vec<String> = self
+                    .label_spellings()
+                    .await?
+                    .into_iter()
+                    .filter(|label| same_label(label, wanted))
+                    .collect();
+                if spellings.is_empty() {
+                    return Ok(Vec::new());
+                }
+                Some(spellings)
+            }
+            None => None,
+        };
         let rows: Vec<(String, i64, String, Option<String>)> = on_backend!(&self.pool, p => {
             let mut q = QueryBuilder::new(
                 "SELECT t.id, t.received_at, t.status, a.username FROM tips t \
@@ -91,10 +115,13 @@ impl Store {
             if let Some(status) = &filter.status {
                 q.push(" AND t.status = ").push_bind(status.clone());
             }
-            if let Some(label) = &filter.label {
-                q.push(" AND EXISTS (SELECT 1 FROM tip_labels l WHERE l.tip_id = t.id AND l.label = ")
-                    .push_bind(label.clone())
-                    .push(")");
+            if let Some(spellings) = &spellings {
+                q.push(" AND EXISTS (SELECT 1 FROM tip_labels l WHERE l.tip_id = t.id AND l.label IN (");
+                let mut list = q.separated(", ");
+                for label in spellings {
+                    list.push_bind(label.clone());
+                }
+                q.push("))");
             }
             match filter.assignee.as_deref() {
                 Some("") => {
@@ -344,6 +371,12 @@ impl Store {
             tx.commit().await
         })
         .await
+    }
+
+    /// Every label on some tip, as spelled there, sorted.
+    pub async fn label_spellings(&self) -> Result<Vec<String>> {
+        const Q: &str = "SELECT DISTINCT label FROM tip_labels ORDER BY label";
+        Ok(on_backend!(&self.pool, p => sqlx::query_scalar(Q).fetch_all(p).await?))
     }
 
     pub async fn analyst_id(&self, username: &str) -> Result<Option<i64>> {

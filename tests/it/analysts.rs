@@ -85,6 +85,21 @@ async fn list_reset_2fa_and_disable(backend: Backend) {
         human.contains("password:") && human.contains("otpauth://"),
         "{human}"
     );
+    // Not a terminal: the lines scripts read, and no QR code (which only a terminal shows).
+    let fields: Vec<&str> = human
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["analyst", "password", "TOTP secret", "otpauth URI"],
+        "{human}"
+    );
+    assert!(
+        !human.contains('\u{2580}') && !human.contains('\x1b'),
+        "{human}"
+    );
     let list = deployment.tipbox_ok(&["analyst", "list"]);
     assert!(
         list.contains("alice") && list.contains("admin") && list.contains("bob"),

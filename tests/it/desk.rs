@@ -94,6 +94,21 @@ impl AtTheTip {
         response.bytes().await.unwrap().to_vec()
     }
 
+    /// A desk page, which must answer 200; its HTML.
+    async fn page(&self, path: &str) -> String {
+        let response = get(&self.desk.url(path), Some(&self.cookie)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.text().await.unwrap()
+    }
+
+    /// Who the tip is assigned to, as stored.
+    async fn assignee(&self) -> Option<String> {
+        let store = self.desk.deployment.store().await;
+        let tip = store.tip(&self.tip_id).await.unwrap().unwrap();
+        store.close().await;
+        tip.assignee
+    }
+
     /// The id of the tip's (first) item of `kind`.
     async fn item_id(&self, kind: &str) -> String {
         let store = self.desk.deployment.store().await;
@@ -229,6 +244,156 @@ async fn triage_with_the_session_s_token_applies(backend: Backend) {
     assert_eq!(tip.assignee.as_deref(), Some("ana"));
 }
 
+/// Triage naming someone who is not an analyst gets the desk's error page, which says so and
+/// links back to the tip; nothing changes.
+async fn an_unknown_assignee_gets_the_error_page_with_a_link_back(backend: Backend) {
+    let at = at_the_tip(backend).await;
+    let before = at.desk.deployment.stored().await;
+    let refused = at
+        .triage(&[
+            ("csrf", &at.csrf),
+            ("status", "verified"),
+            ("labels", ""),
+            ("assignee", "nobody-here"),
+        ])
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        refused.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("<title>That cannot be done"), "{page}");
+    assert!(
+        page.contains("id=\"problem\" role=\"alert\">No such analyst to assign.</p>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<a id=\"back\" href=\"/tips/{}\">Back to the tip</a>",
+            at.tip_id
+        )),
+        "{page}"
+    );
+    assert!(page.contains("/static/style.css") && !page.contains("<script"));
+    assert_eq!(at.desk.deployment.stored().await, before);
+}
+
+/// The tip page and the queue name statuses as people say them, and offer the active analysts
+/// (and nobody) to assign, not a disabled one.
+async fn statuses_read_as_words_and_assignees_are_chosen_from_the_analysts(backend: Backend) {
+    let at = at_the_tip(backend).await;
+    at.desk.deployment.tipbox_ok(&["analyst", "add", "ben"]);
+    at.desk.deployment.tipbox_ok(&["analyst", "add", "cat"]);
+    at.desk.deployment.tipbox_ok(&["analyst", "disable", "cat"]);
+    let mut fields = vec![("csrf", at.csrf.as_str())];
+    fields.extend([("status", "in_review"), ("labels", ""), ("assignee", "")]);
+    assert_eq!(at.triage(&fields).await.status(), StatusCode::SEE_OTHER);
+    let tip = at.page(&format!("/tips/{}", at.tip_id)).await;
+    assert!(tip.contains("<dd id=\"status\">In review</dd>"), "{tip}");
+    assert!(
+        tip.contains("<option value=\"in_review\" selected>In review</option>"),
+        "{tip}"
+    );
+    assert!(!tip.contains(">in_review<"), "{tip}");
+    assert!(tip.contains("<select id=\"assignee\" name=\"assignee\">"));
+    assert!(
+        tip.contains("<option value=\"\" selected>Nobody</option>"),
+        "{tip}"
+    );
+    for name in ["ana", "ben"] {
+        assert!(
+            tip.contains(&format!("<option value=\"{name}\">{name}</option>")),
+            "{tip}"
+        );
+    }
+    assert!(
+        !tip.contains("value=\"cat\""),
+        "a disabled analyst is not offered"
+    );
+    let queue = at.page("/queue").await;
+    assert!(queue.contains("<td>In review</td>"), "{queue}");
+    assert!(queue.contains(">nobody</option>") && queue.contains("<option value=\"ben\">"));
+}
+
+/// Saving the form leaves an assignee whose account was disabled since as it is; choosing
+/// another assigns them.
+async fn saving_the_form_keeps_a_disabled_assignee(backend: Backend) {
+    let at = at_the_tip(backend).await;
+    at.desk.deployment.tipbox_ok(&["analyst", "add", "ben"]);
+    let assign = |assignee: &'static str, was: &'static str| {
+        vec![
+            ("csrf", at.csrf.clone()),
+            ("status", "verified".to_owned()),
+            ("labels", String::new()),
+            ("assignee", assignee.to_owned()),
+            ("assignee_was", was.to_owned()),
+        ]
+    };
+    let send = async |fields: Vec<(&str, String)>| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        at.triage(&fields).await.status()
+    };
+    assert_eq!(send(assign("ben", "")).await, StatusCode::SEE_OTHER);
+    at.desk.deployment.tipbox_ok(&["analyst", "disable", "ben"]);
+    let tip = at.page(&format!("/tips/{}", at.tip_id)).await;
+    assert!(
+        tip.contains("<option value=\"ben\" selected>ben (disabled)</option>"),
+        "{tip}"
+    );
+    assert_eq!(send(assign("ben", "ben")).await, StatusCode::SEE_OTHER);
+    assert_eq!(at.assignee().await.as_deref(), Some("ben"));
+    assert_eq!(send(assign("ana", "ben")).await, StatusCode::SEE_OTHER);
+    assert_eq!(at.assignee().await.as_deref(), Some("ana"));
+}
+
+/// Labels are one label whatever their case: stored once, spelled as first written, and found
+/// by a filter in any case — on the desk and through the API.
+async fn labels_match_regardless_of_case(backend: Backend) {
+    let at = at_the_tip(backend).await;
+    let mut fields = vec![("csrf", at.csrf.as_str())];
+    fields.extend([
+        ("status", "new"),
+        ("labels", "Threats, threats, Угрозы, THREATS"),
+        ("assignee", ""),
+    ]);
+    assert_eq!(at.triage(&fields).await.status(), StatusCode::SEE_OTHER);
+    let store = at.desk.deployment.store().await;
+    let tip = store.tip(&at.tip_id).await.unwrap().unwrap();
+    store.close().await;
+    let mut labels = tip.labels.clone();
+    labels.sort();
+    assert_eq!(labels, ["Threats", "Угрозы"]);
+    for (filter, found) in [("threats", true), ("УГРОЗЫ", true), ("threat", false)] {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("label", filter)
+            .finish();
+        let queue = at.page(&format!("/queue?{query}")).await;
+        assert_eq!(queue.contains(&at.tip_id), found, "{filter}");
+    }
+    let tip_id = &at.tip_id;
+    let ana_token = crate::support::analyst::token(&at.desk.server, &at.desk.ana, 1).await;
+    let listed =
+        crate::support::analyst::api_get(&at.desk.server, &ana_token, "/api/v1/tips?label=THREATS")
+            .await;
+    assert_eq!(listed["tips"][0]["id"], tip_id.as_str(), "{listed}");
+}
+
+/// The queue's assignee filter offers "nobody": the tips assigned to no one.
+async fn the_queue_filters_the_unassigned(backend: Backend) {
+    let at = at_the_tip(backend).await;
+    assert!(at.page("/queue?assignee=-").await.contains(&at.tip_id));
+    let mut fields = vec![("csrf", at.csrf.as_str())];
+    fields.extend(TRIAGE);
+    assert_eq!(at.triage(&fields).await.status(), StatusCode::SEE_OTHER);
+    let unassigned = at.page("/queue?assignee=-").await;
+    assert!(!unassigned.contains(&at.tip_id));
+    assert!(unassigned.contains("<option value=\"-\" selected>nobody</option>"));
+    assert!(at.page("/queue?assignee=ana").await.contains(&at.tip_id));
+}
+
 /// A note from the tip page is sealed to the reviewers: it opens with their key, and its text
 /// is nowhere at rest.
 async fn a_note_from_the_tip_page_is_sealed(backend: Backend) {
@@ -319,6 +484,11 @@ on_both_backends!(
     the_tip_page_shows_the_tip_without_script,
     triage_without_the_session_s_token_is_refused_and_changes_nothing,
     triage_with_the_session_s_token_applies,
+    an_unknown_assignee_gets_the_error_page_with_a_link_back,
+    statuses_read_as_words_and_assignees_are_chosen_from_the_analysts,
+    saving_the_form_keeps_a_disabled_assignee,
+    labels_match_regardless_of_case,
+    the_queue_filters_the_unassigned,
     a_note_from_the_tip_page_is_sealed,
     downloads_open_with_the_reviewer_key,
     an_expired_session_is_refused,

@@ -398,19 +398,71 @@ async fn the_review_client_decrypts_the_conversation(backend: Backend) {
             .contains(&talk.followup_marker)
     );
     assert_eq!(
-        std::fs::read(dir.join("attachments").join("map.png")).unwrap(),
-        talk.file_marker.as_bytes()
+        std::fs::read(dir.join("followups").join("map.png")).unwrap(),
+        talk.file_marker.as_bytes(),
+        "a file the source added later is with its addition"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("attachments")).unwrap().count(),
+        0,
+        "not with the first submission's files"
     );
     let reply_file =
         std::fs::read_to_string(dir.join("replies").join(format!("{}.json", talk.reply_id)))
             .unwrap();
     assert!(reply_file.contains(&talk.reply_marker));
+    let followups = std::fs::read_dir(dir.join("followups")).unwrap().count();
     review_pull(&review_dir, &identity, &pulled, &["--all"]);
     assert!(!dir.join("message (2).txt").exists());
     assert_eq!(
-        std::fs::read_dir(dir.join("attachments")).unwrap().count(),
-        1
+        std::fs::read_dir(dir.join("followups")).unwrap().count(),
+        followups
     );
+}
+
+/// A tip pulled before the source added to it comes back in the next pull, which downloads
+/// only what was added — not the tip again in full — and leaves what was pulled as it was.
+async fn a_pull_after_a_follow_up_downloads_only_what_is_new(backend: Backend) {
+    let case = signed_in_source(backend).await;
+    let review_dir = case.deployment.path().join("review-home");
+    review_login(&review_dir, &case.server, &case.ana, 1);
+    let pulled = case.deployment.path().join("pulled");
+    let identity = case.deployment.identity_file("alice");
+    review_pull(&review_dir, &identity, &pulled, &[]);
+    let downloads = async || -> Vec<String> {
+        let entries = case.deployment.audit_entries().await;
+        let items = entries.into_iter().filter(|e| e.action == "item.download");
+        items.map(|e| e.subject).collect()
+    };
+    let first = downloads().await;
+    assert_eq!(first.len(), 2, "the message and its facts: {first:?}");
+
+    let response = case.add("one more thing", &[("photo.jpg", b"jpeg")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let mut added: Vec<String> = case.tip().await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| !i["added_at"].is_null())
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(added.len(), 3, "a message, its facts and the file");
+    let again = review_pull(&review_dir, &identity, &pulled, &[]);
+    assert!(again.contains("pulled 1 tips"), "{again}");
+    let mut second = downloads().await.split_off(first.len());
+    second.sort();
+    added.sort();
+    assert_eq!(second, added, "only the new items were downloaded");
+    let dir = pulled.join(&case.tip_id);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("message.txt")).unwrap(),
+        "they visited my parents"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("followups/photo.jpg")).unwrap(),
+        b"jpeg"
+    );
+    assert!(!dir.join("message (2).txt").exists());
 }
 
 /// Sign-out ends the session on the server and clears the browser.
@@ -461,6 +513,7 @@ on_both_backends!(
     the_source_adds_to_the_same_tip,
     deleting_a_reply_erases_the_source_s_copy,
     the_review_client_decrypts_the_conversation,
+    a_pull_after_a_follow_up_downloads_only_what_is_new,
     signing_out_ends_the_session_and_clears_the_browser,
     nothing_of_the_conversation_is_at_rest_or_logged,
 );

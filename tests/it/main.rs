@@ -7,6 +7,7 @@ mod support;
 
 mod a11y;
 mod abuse;
+mod account;
 mod analysts;
 mod authz;
 mod browser;

@@ -13,7 +13,7 @@ use crate::auth::signin::Analyst;
 use crate::clock::now;
 use crate::ids::valid_id;
 use crate::intake::IntakeError;
-use crate::store::{BulkAction, BulkOutcome, MAX_BULK, STATUSES, TriageUpdate};
+use crate::store::{BulkAction, BulkOutcome, MAX_BULK, STATUSES, TriageUpdate, same_label};
 
 /// The most labels on one tip.
 const MAX_LABELS: usize = 20;
@@ -58,6 +58,10 @@ pub async fn triage(
         ));
     }
     let store = &app.intake.store;
+    let mut triage = triage;
+    if let Some(labels) = triage.labels.take() {
+        triage.labels = Some(known_spellings(labels, &store.label_spellings().await?));
+    }
     let assignee_id = match &triage.assignee {
         None => None,
         Some(None) => Some(None),
@@ -85,6 +89,20 @@ pub async fn triage(
         return Err(ActionError::NotFound("no such tip"));
     }
     Ok(())
+}
+
+/// Labels as stored: once each regardless of case (the first spelling typed), and spelled as
+/// some tip already spells the same label, so that one label reads one way in the queue.
+fn known_spellings(labels: Vec<String>, known: &[String]) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::with_capacity(labels.len());
+    for label in labels {
+        if kept.iter().any(|k| same_label(k, &label)) {
+            continue;
+        }
+        let spelled = known.iter().find(|k| same_label(k, &label));
+        kept.push(spelled.cloned().unwrap_or(label));
+    }
+    kept
 }
 
 /// Whether `analyst` may take the bulk action `action`: deleting is for admins.
@@ -245,5 +263,23 @@ pub fn entry<'a>(
         action,
         subject,
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_kept_once_regardless_of_case_and_spelled_as_known() {
+        let owned = |labels: &[&str]| labels.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            known_spellings(
+                owned(&["threats", "Family", "FAMILY", "Угрозы", "угрозы"]),
+                &owned(&["Threats"])
+            ),
+            ["Threats", "Family", "Угрозы"]
+        );
+        assert_eq!(known_spellings(owned(&["new one"]), &[]), ["new one"]);
     }
 }

@@ -1,14 +1,17 @@
 //! The error paths of the analyst listener: `ApiError` (JSON `{"error": "…"}` for `/api/v1`),
-//! `DeskError` (the desk's pages: a short text, or back to sign-in), and `ActionError`, what
+//! `DeskError` (the desk's error page, with a link back; or back to sign-in), and `ActionError`, what
 //! an action shared by both (triage, bulk changes, notes, replies, downloads) refuses with, which becomes
 //! either. An internal failure is logged once, where it is turned into a response, and only a
 //! generic message is shown.
 
 use std::borrow::Cow;
 
+use askama::Template;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::web::shared::pages::render;
 
 /// A refusal of an `/api/v1` request.
 #[derive(Debug)]
@@ -72,12 +75,21 @@ pub fn internal(cause: impl std::fmt::Display) -> ApiError {
 pub enum DeskError {
     /// Not signed in (or the session ended): to the sign-in page.
     SignIn,
-    /// A short text with a status.
+    /// The desk's error page: what went wrong, with a status, and a link back.
     Refused {
         status: StatusCode,
         message: Cow<'static, str>,
         cause: Option<String>,
+        /// Where the link back goes (the queue unless set with `back_to`).
+        back: Option<Back>,
     },
+}
+
+/// A link back from the error page: its address and its text.
+#[derive(Debug)]
+pub struct Back {
+    pub href: String,
+    pub text: &'static str,
 }
 
 impl DeskError {
@@ -86,6 +98,7 @@ impl DeskError {
             status,
             message: message.into(),
             cause: None,
+            back: None,
         }
     }
 
@@ -99,8 +112,62 @@ impl DeskError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: message.into(),
             cause: Some(cause.to_string()),
+            back: None,
         }
     }
+
+    /// The error page links to `href` ("Back to the tip"), rather than to the queue.
+    pub fn back_to(self, href: String, text: &'static str) -> Self {
+        match self {
+            DeskError::Refused {
+                status,
+                message,
+                cause,
+                ..
+            } => DeskError::Refused {
+                status,
+                message,
+                cause,
+                back: Some(Back { href, text }),
+            },
+            DeskError::SignIn => DeskError::SignIn,
+        }
+    }
+}
+
+/// The desk's error page. It names no analyst: a refusal may come before the session is known.
+#[derive(Template)]
+#[template(path = "analyst/error.html")]
+struct ErrorPage {
+    signed_in: Option<String>,
+    csrf: String,
+    heading: &'static str,
+    message: String,
+    back: Back,
+}
+
+/// The error page's heading for a status.
+fn heading(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::SERVICE_UNAVAILABLE => "Not now",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "That cannot be done",
+    }
+}
+
+/// A message as a sentence: capitalized, with a full stop.
+fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut text: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !text.ends_with(['.', '?', '!', ')']) {
+        text.push('.');
+    }
+    text
 }
 
 impl IntoResponse for DeskError {
@@ -111,11 +178,24 @@ impl IntoResponse for DeskError {
                 status,
                 message,
                 cause,
+                back,
             } => {
                 if let Some(cause) = cause {
                     tracing::error!(error = %cause, "{message}");
                 }
-                (status, message.into_owned()).into_response()
+                render(
+                    status,
+                    &ErrorPage {
+                        signed_in: None,
+                        csrf: String::new(),
+                        heading: heading(status),
+                        message: sentence(&message),
+                        back: back.unwrap_or_else(|| Back {
+                            href: "/queue".to_owned(),
+                            text: "Back to the queue",
+                        }),
+                    },
+                )
             }
         }
     }
@@ -182,6 +262,22 @@ impl From<ActionError> for DeskError {
             status,
             message,
             cause,
+            back: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_sentences() {
+        assert_eq!(
+            sentence("no such analyst to assign"),
+            "No such analyst to assign."
+        );
+        assert_eq!(sentence("Try again."), "Try again.");
+        assert_eq!(sentence(""), "");
     }
 }

@@ -11,6 +11,7 @@ use super::http::client;
 use super::library::{Recipient, now, totp};
 use super::server::Server;
 
+#[derive(Clone)]
 pub struct Analyst {
     pub name: String,
     pub password: String,

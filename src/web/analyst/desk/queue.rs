@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::bulk::{BulkDone, action_choices};
 use super::keys::{KeySetChange, change_for};
-use super::time;
+use super::{assignable, status_choices, status_name, time};
 use crate::store::{QueueFilter, STATUSES, TipSummary};
 use crate::web::analyst::AnalystState;
 use crate::web::analyst::api::tips::parse_cursor;
@@ -39,7 +39,7 @@ impl From<&TipSummary> for QueueRow {
             short_id: t.id[..8].to_owned(),
             source_activity: t.source_activity_at().map(time).unwrap_or_default(),
             received: time(t.received_at),
-            status: t.status.clone(),
+            status: status_name(&t.status).to_owned(),
             labels: t.labels.join(", "),
             assignee: t.assignee.clone().unwrap_or_default(),
             items: t.items.len(),
@@ -47,12 +47,17 @@ impl From<&TipSummary> for QueueRow {
     }
 }
 
+/// The assignee filter's value for "assigned to nobody" (no user name starts with `-`).
+pub const NOBODY: &str = "-";
+
 /// The queue's filters, as its page and forms carry them: a blank field is no filter, and so
 /// is an unknown status.
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     pub status: Option<String>,
+    /// Matched regardless of case.
     pub label: Option<String>,
+    /// A user name, or `NOBODY`.
     pub assignee: Option<String>,
     pub followed_up: bool,
 }
@@ -79,7 +84,11 @@ impl Filters {
         QueueFilter {
             status: self.status.clone(),
             label: self.label.clone(),
-            assignee: self.assignee.clone(),
+            // The store's "unassigned" is the empty name.
+            assignee: self
+                .assignee
+                .as_deref()
+                .map(|a| if a == NOBODY { "" } else { a }.to_owned()),
             unpulled_by: None,
             followed_up: self.followed_up,
             before,
@@ -124,7 +133,11 @@ impl Filters {
 struct QueuePage {
     signed_in: Option<String>,
     csrf: String,
-    statuses: &'static [&'static str],
+    /// (value, name) of every status.
+    statuses: Vec<(&'static str, &'static str)>,
+    /// The active analysts, to filter by.
+    assignees: Vec<String>,
+    nobody: &'static str,
     filter_status: String,
     filter_label: String,
     filter_assignee: String,
@@ -176,6 +189,14 @@ pub async fn queue(
     let key_change = change_for(&app, &session.analyst)
         .await
         .map_err(|error| DeskError::internal("could not read the keyring", error))?;
+    let mut assignees = assignable(&app)
+        .await
+        .map_err(|error| DeskError::internal("could not list the analysts", error))?;
+    if let Some(name) = filters.assignee.as_ref().filter(|a| *a != NOBODY)
+        && !assignees.contains(name)
+    {
+        assignees.push(name.clone());
+    }
     let next_href = (tips.len() as i64 == PAGE_SIZE).then(|| {
         let last = tips.last().expect("a full page");
         filters.queue_href(&[("before", format!("{}.{}", last.received_at, last.id))])
@@ -185,7 +206,9 @@ pub async fn queue(
         &QueuePage {
             signed_in: Some(session.analyst.username.clone()),
             csrf: session.csrf(&app.auth).to_string(),
-            statuses: &STATUSES,
+            statuses: status_choices(),
+            assignees,
+            nobody: NOBODY,
             filter_fields: filters.fields(),
             filter_status: filters.status.unwrap_or_default(),
             filter_label: filters.label.unwrap_or_default(),

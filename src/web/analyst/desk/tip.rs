@@ -7,9 +7,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::time;
+use super::{assignable, status_choices, status_name, time};
 use crate::ids::valid_id;
-use crate::store::STATUSES;
 use crate::web::analyst::AnalystState;
 use crate::web::analyst::actions::{self, Triage, Writing, viewed};
 use crate::web::analyst::downloads;
@@ -42,13 +41,18 @@ struct ReplyRow {
 struct TipPage {
     signed_in: Option<String>,
     csrf: String,
-    statuses: &'static [&'static str],
+    /// (value, name) of every status.
+    statuses: Vec<(&'static str, &'static str)>,
     id: String,
     short_id: String,
     received: String,
     status: String,
+    status_name: &'static str,
     labels: String,
     assignee: String,
+    /// Who the tip can be assigned to: every active analyst, and the current assignee if
+    /// their account was disabled since ((user name, shown as)).
+    assignees: Vec<(String, String)>,
     key_set: String,
     source_activity: String,
     items: Vec<ItemRow>,
@@ -75,16 +79,29 @@ pub async fn tip(
         .reply_statuses(&id)
         .await
         .map_err(|error| DeskError::internal("could not read the tip", error))?;
+    let mut assignees: Vec<(String, String)> = assignable(&app)
+        .await
+        .map_err(|error| DeskError::internal("could not list the analysts", error))?
+        .into_iter()
+        .map(|name| (name.clone(), name))
+        .collect();
+    if let Some(current) = &tip.assignee
+        && !assignees.iter().any(|(name, _)| name == current)
+    {
+        assignees.push((current.clone(), format!("{current} (disabled)")));
+    }
     viewed(&app, &session.analyst, &id).await;
     Ok(render(
         StatusCode::OK,
         &TipPage {
             signed_in: Some(session.analyst.username.clone()),
             csrf: session.csrf(&app.auth).to_string(),
-            statuses: &STATUSES,
+            statuses: status_choices(),
             short_id: tip.id[..8].to_owned(),
             received: time(tip.received_at),
             status: tip.status.clone(),
+            status_name: status_name(&tip.status),
+            assignees,
             labels: tip.labels.join(", "),
             assignee: tip.assignee.clone().unwrap_or_default(),
             key_set: tip.key_set.map(|k| k.to_string()).unwrap_or_default(),
@@ -127,6 +144,10 @@ pub struct TriageForm {
     labels: String,
     /// A username, or empty to unassign.
     assignee: String,
+    /// The assignee the page showed: if `assignee` is the same, it is left as it is now (a
+    /// change made meanwhile by someone else stands, and a disabled assignee stays).
+    #[serde(default)]
+    assignee_was: Option<String>,
 }
 
 impl CsrfForm for TriageForm {
@@ -148,15 +169,17 @@ pub async fn triage(
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect();
-    let assignee = Some(form.assignee.trim())
-        .filter(|a| !a.is_empty())
-        .map(str::to_owned);
+    let chosen = form.assignee.trim();
+    let assignee = (form.assignee_was.as_deref().map(str::trim) != Some(chosen))
+        .then(|| Some(chosen).filter(|a| !a.is_empty()).map(str::to_owned));
     let triage = Triage {
         status: Some(form.status),
         labels: Some(labels),
-        assignee: Some(assignee),
+        assignee,
     };
-    actions::triage(&app, &session.analyst, &id, triage).await?;
+    actions::triage(&app, &session.analyst, &id, triage)
+        .await
+        .map_err(|error| back_to_tip(error.into(), &id))?;
     Ok(Redirect::to(&format!("/tips/{id}")).into_response())
 }
 
@@ -179,8 +202,19 @@ async fn write_on_tip(
     what: Writing,
     DeskForm { session, form }: DeskForm<WritingForm>,
 ) -> Result<Response, DeskError> {
-    actions::write(&app, &session.analyst, &id, what, form.text).await?;
+    actions::write(&app, &session.analyst, &id, what, form.text)
+        .await
+        .map_err(|error| back_to_tip(error.into(), &id))?;
     Ok(Redirect::to(&format!("/tips/{id}")).into_response())
+}
+
+/// A refusal of a tip's form, whose page links back to the tip (if `id` can be one).
+fn back_to_tip(error: DeskError, id: &str) -> DeskError {
+    if valid_id(id) {
+        error.back_to(format!("/tips/{id}"), "Back to the tip")
+    } else {
+        error
+    }
 }
 
 /// `POST /tips/{id}/notes`.
