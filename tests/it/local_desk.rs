@@ -45,7 +45,7 @@ fn photo_with_position() -> Vec<u8> {
     }
     let mut exif = std::io::Cursor::new(Vec::new());
     writer.write(&mut exif, false).unwrap();
-    let tiny = include_bytes!("../fixtures/red-8x8.jpg");
+    let tiny = include_bytes!("../../src/review/desk/testdata/red-8x8.jpg");
     let mut jpeg = img_parts::jpeg::Jpeg::from_bytes(tiny.to_vec().into()).unwrap();
     jpeg.set_exif(Some(exif.into_inner().into()));
     jpeg.encoder().bytes().to_vec()
@@ -292,6 +292,24 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
     assert!(found.contains("1 tip(s)"), "{found}");
     let none = desk.get("/queue?q=nothing-like-this", Some(&cookie)).await;
     assert!(none.text().await.unwrap().contains("0 tip(s)"));
+    // In bulk: a label, in whatever case, added once.
+    let csrf = hidden(&queue, "csrf");
+    for label in ["Urgent", "urgent"] {
+        let picked = [
+            ("csrf", csrf.as_str()),
+            ("action", "label"),
+            ("label", label),
+            ("assignee", ""),
+            ("id", tip_id.as_str()),
+        ];
+        let response = desk.post("/bulk", Some(&cookie), Some(&own), &picked).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.headers()[LOCATION], "/queue?done=label");
+    }
+    let labelled = desk.get("/queue?done=label", Some(&cookie)).await.text().await.unwrap();
+    assert!(labelled.contains("The label was added to the tips."));
+    assert_eq!(labelled.matches("Urgent").count(), 1, "{labelled}");
+    assert!(!labelled.contains(">urgent"));
 
     // The tip as one conversation: message and facts, the photo's warning, the source's
     // addition, the other analyst's reply.
@@ -320,7 +338,7 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
     let triage = [
         ("csrf", csrf.as_str()),
         ("status", "in_review"),
-        ("labels", "Family, family, Rotterdam"),
+        ("labels", "Family, family, Rotterdam, Urgent"),
         ("assignee", "bob"),
     ];
     let response = desk
@@ -504,7 +522,9 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
         .click_and_wait(&open, &format!("{}/", desk.url))
         .await;
     wait_for(&browser, "#queue").await;
-    assert!(browser.source().await.contains(&said));
+    let listed = browser.source().await;
+    assert!(listed.contains(&said));
+    assert!(!listed.contains("<strong>Unread</strong>"), "read marks outlive the desk");
     let shots = screenshots_dir();
     std::fs::create_dir_all(&shots).unwrap();
     std::fs::write(shots.join("queue.png"), browser.screenshot_png().await).unwrap();

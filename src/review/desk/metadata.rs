@@ -179,8 +179,8 @@ mod tests {
     use super::*;
 
     /// An 8×8 JPEG and PNG without metadata (made for these tests with Pillow).
-    const TINY_JPEG: &[u8] = include_bytes!("../../../tests/fixtures/red-8x8.jpg");
-    const TINY_PNG: &[u8] = include_bytes!("../../../tests/fixtures/red-8x8.png");
+    const TINY_JPEG: &[u8] = include_bytes!("testdata/red-8x8.jpg");
+    const TINY_PNG: &[u8] = include_bytes!("testdata/red-8x8.png");
 
     /// EXIF with a camera and a GPS position, written with kamadak-exif.
     fn exif_with_gps() -> Vec<u8> {

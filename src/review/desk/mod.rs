@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 
 use super::http::Api;
 use guard::Guard;
-use tips::{Memory, Opener, Tips};
+use tips::{Memory, Opener, ReadMarks, Tips};
 
 /// What the desk's pages reach.
 pub struct Desk {
@@ -50,12 +50,11 @@ pub async fn desk(identity_files: Vec<String>, listen: SocketAddr) -> anyhow::Re
         .with_context(|| format!("listening on {listen}"))?;
     let address = listener.local_addr()?;
     let guard = Arc::new(Guard::new(address.port()));
-    let memory = Memory::default();
-    // Unread: what this analyst had not fetched when the desk started.
-    match tips::list(&api, "&unpulled=true", 2000).await {
-        Ok(unread) => memory.mark_unread(unread.into_iter().map(|t| t.id)),
-        Err(error) => bail!("reaching the server: {error:#}"),
-    }
+    let memory = Memory::new(ReadMarks::load(api.server(), api.username())?);
+    // The server answers, and the session still holds, before the address is given out.
+    api.get("/api/v1/session")
+        .await
+        .context("reaching the server")?;
     let desk = Arc::new(Desk {
         guard: Arc::clone(&guard),
         tips: Tips {

@@ -184,6 +184,7 @@ struct QueuePage {
     done: Option<String>,
     total: usize,
     statuses: Vec<(&'static str, &'static str)>,
+    analysts: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -208,6 +209,9 @@ fn confirmation(done: &str) -> Option<String> {
             "triage" => "The tip was updated.",
             "spam" => "The tips were marked as spam.",
             "close" => "The tips were closed.",
+            "new" | "in_review" | "verified" => "The tips' status was changed.",
+            "label" => "The label was added to the tips.",
+            "assign" => "The tips were assigned.",
             "none" => "No tip was ticked: nothing was changed.",
             _ => return None,
         }
@@ -220,6 +224,15 @@ fn confirmation(done: &str) -> Option<String> {
 pub async fn queue(State(desk): State<Arc<Desk>>, Query(query): Query<QueueQuery>) -> Response {
     let tips = match list(&desk.tips.api, "", MAX_QUEUE).await {
         Ok(tips) => tips,
+        Err(error) => return failed(StatusCode::BAD_GATEWAY, error, "/queue"),
+    };
+    let analysts = match desk
+        .tips
+        .api
+        .get_json::<api::AnalystList>("/api/v1/analysts")
+        .await
+    {
+        Ok(list) => list.analysts,
         Err(error) => return failed(StatusCode::BAD_GATEWAY, error, "/queue"),
     };
     let needle = query.q.trim().to_lowercase();
@@ -282,7 +295,7 @@ pub async fn queue(State(desk): State<Arc<Desk>>, Query(query): Query<QueueQuery
                 )
             },
             added_more: tip.source_activity_at.is_some(),
-            unread: desk.tips.memory.is_unread(&tip.id),
+            unread: desk.tips.memory.is_unread(tip),
             problem,
         });
     }
@@ -298,6 +311,7 @@ pub async fn queue(State(desk): State<Arc<Desk>>, Query(query): Query<QueueQuery
         sort: query.sort,
         done: confirmation(&query.done),
         statuses: STATUSES.iter().map(|s| (*s, status_name(s))).collect(),
+        analysts,
     })
 }
 
@@ -336,6 +350,8 @@ async fn preview(
 struct BulkForm {
     csrf: String,
     action: String,
+    label: String,
+    assignee: String,
     id: Vec<String>,
 }
 
@@ -346,6 +362,8 @@ pub async fn bulk(State(desk): State<Arc<Desk>>, body: axum::body::Bytes) -> Res
         match name.as_ref() {
             "csrf" => form.csrf = value.into_owned(),
             "action" => form.action = value.into_owned(),
+            "label" => form.label = value.into_owned(),
+            "assignee" => form.assignee = value.into_owned(),
             "id" => form.id.push(value.into_owned()),
             _ => {}
         }
@@ -357,36 +375,101 @@ pub async fn bulk(State(desk): State<Arc<Desk>>, body: axum::body::Bytes) -> Res
             "/queue",
         );
     }
-    let action = match form.action.as_str() {
-        "spam" => api::BulkAction::Spam,
-        "close" => api::BulkAction::Close,
-        _ => return failed(StatusCode::BAD_REQUEST, "unknown action", "/queue"),
-    };
     if form.id.is_empty() {
         return Redirect::to("/queue?done=none").into_response();
     }
     if form.id.iter().any(|id| !valid_id(id)) {
         return failed(StatusCode::BAD_REQUEST, "a malformed tip id", "/queue");
     }
-    let api = &desk.tips.api;
-    let body = api::BulkChange {
-        action,
-        ids: form.id,
-    };
-    match api
-        .send_json(reqwest::Method::POST, "/api/v1/tips/bulk", &body)
-        .await
-    {
-        Ok(response) if response.status().is_success() => {
-            Redirect::to(&format!("/queue?done={}", form.action)).into_response()
+    let done = match form.action.as_str() {
+        // Spam and close: one change on the server, in one transaction.
+        "spam" | "close" => {
+            let action = if form.action == "spam" {
+                api::BulkAction::Spam
+            } else {
+                api::BulkAction::Close
+            };
+            bulk_on_server(&desk, action, form.id).await
         }
-        Ok(response) => failed(
-            StatusCode::BAD_GATEWAY,
-            super::super::http::refused(response).await,
-            "/queue",
-        ),
+        // The rest tip by tip, as the tip page's triage does.
+        "new" | "in_review" | "verified" => {
+            let status = form.action.clone();
+            each_tip(&desk, &form.id, |_| api::Triage {
+                status: Some(status.clone()),
+                ..api::Triage::default()
+            })
+            .await
+        }
+        "label" => {
+            let label = form.label.trim().to_owned();
+            if label.is_empty() {
+                return failed(StatusCode::BAD_REQUEST, "type the label to add", "/queue");
+            }
+            each_tip(&desk, &form.id, |tip| api::Triage {
+                labels: Some(with_label(&tip.labels, &label)),
+                ..api::Triage::default()
+            })
+            .await
+        }
+        "assign" => {
+            let assignee = form.assignee.trim().to_owned();
+            each_tip(&desk, &form.id, |_| api::Triage {
+                assignee: Some((!assignee.is_empty()).then(|| assignee.clone())),
+                ..api::Triage::default()
+            })
+            .await
+        }
+        _ => return failed(StatusCode::BAD_REQUEST, "unknown action", "/queue"),
+    };
+    match done {
+        Ok(()) => Redirect::to(&format!("/queue?done={}", form.action)).into_response(),
         Err(error) => failed(StatusCode::BAD_GATEWAY, error, "/queue"),
     }
+}
+
+/// `labels` with `label` added, unless it is there already in any case.
+fn with_label(labels: &[String], label: &str) -> Vec<String> {
+    let mut labels = labels.to_vec();
+    if !labels.iter().any(|l| l.to_lowercase() == label.to_lowercase()) {
+        labels.push(label.to_owned());
+    }
+    labels
+}
+
+async fn bulk_on_server(desk: &Desk, action: api::BulkAction, ids: Vec<String>) -> anyhow::Result<()> {
+    let api = &desk.tips.api;
+    let response = api
+        .send_json(
+            reqwest::Method::POST,
+            "/api/v1/tips/bulk",
+            &api::BulkChange { action, ids },
+        )
+        .await?;
+    if !response.status().is_success() {
+        return Err(super::super::http::refused(response).await);
+    }
+    Ok(())
+}
+
+/// Applies `change` (made from the tip as it is now) to each tip in turn; stops at the first
+/// refusal, saying how many were changed before it.
+async fn each_tip(
+    desk: &Desk,
+    ids: &[String],
+    change: impl Fn(&api::Tip) -> api::Triage,
+) -> anyhow::Result<()> {
+    let api = &desk.tips.api;
+    for (done, id) in ids.iter().enumerate() {
+        let tip = tip_of(desk, id).await?;
+        let response = api
+            .send_json(reqwest::Method::PATCH, &format!("/api/v1/tips/{id}"), &change(&tip))
+            .await?;
+        if !response.status().is_success() {
+            let error = super::super::http::refused(response).await;
+            anyhow::bail!("{done} tip(s) were changed, then tip {}: {error:#}", &id[..8]);
+        }
+    }
+    Ok(())
 }
 
 struct FileView {
@@ -469,7 +552,9 @@ pub async fn tip(
         .await;
     match (conversation(&desk, &id).await, analysts) {
         (Ok((tip, entries)), Ok(analysts)) => {
-            desk.tips.memory.mark_read(&id);
+            if let Err(error) = desk.tips.memory.mark_read(&tip) {
+                return failed(StatusCode::INTERNAL_SERVER_ERROR, error, "/queue");
+            }
             page(&TipPage {
                 csrf: desk.guard.csrf().to_owned(),
                 id: tip.id.clone(),

@@ -83,17 +83,21 @@ impl OpenedItem {
 }
 
 /// What the desk holds: the opened small items (message, facts, notes, replies) by item id —
-/// an item's content never changes, re-keying keeps it, its commitment proves it — and which
-/// tips are unread.
-#[derive(Default)]
+/// an item's content never changes, re-keying keeps it, its commitment proves it — and what
+/// this analyst has read.
 pub struct Memory {
     items: Mutex<HashMap<String, Arc<OpenedItem>>>,
-    /// Tips with items this analyst had not fetched when the desk first listed them, and not
-    /// opened since.
-    unread: Mutex<HashSet<String>>,
+    read: ReadMarks,
 }
 
 impl Memory {
+    pub fn new(read: ReadMarks) -> Self {
+        Self {
+            items: Mutex::default(),
+            read,
+        }
+    }
+
     fn cached(&self, id: &str) -> Option<Arc<OpenedItem>> {
         self.items
             .lock()
@@ -109,25 +113,55 @@ impl Memory {
             .insert(id.to_owned(), item);
     }
 
-    pub fn mark_unread(&self, ids: impl IntoIterator<Item = String>) {
-        self.unread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(ids);
+    /// Whether `tip` holds an item this analyst has not seen on its page (a new tip, or one the
+    /// source added to, or someone replied to).
+    pub fn is_unread(&self, tip: &api::Tip) -> bool {
+        let seen = self.read.seen.lock().unwrap_or_else(|p| p.into_inner());
+        tip.items.iter().any(|i| !seen.contains(&i.id))
     }
 
-    pub fn is_unread(&self, id: &str) -> bool {
-        self.unread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
+    /// Every item of `tip` has been shown on its page.
+    pub fn mark_read(&self, tip: &api::Tip) -> anyhow::Result<()> {
+        let mut seen = self.read.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let before = seen.len();
+        seen.extend(tip.items.iter().map(|i| i.id.clone()));
+        if seen.len() == before {
+            return Ok(());
+        }
+        let mut ids: Vec<&String> = seen.iter().collect();
+        ids.sort();
+        let text: String = ids.into_iter().map(|id| format!("{id}\n")).collect();
+        super::super::session::write_private(&self.read.path, text.as_bytes())
     }
+}
 
-    pub fn mark_read(&self, id: &str) {
-        self.unread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+/// What this analyst has read on this machine, per server: the ids of the items shown on a
+/// tip's page (random ids, no content), in a private file of the client's directory, so that
+/// "unread" survives the desk.
+pub struct ReadMarks {
+    path: std::path::PathBuf,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl ReadMarks {
+    pub fn load(server: &str, username: &str) -> anyhow::Result<Self> {
+        use sha2::Digest;
+        // One file per server and analyst, named without either in clear.
+        let name = hex::encode(&sha2::Sha256::digest(format!("{server}\n{username}"))[..8]);
+        let path = super::super::session::client_dir()?.join(format!("read-{name}.txt"));
+        let seen = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .filter(|l| valid_id(l))
+                .map(str::to_owned)
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(Self {
+            path,
+            seen: Mutex::new(seen),
+        })
     }
 }
 
