@@ -49,6 +49,7 @@ async fn fill(store: &Store, key_set: i64, tips: usize) -> Duration {
                     commitment: [7u8; 32],
                 })
                 .collect(),
+            form_key_hash: None,
         };
         let queue = queue.clone();
         pending.push(tokio::spawn(async move { queue.commit(tip).await }));

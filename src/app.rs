@@ -168,6 +168,8 @@ pub struct App {
     writer: JoinHandle<()>,
     public_tls: Option<Arc<Tls>>,
     analyst_tls: Option<Arc<Tls>>,
+    /// The operator's texts on the public pages.
+    site: Arc<crate::site::Site>,
     /// Background work that ends with the server (key refresh, sweepers, retention, TLS
     /// reloads on SIGHUP).
     tasks: Vec<JoinHandle<()>>,
@@ -179,6 +181,9 @@ impl App {
     /// run (a TLS pair that does not load, a secret that is not this database's, a key that
     /// cannot be used here) refuses the start.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        // The operator's texts: a file that does not parse refuses the start, before anything
+        // else is opened.
+        let site = Arc::new(crate::site::Site::load(&config.site)?);
         // TLS certificates and keys load first: one that does not load refuses the start, so a
         // listener meant for HTTPS never comes up as plain HTTP. SIGHUP reloads them from now on.
         let public_tls = load_tls(
@@ -253,6 +258,7 @@ impl App {
             writer,
             public_tls,
             analyst_tls,
+            site,
             tasks,
         })
     }
@@ -274,14 +280,17 @@ impl App {
             writer,
             public_tls,
             analyst_tls,
+            site,
             mut tasks,
         } = self;
         warn_about_clients(&config, &public)?;
         let ledger = Ledger::new(&config.rate_limits);
-        let public_state = PublicState::new(Arc::clone(&intake), Arc::clone(&ledger), &config);
+        let public_state =
+            PublicState::new(Arc::clone(&intake), Arc::clone(&ledger), site, &config);
         // Expired source sessions are dropped (and their reply keys zeroized) within a minute
-        // even if nobody comes back to them.
+        // even if nobody comes back to them; so are receipts kept for their page.
         tasks.push(public_state.sources.spawn_sweeper(Duration::from_secs(30)));
+        tasks.push(public_state.spawn_shown_sweeper(Duration::from_secs(30)));
         let analyst_state = AnalystState::new(Arc::clone(&intake), auth, &config);
         let scheme = |tls: &Option<Arc<Tls>>| if tls.is_some() { "https" } else { "http" };
         tracing::info!(

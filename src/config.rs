@@ -29,6 +29,7 @@ pub struct Config {
     pub followup: FollowupConfig,
     pub rate_limits: RateLimits,
     pub retention: RetentionConfig,
+    pub site: crate::site::SiteConfig,
 }
 
 /// Automatic deletion of old tips. Ages count from a tip's (rounded) received time.

@@ -3,6 +3,9 @@
 //! A page's language is chosen by an explicit `?lang=` switch first (Tor Browser sends the
 //! same `Accept-Language` for everyone, so the switch is what most sources will use), then
 //! by `Accept-Language`, then English.
+//!
+//! Numbers are written as each language writes them in running text (`Lang::number`): Persian
+//! with Persian digits, the others with Western digits (see `locales/README.md` for why).
 
 use std::collections::HashMap;
 
@@ -14,7 +17,9 @@ fluent_templates::static_loader! {
         locales: "./locales",
         fallback_language: "en",
         // Unicode isolation marks around placeables would show up as stray characters in
-        // some fonts and break copy-paste of numbers; our values are never right-to-left.
+        // some fonts and break copy-paste of numbers. The values we pass are numbers, sizes,
+        // dates and receipt words, which the bidi algorithm places right inside right-to-left
+        // sentences too (checked in screenshots of the Persian and Uyghur pages).
         customise: |bundle| bundle.set_use_isolating(false),
     };
 }
@@ -24,10 +29,26 @@ pub enum Lang {
     En,
     ZhHans,
     ZhHant,
+    /// Uyghur, in its Arabic script (right to left).
+    Ug,
+    /// Tibetan.
+    Bo,
+    Ru,
+    /// Persian (right to left).
+    Fa,
 }
 
 impl Lang {
-    pub const ALL: [Lang; 3] = [Lang::En, Lang::ZhHans, Lang::ZhHant];
+    /// Every language, in the order of the language switch.
+    pub const ALL: [Lang; 7] = [
+        Lang::En,
+        Lang::ZhHans,
+        Lang::ZhHant,
+        Lang::Ug,
+        Lang::Bo,
+        Lang::Ru,
+        Lang::Fa,
+    ];
 
     /// The BCP 47 tag, as used in `?lang=` and in `<html lang>`.
     pub fn tag(self) -> &'static str {
@@ -35,6 +56,29 @@ impl Lang {
             Lang::En => "en",
             Lang::ZhHans => "zh-Hans",
             Lang::ZhHant => "zh-Hant",
+            Lang::Ug => "ug",
+            Lang::Bo => "bo",
+            Lang::Ru => "ru",
+            Lang::Fa => "fa",
+        }
+    }
+
+    /// The direction the language is written in, for `<html dir>`.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Lang::Ug | Lang::Fa => "rtl",
+            Lang::En | Lang::ZhHans | Lang::ZhHant | Lang::Bo | Lang::Ru => "ltr",
+        }
+    }
+
+    /// The language whose BIP39 word list spells this language's receipts. BIP39 has lists
+    /// for English and both Chinese scripts only, and we never invent one: the other languages
+    /// get the English list, whose Latin letters every phone and computer keyboard can type.
+    pub fn receipt_words(self) -> Lang {
+        match self {
+            Lang::En | Lang::Ug | Lang::Bo | Lang::Ru | Lang::Fa => Lang::En,
+            Lang::ZhHans => Lang::ZhHans,
+            Lang::ZhHant => Lang::ZhHant,
         }
     }
 
@@ -44,6 +88,10 @@ impl Lang {
             Lang::En => "English",
             Lang::ZhHans => "简体中文",
             Lang::ZhHant => "繁體中文",
+            Lang::Ug => "ئۇيغۇرچە",
+            Lang::Bo => "བོད་ཡིག",
+            Lang::Ru => "Русский",
+            Lang::Fa => "فارسی",
         }
     }
 
@@ -78,13 +126,19 @@ impl Lang {
             .unwrap_or(Lang::En)
     }
 
-    /// Maps one `Accept-Language` tag to a supported language: script subtags win, then the
-    /// regions that write Traditional Chinese, then Simplified Chinese for any other `zh`.
+    /// Maps one `Accept-Language` tag to a supported language by its primary subtag. For
+    /// Chinese, script subtags win, then the regions that write Traditional Chinese, then
+    /// Simplified Chinese for any other `zh`.
     fn from_accept_tag(tag: &str) -> Option<Lang> {
         let lower = tag.to_ascii_lowercase();
         let mut parts = lower.split(['-', '_']);
         match parts.next()? {
             "en" => Some(Lang::En),
+            "ug" => Some(Lang::Ug),
+            "bo" => Some(Lang::Bo),
+            "ru" => Some(Lang::Ru),
+            // Dari (Afghanistan) is written in the same script and reads Persian pages.
+            "fa" | "prs" => Some(Lang::Fa),
             "zh" => {
                 let rest: Vec<&str> = parts.collect();
                 if rest.contains(&"hant") {
@@ -119,7 +173,7 @@ impl Lang {
     pub fn has(self, key: &str) -> bool {
         // Placeholder arguments, so that messages with variables resolve too.
         let args: HashMap<&str, FluentValue<'_>> = [
-            "count", "size", "total", "minutes", "date", "position", "words",
+            "count", "size", "total", "minutes", "date", "position", "words", "name",
         ]
         .into_iter()
         .map(|k| (k, FluentValue::from("1")))
@@ -130,7 +184,8 @@ impl Lang {
     }
 
     /// A byte count in words people read ("256 MB"). Counted in 1024s, named as most people
-    /// know the units (MB, not MiB), in the page's language ("bytes", 字节, 位元組).
+    /// know the units (MB, not MiB), in the page's language ("bytes", 字节, 位元組), with the
+    /// language's digits and decimal mark ("1,5 МБ", "۱٫۵ مگابایت").
     pub fn size(self, bytes: u64) -> String {
         const UNITS: [&str; 4] = ["unit-bytes", "unit-kb", "unit-mb", "unit-gb"];
         let mut value = bytes as f64;
@@ -140,10 +195,74 @@ impl Lang {
             unit += 1;
         }
         let name = self.t(UNITS[unit]);
-        if unit == 0 || value.fract() == 0.0 {
-            format!("{} {name}", value as u64)
+        let number = if unit == 0 || value.fract() == 0.0 {
+            (value as u64).to_string()
         } else {
-            format!("{value:.1} {name}")
+            format!("{value:.1}").replace('.', self.decimal_mark())
+        };
+        format!("{} {name}", self.digits(&number))
+    }
+
+    /// A whole number (a count, minutes, a word's place) as this language writes it.
+    pub fn number(self, n: impl Into<u64>) -> String {
+        self.digits(&n.into().to_string())
+    }
+
+    /// `text` with its ASCII digits in this language's digits: Persian digits (۰۱۲…۹) for
+    /// Persian, unchanged for the others. For numbers and dates the server writes, never for
+    /// what a person typed.
+    pub fn digits(self, text: &str) -> String {
+        match self {
+            Lang::Fa => text
+                .chars()
+                .map(|c| match c.to_digit(10) {
+                    Some(d) if c.is_ascii_digit() => char::from_u32(0x06F0 + d).unwrap_or(c),
+                    _ => c,
+                })
+                .collect(),
+            Lang::En | Lang::ZhHans | Lang::ZhHant | Lang::Ug | Lang::Bo | Lang::Ru => {
+                text.to_owned()
+            }
+        }
+    }
+
+    /// A day as the server writes it (`YYYY-MM-DD`) as this language writes dates: in its
+    /// digits, and with slashes in right-to-left languages (`۲۰۲۶/۰۳/۲۱`, the customary Persian
+    /// form). After Arabic letters the bidi algorithm would show hyphen-joined parts in reverse
+    /// order (`07-12-2026`); slashes keep the date one left-to-right unit.
+    pub fn day(self, iso_day: &str) -> String {
+        if self.dir() == "rtl" {
+            self.digits(&iso_day.replace('-', "/"))
+        } else {
+            self.digits(iso_day)
+        }
+    }
+
+    /// What separates a number's whole part from its fraction.
+    fn decimal_mark(self) -> &'static str {
+        match self {
+            Lang::Ru => ",",
+            // U+066B ARABIC DECIMAL SEPARATOR, the Persian momayyez.
+            Lang::Fa => "\u{66B}",
+            Lang::En | Lang::ZhHans | Lang::ZhHant | Lang::Ug | Lang::Bo => ".",
+        }
+    }
+
+    /// What separates the items of a short list ("a, b, c") in a sentence.
+    pub fn list_separator(self) -> &'static str {
+        match self {
+            Lang::ZhHans | Lang::ZhHant => "、",
+            // U+060C ARABIC COMMA.
+            Lang::Ug | Lang::Fa => "\u{60C} ",
+            Lang::En | Lang::Bo | Lang::Ru => ", ",
+        }
+    }
+
+    /// What separates two sentences: nothing after Chinese full stops, a space elsewhere.
+    pub fn sentence_gap(self) -> &'static str {
+        match self {
+            Lang::ZhHans | Lang::ZhHant => "",
+            Lang::En | Lang::Ug | Lang::Bo | Lang::Ru | Lang::Fa => " ",
         }
     }
 }
@@ -165,6 +284,81 @@ mod tests {
         assert_eq!(Lang::negotiate("en;q=0.2,zh-CN;q=0.9"), Lang::ZhHans);
         assert_eq!(Lang::negotiate("de"), Lang::En);
         assert_eq!(Lang::negotiate(""), Lang::En);
+    }
+
+    #[test]
+    fn accept_language_picks_the_exile_languages() {
+        assert_eq!(Lang::negotiate("ug-CN,ug;q=0.9,zh-CN;q=0.8"), Lang::Ug);
+        assert_eq!(Lang::negotiate("ug-Arab"), Lang::Ug);
+        assert_eq!(Lang::negotiate("bo-CN,bo;q=0.9,zh;q=0.5"), Lang::Bo);
+        assert_eq!(Lang::negotiate("bo-IN"), Lang::Bo);
+        assert_eq!(Lang::negotiate("ru-RU,ru;q=0.9,en-US;q=0.8"), Lang::Ru);
+        assert_eq!(Lang::negotiate("RU"), Lang::Ru);
+        assert_eq!(Lang::negotiate("fa-IR,fa;q=0.9,en;q=0.8"), Lang::Fa);
+        assert_eq!(Lang::negotiate("fa_IR"), Lang::Fa);
+        assert_eq!(Lang::negotiate("prs-AF"), Lang::Fa);
+        // Quality values still rank them against the others.
+        assert_eq!(Lang::negotiate("zh-CN;q=0.5,ug;q=0.9"), Lang::Ug);
+        assert_eq!(Lang::negotiate("ru;q=0.3,en;q=0.7"), Lang::En);
+        assert_eq!(Lang::negotiate("de-DE,fa;q=0.4"), Lang::Fa);
+        // Only whole primary subtags: "rue" (Rusyn) and "bos" (Bosnian) are not ru or bo.
+        assert_eq!(Lang::negotiate("rue,bos"), Lang::En);
+    }
+
+    #[test]
+    fn tags_name_and_direction() {
+        for lang in Lang::ALL {
+            assert_eq!(Lang::from_tag(lang.tag()), Some(lang));
+            assert_eq!(Lang::negotiate(lang.tag()), lang);
+        }
+        assert_eq!(Lang::from_tag("FA"), Some(Lang::Fa));
+        let rtl: Vec<&str> = Lang::ALL
+            .into_iter()
+            .filter(|l| l.dir() == "rtl")
+            .map(Lang::tag)
+            .collect();
+        assert_eq!(rtl, ["ug", "fa"]);
+        assert_eq!(Lang::Bo.dir(), "ltr");
+        assert_eq!(Lang::Ug.native_name(), "ئۇيغۇرچە");
+        assert_eq!(Lang::Bo.native_name(), "བོད་ཡིག");
+        assert_eq!(Lang::Ru.native_name(), "Русский");
+        assert_eq!(Lang::Fa.native_name(), "فارسی");
+    }
+
+    #[test]
+    fn receipts_use_a_standard_word_list() {
+        assert_eq!(Lang::ZhHans.receipt_words(), Lang::ZhHans);
+        assert_eq!(Lang::ZhHant.receipt_words(), Lang::ZhHant);
+        for lang in [Lang::En, Lang::Ug, Lang::Bo, Lang::Ru, Lang::Fa] {
+            assert_eq!(lang.receipt_words(), Lang::En, "{}", lang.tag());
+        }
+    }
+
+    #[test]
+    fn persian_numbers_use_persian_digits() {
+        assert_eq!(Lang::Fa.number(1234567890u64), "۱۲۳۴۵۶۷۸۹۰");
+        assert_eq!(Lang::Fa.number(12u8), "۱۲");
+        assert_eq!(Lang::Fa.digits("2026-03-21"), "۲۰۲۶-۰۳-۲۱");
+        assert_eq!(Lang::Fa.day("2026-03-21"), "۲۰۲۶/۰۳/۲۱");
+        assert_eq!(Lang::Ug.day("2026-03-21"), "2026/03/21");
+        assert_eq!(Lang::Ru.day("2026-03-21"), "2026-03-21");
+        assert_eq!(Lang::Bo.day("2026-03-21"), "2026-03-21");
+        assert_eq!(Lang::Fa.size(256 * 1024 * 1024), "۲۵۶ مگابایت");
+        assert_eq!(Lang::Fa.size(1536), "۱٫۵ کیلوبایت");
+        assert_eq!(Lang::Fa.size(100), "۱۰۰ بایت");
+        // Nothing but ASCII digits changes; digits of other scripts are left alone.
+        assert_eq!(Lang::Fa.digits("a1 ٣ ༣"), "a۱ ٣ ༣");
+        for lang in [
+            Lang::En,
+            Lang::ZhHans,
+            Lang::ZhHant,
+            Lang::Ug,
+            Lang::Bo,
+            Lang::Ru,
+        ] {
+            assert_eq!(lang.number(1234567890u64), "1234567890", "{}", lang.tag());
+            assert_eq!(lang.digits("2026-03-21"), "2026-03-21", "{}", lang.tag());
+        }
     }
 
     /// Every string exists in every language, with the same Fluent variables.
@@ -209,5 +403,24 @@ mod tests {
         assert_eq!(Lang::En.size(1536), "1.5 KB");
         assert_eq!(Lang::ZhHans.size(100), "100 字节");
         assert_eq!(Lang::ZhHant.size(100), "100 位元組");
+        assert_eq!(Lang::Ru.size(1536), "1,5 КБ");
+        assert_eq!(Lang::Ru.size(256 * 1024 * 1024), "256 МБ");
+        assert_eq!(Lang::Ug.size(256 * 1024 * 1024), "256 مېگابايت");
+        assert_eq!(Lang::Bo.size(2 * 1024 * 1024 * 1024), "2 GB");
+    }
+
+    /// The numbers in the pages' sentences come out in the language's digits.
+    #[test]
+    fn numbers_inside_messages_are_localized() {
+        let text = Lang::Fa.t_args(
+            "submit-attachments-help",
+            &[
+                ("count", Lang::Fa.number(10u8)),
+                ("size", Lang::Fa.size(256 * 1024 * 1024)),
+                ("total", Lang::Fa.size(1024 * 1024 * 1024)),
+            ],
+        );
+        assert!(text.contains("۱۰") && text.contains("۲۵۶"), "{text}");
+        assert!(!text.chars().any(|c| c.is_ascii_digit()), "{text}");
     }
 }

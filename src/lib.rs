@@ -15,9 +15,9 @@
 //! - `seal` (streaming age encryption), `keyring` (reviewer recipients), `rekey` (age headers
 //!   re-wrapped), `commitment` (keyed commitments to items' plaintext, made at intake and
 //!   checked by readers), `receipt` (sources' receipts), `secrets` (the server secret): crypto
-//!   and keys, no I/O beyond the secret's file.
+//!   and keys, no I/O beyond the secret's file. `writings`: the sealed JSON of notes and replies.
 //! - `store`: SQLite or PostgreSQL, one write transaction type over both.
-//! - `config`, `i18n`; and the bottom floor, used by everything: `clock` (time, rounded) and
+//! - `config`, `i18n`, `site` (the operator's own texts on the public pages); and the bottom floor, used by everything: `clock` (time, rounded) and
 //!   `ids` (random ids).
 //! - `review`: the analyst's own client (login, pull, rekey), run on the analyst's machine;
 //!   nothing on the server side uses it.
@@ -45,5 +45,7 @@ pub mod retention;
 pub mod review;
 pub mod seal;
 pub mod secrets;
+pub mod site;
 pub mod store;
 pub mod web;
+pub mod writings;

@@ -1,5 +1,10 @@
 //! Source receipts: 128 random bits shown as 12 BIP39 words in the source's language.
 //!
+//! BIP39 has word lists for English and both Chinese scripts among our languages, and none
+//! for Uyghur, Tibetan, Russian or Persian; we never invent one (a list must be checked for
+//! words that look or sound alike, and a receipt must read the same in every server). Those
+//! pages show receipts in English words (`Lang::receipt_words`), which any keyboard can type.
+//!
 //! The receipt is the source's only credential. The server stores neither it nor anything it
 //! can be recovered from: only an HMAC of it under a server subkey (to find the tip again) and
 //! the public half of an age identity derived from it (so analysts can seal replies that only
@@ -54,11 +59,23 @@ pub enum ReceiptError {
 }
 
 fn bip39_language(lang: Lang) -> Language {
-    match lang {
-        Lang::En => Language::English,
+    match lang.receipt_words() {
         Lang::ZhHans => Language::SimplifiedChinese,
         Lang::ZhHant => Language::TraditionalChinese,
+        Lang::En | Lang::Ug | Lang::Bo | Lang::Ru | Lang::Fa => Language::English,
     }
+}
+
+/// The word lists a typed receipt is read with: the page's own first, then every other list
+/// once (several languages share the English list).
+fn lists_to_try(preferred: Lang) -> Vec<Language> {
+    let mut lists = vec![bip39_language(preferred)];
+    for language in Lang::ALL.into_iter().map(bip39_language) {
+        if !lists.contains(&language) {
+            lists.push(language);
+        }
+    }
+    lists
 }
 
 /// Which word of `normalized` (12 words, one space apart) is in no list: the first one missing
@@ -66,11 +83,8 @@ fn bip39_language(lang: Lang) -> Language {
 /// distance (at most 3, at most 2 edits away; none for single-character Chinese words).
 fn unknown_word(normalized: &str, preferred: Lang) -> ReceiptError {
     let words: Vec<&str> = normalized.split(' ').collect();
-    let mut order = vec![preferred];
-    order.extend(Lang::ALL.into_iter().filter(|l| *l != preferred));
-    let language = order
+    let language = lists_to_try(preferred)
         .into_iter()
-        .map(bip39_language)
         // The most words found; the earliest language (the page's first) on a tie.
         .min_by_key(|language| {
             std::cmp::Reverse(
@@ -143,9 +157,10 @@ impl ReceiptCode {
         words
     }
 
-    /// Reads a receipt typed back by a source, in any of the supported languages. Word lists
-    /// overlap between the two Chinese scripts, so every language in which the words form a
-    /// valid receipt is returned (the caller looks each up), preferred language first.
+    /// Reads a receipt typed back by a source, in any of the supported word lists, whatever
+    /// the page's language. Word lists overlap between the two Chinese scripts, so every list
+    /// in which the words form a valid receipt gives one reading (the caller looks each up),
+    /// the preferred language's list first.
     pub fn parse(text: &str, preferred: Lang) -> Result<Vec<ReceiptCode>, ReceiptError> {
         // Every intermediate copy of the words is cleared when dropped.
         let words: Zeroizing<Vec<String>> = Zeroizing::new(
@@ -166,12 +181,10 @@ impl ReceiptCode {
         if normalized.split(' ').count() != 12 {
             return Err(ReceiptError::WordCount);
         }
-        let mut order = vec![preferred];
-        order.extend(Lang::ALL.into_iter().filter(|l| *l != preferred));
         let mut found = Vec::new();
         let mut any_checksum_error = false;
-        for lang in order {
-            match Mnemonic::parse_in_normalized(bip39_language(lang), &normalized) {
+        for language in lists_to_try(preferred) {
+            match Mnemonic::parse_in_normalized(language, &normalized) {
                 Ok(m) => {
                     let (mut bytes, len) = m.to_entropy_array();
                     let mut entropy = Zeroizing::new([0u8; RECEIPT_ENTROPY_BYTES]);
@@ -331,6 +344,45 @@ mod tests {
         let chinese: String = code.words(Lang::ZhHans).split(' ').collect();
         let parsed = ReceiptCode::parse(&chinese, Lang::ZhHans).unwrap();
         assert_eq!(parsed[0].lookup_hash(&key), code.lookup_hash(&key));
+    }
+
+    #[test]
+    fn languages_without_a_bip39_list_get_english_words_read_on_any_page() {
+        let code = ReceiptCode::generate();
+        let key = [1u8; 32];
+        let english = code.words(Lang::En);
+        for lang in [Lang::Ug, Lang::Bo, Lang::Ru, Lang::Fa] {
+            assert_eq!(*code.words(lang), *english, "{}", lang.tag());
+            // One reading only: the shared English list is not tried once per language.
+            let parsed = ReceiptCode::parse(&english, lang).unwrap();
+            assert_eq!(parsed.len(), 1, "{}", lang.tag());
+            assert_eq!(parsed[0].lookup_hash(&key), code.lookup_hash(&key));
+        }
+        // A Chinese receipt typed on a Persian page, and an English one on a Chinese page.
+        let chinese = code.words(Lang::ZhHant);
+        let parsed = ReceiptCode::parse(&chinese, Lang::Fa).unwrap();
+        assert!(
+            parsed
+                .iter()
+                .any(|p| p.lookup_hash(&key) == code.lookup_hash(&key))
+        );
+        let parsed = ReceiptCode::parse(&english, Lang::ZhHans).unwrap();
+        assert_eq!(parsed[0].lookup_hash(&key), code.lookup_hash(&key));
+        // A mistyped English word on a Russian page is still named, with suggestions.
+        let mut words = original_words(&english);
+        words[2].push('x');
+        if Language::English.find_word(&words[2]).is_none() {
+            match ReceiptCode::parse(&words.join(" "), Lang::Ru).unwrap_err() {
+                ReceiptError::UnknownWord {
+                    position,
+                    suggestions,
+                } => {
+                    assert_eq!(position, 3);
+                    assert!(!suggestions.is_empty());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     fn original_words(words: &str) -> Vec<String> {

@@ -147,11 +147,67 @@ impl Header {
         self.stanzas.iter().any(|s| s.tag == SCRYPT_TAG)
     }
 
+    /// Whether the header wraps its file key to exactly `expected`, as far as a header can
+    /// show it: one stanza per recipient, of the recipient's type, and for SSH keys with the
+    /// key's own tag; age's "grease" stanzas (random, carrying no key) are ignored. An X25519
+    /// stanza does not name its recipient (age is anonymous by design), so for those only their
+    /// number is checked: a header with one more recipient than the key set — a key slipped in
+    /// — never fits.
+    pub fn fits(&self, expected: &[crate::keyring::Recipient]) -> Result<(), String> {
+        use crate::keyring::KeyKind;
+        let mut wanted: Vec<(&str, Option<String>)> = Vec::new();
+        let mut plugins = 0usize;
+        for recipient in expected {
+            match &recipient.kind {
+                KeyKind::X25519 => wanted.push(("X25519", None)),
+                KeyKind::SshEd25519 => wanted.push(("ssh-ed25519", ssh_tag(&recipient.text))),
+                KeyKind::SshRsa => wanted.push(("ssh-rsa", ssh_tag(&recipient.text))),
+                KeyKind::Plugin(_) => plugins += 1,
+            }
+        }
+        let mut other = 0usize;
+        for stanza in self.stanzas.iter().filter(|s| !s.tag.ends_with("-grease")) {
+            let tag = stanza.tag.as_str();
+            if matches!(tag, "X25519" | "ssh-ed25519" | "ssh-rsa" | SCRYPT_TAG) {
+                let arg = stanza.args.first().cloned();
+                let at = wanted
+                    .iter()
+                    .position(|(t, key_tag)| *t == tag && (key_tag.is_none() || *key_tag == arg))
+                    .ok_or_else(|| format!("a {tag} stanza for no key of the current key set"))?;
+                wanted.swap_remove(at);
+            } else {
+                other += 1;
+            }
+        }
+        if !wanted.is_empty() {
+            return Err(format!(
+                "{} key(s) of the current key set have no stanza",
+                wanted.len()
+            ));
+        }
+        if other != plugins {
+            return Err(format!(
+                "{other} plugin stanza(s) for {plugins} plugin key(s) of the current key set"
+            ));
+        }
+        Ok(())
+    }
+
     /// SHA-256 of the header's bytes (hex): names exactly this header, so that a re-keyed
     /// header replaces only the one it was made from.
     pub fn digest(&self) -> String {
         hex::encode(Sha256::digest(&self.bytes))
     }
+}
+
+/// The tag age's SSH recipients write in their stanzas: the first 4 bytes of SHA-256 of the
+/// key's wire encoding, unpadded base64 (age's `ssh_tag`).
+fn ssh_tag(recipient: &str) -> Option<String> {
+    use base64::prelude::BASE64_STANDARD;
+    let wire = BASE64_STANDARD
+        .decode(recipient.split_whitespace().nth(1)?)
+        .ok()?;
+    Some(BASE64_STANDARD_NO_PAD.encode(&Sha256::digest(&wire)[..4]))
 }
 
 /// The server's check of a header an analyst sends in place of an item's header: a single
@@ -317,6 +373,54 @@ mod tests {
         let mut out = Vec::new();
         reader.read_to_end(&mut out).map_err(|e| e.to_string())?;
         Ok(out)
+    }
+
+    #[test]
+    fn a_header_fits_exactly_its_key_set() {
+        use crate::keyring::Recipient;
+        let (a, b, c) = (
+            age::x25519::Identity::generate(),
+            age::x25519::Identity::generate(),
+            age::x25519::Identity::generate(),
+        );
+        let ssh =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA64ms7ElPuyNYoRkl86/SLZteeXwGMZlQkvMltN0Nx4";
+        let other_ssh =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIANJegOVIFPTR0FaSTdxfMgDy02+BQzwzYYo/x844UpP";
+        let set = |keys: &[&str]| -> Vec<Recipient> {
+            keys.iter().map(|k| Recipient::parse(k).unwrap()).collect()
+        };
+        let (pa, pb, pc) = (
+            a.to_public().to_string(),
+            b.to_public().to_string(),
+            c.to_public().to_string(),
+        );
+        let sealed_to = |keys: &[&str]| {
+            let recipients: Vec<Box<dyn age::Recipient + Send + Sync>> =
+                set(keys).iter().map(|r| r.to_age().unwrap()).collect();
+            let encryptor = age::Encryptor::with_recipients(
+                recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            let mut writer = encryptor.wrap_output(&mut out).unwrap();
+            writer.write_all(b"a note").unwrap();
+            writer.finish().unwrap();
+            Header::parse(&out).unwrap()
+        };
+        let two = sealed_to(&[&pa, &pb]);
+        assert_eq!(two.fits(&set(&[&pa, &pb])), Ok(()));
+        // Which X25519 key cannot be seen; how many can.
+        assert_eq!(two.fits(&set(&[&pa, &pc])), Ok(()));
+        assert!(two.fits(&set(&[&pa])).is_err(), "a key slipped in");
+        assert!(two.fits(&set(&[&pa, &pb, &pc])).is_err(), "a key left out");
+        let with_ssh = sealed_to(&[&pa, ssh]);
+        assert_eq!(with_ssh.fits(&set(&[&pa, ssh])), Ok(()));
+        assert!(
+            with_ssh.fits(&set(&[&pa, other_ssh])).is_err(),
+            "another SSH key"
+        );
+        assert!(with_ssh.fits(&set(&[&pa, &pb])).is_err());
     }
 
     fn boxed(identity: &age::x25519::Identity) -> Vec<Box<dyn age::Identity>> {

@@ -1,11 +1,11 @@
 # English strings for the public (source-facing) pages.
 # Every visible string of the public pages lives here; zh-Hans and zh-Hant carry the same keys.
 
-site-name = tipbox
 lang-switch-label = Language
 nav-home = About this tip line
 nav-submit = Submit a tip
 footer-note = This page uses no JavaScript and loads nothing from other sites.
+site-emergency-label = In an emergency:
 
 landing-title = Report what happened to you, safely
 landing-intro = This tip line collects reports from people living outside China who are watched, threatened or pressured by Chinese state agents — for example through undeclared "police service stations". Your report helps human-rights researchers document these operations and protect others.
@@ -13,6 +13,12 @@ landing-who-title = Who reads your report
 landing-who = Your report is encrypted on this server the moment it arrives, to the keys of a small team of human-rights reviewers. The server itself cannot read it. Reviewers open reports only on their own computers.
 landing-what-title = What you can report
 landing-what = Threats against your family in China, pressure to return, being followed or watched, visits or summons by officials, online harassment, detention or forced return, or a "police service station" you know of.
+landing-about-title = About this tip line
+site-organisation-label = Who runs it
+site-reports-label = What happens to your report
+site-reply-time-label = When to expect a reply
+site-contact-label = How we contact you
+site-verify-address-label = How to check that this address is genuine
 landing-safety-title = Stay safe while you report
 landing-safety-tor = Use Tor Browser, and set its security level to "Safest" (shield icon → Settings → Safest). This site works fully at that level.
 landing-safety-device = Do not submit from a work computer, a government device, or a phone that someone else controls or has inspected.
@@ -43,6 +49,8 @@ submit-when-help = A date or a rough time, for example "March 2026" or "last wee
 submit-attachments-label = Files (optional)
 submit-attachments-help = You can choose several files at once. Up to { $count } files, each at most { $size }, { $total } in total.
 submit-button = Send securely
+submit-refill-note = What you typed is still in the form below; attached files must be chosen again.
+submit-refill-file = The file “{ $name }” was not accepted.
 submit-encryption-note = Your report is encrypted as soon as it reaches the server.
 
 receipt-title = Your report was received
@@ -51,6 +59,20 @@ receipt-keep = Write these words down on paper, or keep them in a password manag
 receipt-return = With this receipt you can come back later to read replies from the reviewers and add more information.
 receipt-lost = If you lose the receipt, nobody — not even the reviewers — can recover it for you.
 receipt-new = Submit another tip
+receipt-once = This receipt is shown only this once. Write it down now, before you leave this page.
+receipt-same = In any language these words open the same report; keep the ones you wrote down.
+receipt-check-title = Check that you wrote it down
+receipt-check-label = The last word of your receipt
+receipt-check-help = Type it from what you wrote down, not from the screen.
+receipt-check-button = I have written it down
+receipt-check-wrong = That is not the last word of your receipt. Compare what you wrote down with the receipt above, word by word.
+receipt-done-title = Your receipt is written down
+receipt-done-body = Keep it safe. Come back with it at any time to read replies from the reviewers and to add more.
+receipt-followup = Return with your receipt
+receipt-gone-title = The receipt is not shown again
+receipt-gone-body = For your safety a receipt is shown only once, and only for a short while.
+receipt-already-sent = This form was already sent and your report was received then; it was not stored a second time.
+receipt-gone-lost = If you did not write the receipt down, you can send a new report; mention that it adds to an earlier one.
 
 paused-title = Submissions are paused
 paused-body = This tip line is not accepting reports right now, because no reviewer is ready to receive them. Nothing you send now would be stored. Please try again later.
@@ -98,6 +120,15 @@ followup-back-case = Back to your report
 error-internal-followup = Something went wrong on our side. Please try again in a few minutes.
 case-title = Your report
 case-status-label = Status:
+case-received-title = What we received
+case-received-help = Only what arrived and how large it is: the reviewers alone can open it.
+case-received-when = Sent
+case-received-message = Message
+case-received-files = Files
+case-received-size = Size of the files
+case-received-first = { $date } (first report)
+case-received-yes = Yes
+case-received-no = No
 case-status-received = Received. The reviewers have not started on it yet.
 case-status-reviewing = Being reviewed.
 case-status-closed = Closed: the reviewers have finished with this report. You can still add information.
@@ -130,3 +161,6 @@ unit-bytes = bytes
 unit-kb = KB
 unit-mb = MB
 unit-gb = GB
+
+## Shown under the receipt on pages whose language has no standard (BIP39) word list: ug, bo, ru, fa
+receipt-english-words = Your receipt is in English words: they can be typed on any keyboard. No standard receipt word list exists in this language.

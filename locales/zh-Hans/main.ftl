@@ -1,11 +1,11 @@
 # 公开页面（面向提交人的页面）的简体中文文本。用词和排版规则见 locales/README.md。
 # 公开页面上所有可见的文字都在这里；en、zh-Hans 和 zh-Hant 使用完全相同的键名。
 
-site-name = tipbox
 lang-switch-label = 语言
 nav-home = 关于本平台
 nav-submit = 提交报告
 footer-note = 本页面不使用 JavaScript，也不会从其他网站加载任何内容。
+site-emergency-label = 紧急情况：
 
 landing-title = 安全地报告您的遭遇
 landing-intro = 本平台收集居住在中国境外、受到中国官方人员或其代理人监视、威胁或施压的人士的报告——例如通过未向所在国申报的“海外警务服务站”。您的报告能帮助人权研究人员记录这些行动，并保护其他人。
@@ -13,6 +13,12 @@ landing-who-title = 谁会阅读您的报告
 landing-who = 您的报告一到达本服务器，就会立即用一个小型人权审阅团队的密钥加密。服务器本身无法读取报告内容。审阅人员只在他们自己的电脑上打开报告。
 landing-what-title = 您可以报告哪些情况
 landing-what = 您在中国的家人受到威胁、有人向您施压要求回国、您被跟踪或监视、官员上门或传唤您、网络骚扰、被拘留或被强迫回国，或者您所知道的某个“海外警务服务站”。
+landing-about-title = 关于本平台
+site-organisation-label = 由谁运营
+site-reports-label = 您的报告会被如何处理
+site-reply-time-label = 多久能收到回复
+site-contact-label = 我们如何联系您
+site-verify-address-label = 如何确认这个网址是真的
 landing-safety-title = 报告时请注意安全
 landing-safety-tor = 请使用 Tor Browser（洋葱浏览器），并将安全级别设为“最安全”（盾牌图标 → 设置 → 最安全）。在这个级别下，本网站的所有功能都可以正常使用。
 landing-safety-device = 请不要用工作电脑、政府设备，或者被他人控制、被他人检查过的手机提交报告。
@@ -43,6 +49,8 @@ submit-when-help = 可以写具体日期，也可以写大概时间，例如“2
 submit-attachments-label = 文件（选填）
 submit-attachments-help = 可以一次选择多个文件。最多 { $count } 个文件，每个文件不超过 { $size }，总共不超过 { $total }。
 submit-button = 安全发送
+submit-refill-note = 您输入的文字仍在下面的表单里；附件需要重新选择。
+submit-refill-file = 文件“{ $name }”未被接受。
 submit-encryption-note = 您的报告一到达服务器就会被加密。
 
 receipt-title = 我们已收到您的报告
@@ -51,6 +59,20 @@ receipt-keep = 请把这些字抄在纸上，或者保存在密码管理器里�
 receipt-return = 凭这份回执，您以后可以回来查看审阅人员的回复，并补充更多信息。
 receipt-lost = 如果回执丢失，任何人——包括审阅人员——都无法帮您找回。
 receipt-new = 再提交一份报告
+receipt-once = 这份回执只显示这一次。请在离开本页之前把它抄下来。
+receipt-same = 无论用哪种语言显示，这些字都对应同一份报告；请保存您抄下来的那一份。
+receipt-check-title = 确认您已经抄好
+receipt-check-label = 回执的最后一个字
+receipt-check-help = 请照着您抄下来的内容输入，不要看屏幕。
+receipt-check-button = 我已经抄好了
+receipt-check-wrong = 这不是回执的最后一个字。请把您抄下来的内容和上面的回执逐字核对。
+receipt-done-title = 您已经抄好回执
+receipt-done-body = 请妥善保管。您随时可以凭它回来，查看审阅人员的回复并补充信息。
+receipt-followup = 凭回执返回
+receipt-gone-title = 回执不会再次显示
+receipt-gone-body = 为了您的安全，回执只显示一次，而且只显示一小段时间。
+receipt-already-sent = 这份表单已经提交过，当时我们已收到您的报告；它没有被再保存一次。
+receipt-gone-lost = 如果您没有抄下回执，可以再提交一份新的报告，并说明它是对之前报告的补充。
 
 paused-title = 暂停接收报告
 paused-body = 本平台目前暂停接收报告，因为暂时没有审阅人员可以接收。您现在发送的任何内容都不会被保存。请稍后再试。
@@ -98,6 +120,15 @@ followup-back-case = 返回您的报告
 error-internal-followup = 我们这边出了问题。请过几分钟再试。
 case-title = 您的报告
 case-status-label = 状态：
+case-received-title = 我们收到的内容
+case-received-help = 这里只显示收到了什么、有多大；只有审阅人员能打开这些内容。
+case-received-when = 提交时间
+case-received-message = 文字
+case-received-files = 文件数
+case-received-size = 文件大小
+case-received-first = { $date }（首次报告）
+case-received-yes = 有
+case-received-no = 无
 case-status-received = 已收到。审阅人员尚未开始处理。
 case-status-reviewing = 正在审阅。
 case-status-closed = 已完成：审阅人员已处理完这份报告。您仍然可以补充信息。
@@ -130,3 +161,6 @@ unit-bytes = 字节
 unit-kb = KB
 unit-mb = MB
 unit-gb = GB
+
+## 只在其语言没有标准（BIP39）词表的页面上显示于回执下方：ug、bo、ru、fa
+receipt-english-words = 您的回执由英文单词组成：任何键盘都能输入。这种语言没有标准的回执词表。

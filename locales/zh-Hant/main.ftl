@@ -1,11 +1,11 @@
 # 公開頁面（供提交人使用的頁面）的繁體中文文字。用詞和排版規則見 locales/README.md。
 # 公開頁面上所有看得到的文字都在這裡；en、zh-Hans 和 zh-Hant 使用完全相同的鍵名。
 
-site-name = tipbox
 lang-switch-label = 語言
 nav-home = 關於本平台
 nav-submit = 提交報告
 footer-note = 本頁面不使用 JavaScript，也不會從其他網站載入任何內容。
+site-emergency-label = 緊急情況：
 
 landing-title = 安全地報告您的遭遇
 landing-intro = 本平台收集住在中國境外、遭到中國官方人員或其代理人監視、威脅或施壓的人士所提出的報告——例如透過未向所在國申報的「海外警務服務站」。您的報告能協助人權研究人員記錄這些行動，並保護其他人。
@@ -13,6 +13,12 @@ landing-who-title = 誰會閱讀您的報告
 landing-who = 您的報告一送達本伺服器，就會立即以一個小型人權審閱團隊的金鑰加密。伺服器本身無法讀取報告內容。審閱人員只會在自己的電腦上開啟報告。
 landing-what-title = 您可以報告哪些情況
 landing-what = 您在中國的家人受到威脅、有人向您施壓要您回國、您遭到跟蹤或監視、官員登門拜訪或傳喚您、網路騷擾、遭到拘留或被迫回國，或是您所知道的某個「海外警務服務站」。
+landing-about-title = 關於本平台
+site-organisation-label = 由誰營運
+site-reports-label = 您的報告會如何處理
+site-reply-time-label = 多久能收到回覆
+site-contact-label = 我們如何聯絡您
+site-verify-address-label = 如何確認這個網址是真的
 landing-safety-title = 報告時請注意安全
 landing-safety-tor = 請使用 Tor Browser（洋蔥瀏覽器），並將安全性等級設為「最安全」（盾牌圖示 → 設定 → 最安全）。在這個等級下，本網站的所有功能都能正常使用。
 landing-safety-device = 請勿使用公司電腦、政府設備，或是受他人控制、曾被他人檢查過的手機提交報告。
@@ -43,6 +49,8 @@ submit-when-help = 可以填寫確切日期，也可以填寫大概的時間，�
 submit-attachments-label = 檔案（選填）
 submit-attachments-help = 可以一次選取多個檔案。最多 { $count } 個檔案，每個檔案不超過 { $size }，總共不超過 { $total }。
 submit-button = 安全送出
+submit-refill-note = 您輸入的文字仍在下面的表單裡；附件需要重新選擇。
+submit-refill-file = 檔案「{ $name }」未被接受。
 submit-encryption-note = 您的報告一送達伺服器就會被加密。
 
 receipt-title = 我們已收到您的報告
@@ -51,6 +59,20 @@ receipt-keep = 請把這些字抄寫在紙上，或是存放在密碼管理工�
 receipt-return = 憑這份回執，您日後可以回來查看審閱人員的回覆，並補充更多資訊。
 receipt-lost = 如果遺失回執，任何人——包括審閱人員——都無法幫您找回。
 receipt-new = 再提交一份報告
+receipt-once = 這份回執只顯示這一次。請在離開本頁之前把它抄下來。
+receipt-same = 無論用哪種語言顯示，這些字都對應同一份報告；請保存您抄下來的那一份。
+receipt-check-title = 確認您已經抄好
+receipt-check-label = 回執的最後一個字
+receipt-check-help = 請照著您抄下來的內容輸入，不要看螢幕。
+receipt-check-button = 我已經抄好了
+receipt-check-wrong = 這不是回執的最後一個字。請把您抄下來的內容和上面的回執逐字核對。
+receipt-done-title = 您已經抄好回執
+receipt-done-body = 請妥善保管。您隨時可以憑它回來，查看審閱人員的回覆並補充資訊。
+receipt-followup = 憑回執返回
+receipt-gone-title = 回執不會再次顯示
+receipt-gone-body = 為了您的安全，回執只顯示一次，而且只顯示一小段時間。
+receipt-already-sent = 這份表單已經提交過，當時我們已收到您的報告；它沒有被再儲存一次。
+receipt-gone-lost = 如果您沒有抄下回執，可以再提交一份新的報告，並說明它是對先前報告的補充。
 
 paused-title = 暫停接收報告
 paused-body = 本平台目前暫停接收報告，因為暫時沒有審閱人員可以接收。您現在送出的任何內容都不會被儲存。請稍後再試。
@@ -98,6 +120,15 @@ followup-back-case = 返回您的報告
 error-internal-followup = 我們這邊出了問題。請過幾分鐘再試。
 case-title = 您的報告
 case-status-label = 狀態：
+case-received-title = 我們收到的內容
+case-received-help = 這裡只顯示收到了什麼、有多大；只有審閱人員能打開這些內容。
+case-received-when = 提交時間
+case-received-message = 文字
+case-received-files = 檔案數
+case-received-size = 檔案大小
+case-received-first = { $date }（首次報告）
+case-received-yes = 有
+case-received-no = 無
 case-status-received = 已收到。審閱人員尚未開始處理。
 case-status-reviewing = 正在審閱。
 case-status-closed = 已完成：審閱人員已處理完這份報告。您仍然可以補充資訊。
@@ -130,3 +161,6 @@ unit-bytes = 位元組
 unit-kb = KB
 unit-mb = MB
 unit-gb = GB
+
+## 只在其語言沒有標準（BIP39）詞表的頁面上顯示於回執下方：ug、bo、ru、fa
+receipt-english-words = 您的回執由英文單字組成：任何鍵盤都能輸入。這種語言沒有標準的回執詞表。

@@ -29,6 +29,7 @@ impl From<&store::TipSummary> for Tip {
             key_set: tip.key_set,
             labels: tip.labels.clone(),
             received_at: Time(tip.received_at),
+            reply_recipient: None,
             replies: None,
             source_activity_at: tip.source_activity_at().map(Time),
             status: tip.status.clone(),

@@ -35,10 +35,10 @@ pub use rekey::{
     CurrentKeySet, HeaderReplacement, KeySetMember, RekeyItem, RekeyMode, RekeyPage, RekeyQuery,
     Rekeyed, Remaining, SealedQuery,
 };
-pub use session::{NewSession, Role, Session, SignIn};
+pub use session::{AnalystList, NewSession, Role, Session, SignIn};
 pub use tips::{
-    BulkAction, BulkChange, BulkChanged, Item, ItemKind, Reply, Status, Tip, TipPage, TipsQuery,
-    Triage, Writing, WritingCreated, WritingKind,
+    BulkAction, BulkChange, BulkChanged, Item, ItemKind, Reply, SealedWriting, Status, Tip,
+    TipPage, TipsQuery, Triage, Writing, WritingCreated, WritingKind,
 };
 
 /// Every refusal and failure of the API: a status code and `{"error": "…"}`, a sentence for

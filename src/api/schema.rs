@@ -146,6 +146,7 @@ pub const ROUTES: &[Route] = &[
         ("200", "NewSession"),
     ),
     route("get", "/api/v1/session", None, ("200", "Session")),
+    route("get", "/api/v1/analysts", None, ("200", "AnalystList")),
     route("get", "/api/v1/tips", None, ("200", "TipPage")),
     route(
         "post",
@@ -165,6 +166,18 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/api/v1/tips/{id}/replies",
         Some("Writing"),
+        ("201", "WritingCreated"),
+    ),
+    route(
+        "post",
+        "/api/v1/tips/{id}/notes/sealed",
+        Some("SealedWriting"),
+        ("201", "WritingCreated"),
+    ),
+    route(
+        "post",
+        "/api/v1/tips/{id}/replies/sealed",
+        Some("SealedWriting"),
         ("201", "WritingCreated"),
     ),
     route(
@@ -206,6 +219,7 @@ pub fn components() -> Map<String, Value> {
     requests.subschema_for::<Triage>();
     requests.subschema_for::<BulkChange>();
     requests.subschema_for::<Writing>();
+    requests.subschema_for::<SealedWriting>();
     requests.subschema_for::<NewKey>();
     requests.subschema_for::<HeaderReplacement>();
     let mut answers = settings.for_serialize().into_generator();
@@ -213,6 +227,7 @@ pub fn components() -> Map<String, Value> {
     answers.subschema_for::<Health>();
     answers.subschema_for::<NewSession>();
     answers.subschema_for::<Session>();
+    answers.subschema_for::<AnalystList>();
     answers.subschema_for::<TipPage>();
     answers.subschema_for::<Tip>();
     answers.subschema_for::<BulkChanged>();

@@ -41,3 +41,10 @@ pub enum Role {
     Admin,
     Analyst,
 }
+
+/// `GET /api/v1/analysts`: the analysts a tip can be assigned to (accounts not disabled), by
+/// user name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AnalystList {
+    pub analysts: Vec<String>,
+}

@@ -29,6 +29,12 @@ pub struct Tip {
     pub labels: Vec<String>,
     /// Coarsened (to the hour by default).
     pub received_at: Time,
+    /// Only in `GET /api/v1/tips/{id}`: the age recipient a reply's source copy is sealed to
+    /// (derived from the source's receipt), when the tip's binding verifies. For clients that
+    /// seal replies themselves (`POST …/replies/sealed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^age1[0-9a-z]{58}$"))]
+    pub reply_recipient: Option<String>,
     /// Only in `GET /api/v1/tips/{id}`: the tip's replies to its source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Vec<Reply>")]
@@ -151,6 +157,29 @@ pub struct Writing {
     /// when some take several bytes).
     #[schemars(with = "String", length(max = 32768), pattern(writing_pattern()))]
     pub text: Zeroizing<String>,
+}
+
+/// `POST /api/v1/tips/{id}/notes/sealed` and `…/replies/sealed`: a note or reply sealed on the
+/// analyst's machine, so that the server never sees its plaintext. The reviewers' copy must be
+/// sealed to exactly the current key set (one stanza per key, of its type; a header cannot show
+/// which X25519 key a stanza is for, so its clients seal only to keys their analyst pinned),
+/// and a reply's source copy to the tip's `reply_recipient` alone.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedWriting {
+    /// The new item's id, chosen by the client (its commitment covers it).
+    #[schemars(regex(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: String,
+    /// The key set the reviewers' copy is sealed to: the current one.
+    pub key_set: i64,
+    /// The reviewers' copy: an age file (base64), whose JSON carries its commitment key.
+    pub sealed: String,
+    /// HMAC-SHA256 (hex) of the reviewers' copy's plaintext under its commitment key.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub commitment: String,
+    /// Replies only: the source's copy, an age file (base64) to the tip's `reply_recipient`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_source: Option<String>,
 }
 
 /// The answer to a new note or reply.

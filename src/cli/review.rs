@@ -41,6 +41,17 @@ pub enum ReviewCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Read and answer tips in your browser, decrypted only on this machine: serves a local
+    /// review desk on loopback, prints its address and a one-time code, and seals replies and
+    /// notes here (to the keys you trust) before sending them.
+    Desk {
+        /// Your age identity: a plain, passphrase-protected or plugin identity file, or an SSH key
+        #[arg(long, required = true)]
+        identity: Vec<String>,
+        /// Where to listen (loopback only); port 0 picks a free one
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
     /// The reviewer keys you trust, kept on this machine: nothing is sealed to any other.
     #[command(subcommand)]
     Keys(ReviewKeysCommand),
@@ -99,6 +110,7 @@ pub async fn run(command: ReviewCommand) -> anyhow::Result<()> {
             crate::review::pull(identity, &out, all).await
         }
         ReviewCommand::Rekey { identity, yes } => crate::review::rekey(identity, yes).await,
+        ReviewCommand::Desk { identity, listen } => crate::review::desk(identity, listen).await,
         ReviewCommand::Bulk { action, ids, yes } => {
             let action = serde_json::from_value(serde_json::Value::String(action))?;
             crate::review::bulk(action, ids, yes).await

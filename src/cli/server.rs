@@ -41,8 +41,30 @@ pub fn init(explicit: Option<&Path>, force: bool) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     }
+    write_site_example(&config.site.texts_dir)?;
     println!(
         "next: add a reviewer key (`tipbox keys add keys/alice.age --label alice`), then `tipbox serve`"
+    );
+    Ok(())
+}
+
+/// The per-language site texts to start from (`[site]` in the configuration): written once,
+/// as `<texts_dir>/en.ftl.example`, never over a file the operator has.
+fn write_site_example(dir: &Path) -> anyhow::Result<()> {
+    const EXAMPLE: &str = include_str!("../../deploy/site.en.ftl.example");
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let path = dir.join("en.ftl.example");
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(&path, EXAMPLE).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "wrote {} (your own words on the public pages: copy it to {}/<language>.ftl, see [site] in the configuration)",
+        path.display(),
+        dir.display()
     );
     Ok(())
 }

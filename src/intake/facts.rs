@@ -2,8 +2,6 @@
 //! each attachment's original name and size — all sealed in the tip's facts item, never stored
 //! in clear.
 
-use std::io::Write;
-
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -83,41 +81,7 @@ pub struct AttachmentFacts {
     pub size: u64,
 }
 
-/// `value` as JSON (indented if `pretty`), in a buffer cleared when dropped, for sealing.
-///
-/// The buffer is allocated once at its final size, measured by serializing into a counter
-/// first: a buffer that grew while the JSON was written into it would leave each outgrown copy,
-/// plaintext and all, in freed memory, where nothing clears it.
-pub fn json_to_seal<T: Serialize + ?Sized>(value: &T, pretty: bool) -> Zeroizing<Vec<u8>> {
-    fn write<T: Serialize + ?Sized>(out: impl Write, value: &T, pretty: bool) {
-        let written = if pretty {
-            serde_json::to_writer_pretty(out, value)
-        } else {
-            serde_json::to_writer(out, value)
-        };
-        written.expect("what tipbox seals serializes");
-    }
-    let mut length = ByteCounter(0);
-    write(&mut length, value, pretty);
-    let mut json = Zeroizing::new(Vec::with_capacity(length.0));
-    write(&mut *json, value, pretty);
-    debug_assert_eq!(json.capacity(), length.0, "never grown");
-    json
-}
-
-/// Counts what is written to it, and keeps none of it.
-struct ByteCounter(usize);
-
-impl Write for ByteCounter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 += bytes.len();
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+pub use crate::seal::json_to_seal;
 
 #[cfg(test)]
 mod tests {

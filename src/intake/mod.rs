@@ -29,6 +29,7 @@ use crate::store::{CommitQueue, SourceTip, Store, StoreError};
 pub use facts::{AttachmentFacts, Facts, IncidentType, json_to_seal};
 pub use keys::{KeyState, KeyringCache};
 pub use submission::{AttachmentUpload, Submission};
+pub use writing::PreSealed;
 
 /// Ciphertext is written to the database in pieces of this size; an attachment that fits in
 /// one piece is written only at commit.
@@ -49,6 +50,9 @@ pub enum IntakeError {
     Task(String),
     #[error("no usable reviewer key: nothing can be sealed")]
     Paused,
+    /// Something sealed elsewhere that the server does not accept (and why).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl IntakeError {
@@ -56,7 +60,16 @@ impl IntakeError {
     pub fn keys_revoked(&self) -> bool {
         matches!(self, IntakeError::Store(StoreError::KeySetRevoked))
     }
+
+    /// The same submission form was sent before and its tip stored then.
+    pub fn already_sent(&self) -> bool {
+        matches!(self, IntakeError::Store(StoreError::FormAlreadyUsed))
+    }
 }
+
+/// How long a used submission form's key is remembered: far longer than its receipt page can
+/// be reloaded or re-sent, short enough that the table stays small.
+const FORM_KEY_TTL_SECONDS: i64 = 24 * 3600;
 
 /// Everything intake needs, shared by all requests.
 pub struct Intake {
@@ -154,6 +167,13 @@ impl Intake {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(items = n, "deleted expired staged uploads"),
                         Err(error) => tracing::error!(%error, "could not sweep staged uploads"),
+                    }
+                    if let Err(error) = intake
+                        .store
+                        .sweep_submission_forms(now() - FORM_KEY_TTL_SECONDS)
+                        .await
+                    {
+                        tracing::error!(%error, "could not forget used submission forms");
                     }
                 }
             }

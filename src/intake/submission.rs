@@ -311,12 +311,14 @@ impl Submission {
     }
 
     /// Seals the message and facts, and commits the whole submission durably. Only after this
-    /// returns `Ok` may a receipt be shown.
+    /// returns `Ok` may a receipt be shown. `form_key_hash` is the hash of the form's own key:
+    /// a form already sent is refused (`IntakeError::already_sent`) and nothing is stored again.
     pub async fn commit(
         mut self,
         message: Zeroizing<String>,
         facts: Facts,
         lang: Lang,
+        form_key_hash: Option<[u8; 32]>,
     ) -> Result<Accepted, IntakeError> {
         let keys = Arc::clone(&self.keys);
         let intake = Arc::clone(&self.intake);
@@ -403,6 +405,7 @@ impl Submission {
             reply_recipient,
             binding,
             items,
+            form_key_hash,
         };
         match self.intake.queue.commit(tip).await {
             Ok(()) => {

@@ -3,60 +3,15 @@
 //! seals them and never stores their plaintext. The reviewers' copy carries its own
 //! commitment key (`crate::commitment`), and its item the commitment to it.
 
-use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::{Intake, IntakeError, KeyState, json_to_seal};
+use super::{Intake, IntakeError, KeyState};
 use crate::audit::{Audit, AuditAction};
 use crate::clock::{coarsen, now};
 use crate::commitment::CommitmentKey;
 use crate::ids::random_id;
 use crate::seal::{seal_bytes, seal_to_source};
-
-/// A note or a reply as the reviewers open it. Borrowed fields, serialized straight into the
-/// buffer that is sealed: no copy of the text (a `serde_json::Value` would make one) is left
-/// behind in freed memory. Fields in the order the JSON has always had.
-#[derive(Serialize)]
-struct ForReviewers<'a> {
-    author: &'a str,
-    /// The key its item's commitment is made with (`crate::commitment::WRITING_FIELD`).
-    commitment_key: &'a str,
-    format: &'static str,
-    text: &'a str,
-    written_at: &'a str,
-}
-
-impl ForReviewers<'_> {
-    /// The reviewers' copy of what `author` wrote, written now, as JSON to seal, carrying
-    /// `commitment_key`.
-    fn json(
-        format: &'static str,
-        author: &str,
-        text: &str,
-        commitment_key: &CommitmentKey,
-    ) -> Zeroizing<Vec<u8>> {
-        let written_at =
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let key = commitment_key.to_hex();
-        json_to_seal(
-            &ForReviewers {
-                author,
-                commitment_key: &key,
-                format,
-                text,
-                written_at: &written_at,
-            },
-            true,
-        )
-    }
-}
-
-/// A reply as its source opens it.
-#[derive(Serialize)]
-struct ForSource<'a> {
-    format: &'static str,
-    text: &'a str,
-}
+use crate::writings;
 
 impl Intake {
     /// Seals an analyst's internal note to the active key set and adds it to the tip, with its
@@ -72,7 +27,7 @@ impl Intake {
             return Err(IntakeError::Paused);
         };
         let commitment_key = CommitmentKey::generate();
-        let note = ForReviewers::json("tipbox-note/1", author, &text, &commitment_key);
+        let note = writings::for_reviewers(writings::NOTE_FORMAT, author, &text, &commitment_key);
         drop(text);
         let item_id = random_id();
         let commitment = commitment_key.commit(&item_id, &note);
@@ -128,16 +83,11 @@ impl Intake {
             .parse()
             .map_err(|e: &str| IntakeError::Task(format!("stored reply recipient: {e}")))?;
         let commitment_key = CommitmentKey::generate();
-        let for_reviewers = ForReviewers::json("tipbox-reply/1", author, &text, &commitment_key);
+        let for_reviewers =
+            writings::for_reviewers(writings::REPLY_FORMAT, author, &text, &commitment_key);
         let reply_id = random_id();
         let commitment = commitment_key.commit(&reply_id, &for_reviewers);
-        let for_source = json_to_seal(
-            &ForSource {
-                format: "tipbox-reply/1",
-                text: &text,
-            },
-            false,
-        );
+        let for_source = writings::for_source(&text);
         drop(text);
         let key_set_id = keys.id;
         let (for_reviewers, for_source) =
@@ -171,5 +121,142 @@ impl Intake {
             )
             .await?
             .then_some(reply_id))
+    }
+}
+
+/// A note or reply sealed on the analyst's own machine (`tipbox review desk`): the server
+/// never sees its plaintext, checks what a header shows, and stores it as it is.
+pub struct PreSealed {
+    /// Its item id, chosen by the client: the commitment covers it.
+    pub id: String,
+    /// The key set the client sealed the reviewers' copy to: it must be the current one.
+    pub key_set: i64,
+    /// The reviewers' copy (an age file).
+    pub for_reviewers: Vec<u8>,
+    /// The commitment to the reviewers' copy's plaintext, made with the key sealed inside it.
+    pub commitment: [u8; crate::commitment::COMMITMENT_BYTES],
+    /// A reply's source copy (an age file to the tip's reply recipient alone).
+    pub for_source: Option<Vec<u8>>,
+}
+
+impl Intake {
+    /// The tip's reply recipient (an `age1…` string), if its binding verifies.
+    pub async fn reply_recipient(&self, tip_id: &str) -> Result<Option<String>, IntakeError> {
+        Ok(self
+            .store
+            .reply_recipient(tip_id, &self.binding_key)
+            .await?)
+    }
+}
+
+/// The largest pre-sealed copy accepted: the longest writing, in JSON, and its age framing.
+const MAX_PRE_SEALED_BYTES: usize = 2 * crate::writings::MAX_WRITING_BYTES + 16 * 1024;
+
+impl Intake {
+    /// Stores a pre-sealed note (`for_source` none) or reply, with its audit entry, after
+    /// checking it: sealed to the current key set and to nothing else (one stanza per key of
+    /// it, of its type; `rekey::Header::fits`), a reply's source copy to exactly one X25519
+    /// recipient, and well-formed age files within the size limit. For a reply, the tip's
+    /// binding must verify, as when the server seals. `None`: no such tip.
+    pub async fn add_pre_sealed(
+        &self,
+        tip_id: &str,
+        author: &str,
+        sealed: PreSealed,
+    ) -> Result<Option<String>, IntakeError> {
+        let KeyState::Ready(keys) = self.keys.for_submission(&self.store).await? else {
+            return Err(IntakeError::Paused);
+        };
+        if sealed.key_set != keys.id {
+            return Err(IntakeError::Refused(format!(
+                "sealed to key set {}, but the current key set is {}: fetch it and seal again",
+                sealed.key_set, keys.id
+            )));
+        }
+        let expected: Vec<_> = keys.keys.iter().map(|k| k.recipient.clone()).collect();
+        let header = |file: &[u8], what: &str| {
+            if file.len() > MAX_PRE_SEALED_BYTES {
+                return Err(IntakeError::Refused(format!("{what} is too large")));
+            }
+            crate::rekey::check_file_start(file)
+                .map_err(|e| IntakeError::Refused(format!("{what}: {e}")))
+        };
+        header(&sealed.for_reviewers, "the reviewers' copy")?
+            .fits(&expected)
+            .map_err(|why| {
+                IntakeError::Refused(format!(
+                    "the reviewers' copy is not sealed to exactly the current key set: {why}"
+                ))
+            })?;
+        let created_at = coarsen(now(), self.time_granularity);
+        let (action, detail) = match &sealed.for_source {
+            None => (
+                AuditAction::NoteAdd,
+                serde_json::json!({ "note": sealed.id }),
+            ),
+            Some(_) => (
+                AuditAction::ReplyAdd,
+                serde_json::json!({ "reply": sealed.id }),
+            ),
+        };
+        let audit = Audit {
+            at: now(),
+            actor: author,
+            action,
+            subject: tip_id,
+            detail,
+        };
+        let stored = match &sealed.for_source {
+            None => {
+                self.store
+                    .add_note(
+                        tip_id,
+                        &sealed.id,
+                        keys.id,
+                        &sealed.for_reviewers,
+                        sealed.commitment,
+                        created_at,
+                        &audit,
+                    )
+                    .await?
+            }
+            Some(for_source) => {
+                // Only to the tip's own, bound, reply recipient: one X25519 stanza and nothing
+                // else. (Which key it is, a header cannot show; the source's identity opening
+                // it is what makes it readable there.)
+                if self
+                    .store
+                    .reply_recipient(tip_id, &self.binding_key)
+                    .await?
+                    .is_none()
+                {
+                    return Ok(None);
+                }
+                let one = crate::keyring::Recipient::parse(
+                    &age::x25519::Identity::generate().to_public().to_string(),
+                )
+                .expect("a fresh X25519 recipient parses");
+                header(for_source, "the source's copy")?
+                    .fits(std::slice::from_ref(&one))
+                    .map_err(|why| {
+                        IntakeError::Refused(format!(
+                            "the source's copy is not sealed to exactly one X25519 recipient: {why}"
+                        ))
+                    })?;
+                self.store
+                    .add_reply(
+                        tip_id,
+                        &sealed.id,
+                        keys.id,
+                        &sealed.for_reviewers,
+                        sealed.commitment,
+                        for_source,
+                        created_at,
+                        &audit,
+                    )
+                    .await?
+            }
+        };
+        Ok(stored.then_some(sealed.id))
     }
 }

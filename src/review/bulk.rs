@@ -16,13 +16,13 @@ pub async fn bulk(action: api::BulkAction, ids: Vec<String>, yes: bool) -> anyho
         );
     }
     let api = Api::from_saved_session()?;
-    let body = serde_json::to_string(&api::BulkChange { action, ids })?;
-    let request = api
-        .client
-        .post(api.url("/api/v1/tips/bulk"))
-        .header("content-type", "application/json")
-        .body(body);
-    let response = api.send(request).await?;
+    let response = api
+        .send_json(
+            reqwest::Method::POST,
+            "/api/v1/tips/bulk",
+            &api::BulkChange { action, ids },
+        )
+        .await?;
     if !response.status().is_success() {
         return Err(refused(response).await);
     }

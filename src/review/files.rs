@@ -8,17 +8,7 @@ use std::path::{Path, PathBuf};
 /// command an analyst runs on it, `file -- …` forgotten, cannot take it for an option), and
 /// never an existing file.
 pub fn safe_file_name(dir: &Path, wanted: &str) -> PathBuf {
-    let last = wanted.rsplit(['/', '\\']).next().unwrap_or_default();
-    let mut name: String = crate::keyring::printable(last)
-        .trim()
-        .trim_start_matches(|c: char| c == '.' || c == '-' || c.is_whitespace())
-        .to_owned();
-    if name.is_empty() {
-        name = "attachment".to_owned();
-    }
-    while name.len() > 200 {
-        name.pop();
-    }
+    let name = safe_name(wanted);
     let (stem, extension) = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() && ext.len() <= 16 => {
             (stem.to_owned(), format!(".{ext}"))
@@ -32,6 +22,23 @@ pub fn safe_file_name(dir: &Path, wanted: &str) -> PathBuf {
         n += 1;
     }
     candidate
+}
+
+/// A name from the sealed facts made safe as one file name (see `safe_file_name`), without
+/// looking at any directory: for the local desk's downloads.
+pub fn safe_name(wanted: &str) -> String {
+    let last = wanted.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mut name: String = crate::keyring::printable(last)
+        .trim()
+        .trim_start_matches(|c: char| c == '.' || c == '-' || c.is_whitespace())
+        .to_owned();
+    if name.is_empty() {
+        name = "attachment".to_owned();
+    }
+    while name.len() > 200 {
+        name.pop();
+    }
+    name
 }
 
 #[cfg(test)]

@@ -67,6 +67,11 @@ impl Api {
         Ok(response)
     }
 
+    /// The analyst the session is for.
+    pub fn username(&self) -> &str {
+        &self.session.username
+    }
+
     /// The server, as `review login` was given it.
     pub fn server(&self) -> &str {
         &self.session.server
@@ -74,6 +79,21 @@ impl Api {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.session.server)
+    }
+
+    /// `METHOD path` with `body` as JSON; the answer as it is (see `send`).
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<reqwest::Response> {
+        let request = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", "application/json")
+            .body(serde_json::to_string(body)?);
+        self.send(request).await
     }
 
     /// `GET path`, which must succeed.

@@ -18,10 +18,12 @@
 //! something else.
 //!
 //! The rooms: `session` (the saved session), `http` (the API client), `pull`, `rekey`, `bulk`,
+//! `desk` (the local review desk: a web app on loopback that decrypts in memory),
 //! `trust` (the trusted keys and `review keys`), `keyset` (checking the key set the server
 //! names), `verify` (commitments) and `files` (safe names).
 
 mod bulk;
+mod desk;
 mod files;
 mod http;
 mod keyset;
@@ -37,6 +39,7 @@ use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
 pub use bulk::bulk;
+pub use desk::desk;
 pub use files::safe_file_name;
 pub use pull::pull;
 pub use rekey::rekey;

@@ -139,10 +139,34 @@ pub(super) fn open_into(
     sealed: &Path,
     identities: &[Box<dyn age::Identity>],
     out: &mut dyn Write,
-    mut committer: Option<Committer>,
+    committer: Option<Committer>,
 ) -> anyhow::Result<Opened> {
     let file = std::io::BufReader::new(std::fs::File::open(sealed)?);
-    let decryptor = age::Decryptor::new_buffered(file)?;
+    open_from(file, identities, out, committer)
+}
+
+/// Decrypts an age file held in memory (the local desk's) into memory that is cleared when
+/// dropped, sized once from the sealed file (the plaintext is never longer) so that it never
+/// moves. `None`: none of the identities opens it.
+pub(super) fn open_in_memory(
+    sealed: &[u8],
+    identities: &[Box<dyn age::Identity>],
+) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(sealed.len()));
+    let mut bounded = Bounded(&mut plaintext);
+    match open_from(sealed, identities, &mut bounded, None)? {
+        Opened::Decrypted(_) => Ok(Some(plaintext)),
+        Opened::NotYours => Ok(None),
+    }
+}
+
+fn open_from(
+    sealed: impl std::io::BufRead,
+    identities: &[Box<dyn age::Identity>],
+    out: &mut dyn Write,
+    mut committer: Option<Committer>,
+) -> anyhow::Result<Opened> {
+    let decryptor = age::Decryptor::new_buffered(sealed)?;
     let mut reader =
         match decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity)) {
             Ok(reader) => reader,

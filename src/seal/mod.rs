@@ -10,7 +10,9 @@ mod x25519;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
 pub use x25519::X25519Recipient;
+use zeroize::Zeroizing;
 
 use crate::keyring::ActiveKeySet;
 
@@ -138,4 +140,40 @@ pub fn open_for_source(
         .read_to_end(&mut plaintext)
         .map_err(|e| OpenError(e.to_string()))?;
     Ok(plaintext)
+}
+
+/// `value` as JSON (indented if `pretty`), in a buffer cleared when dropped, for sealing.
+///
+/// The buffer is allocated once at its final size, measured by serializing into a counter
+/// first: a buffer that grew while the JSON was written into it would leave each outgrown copy,
+/// plaintext and all, in freed memory, where nothing clears it.
+pub fn json_to_seal<T: Serialize + ?Sized>(value: &T, pretty: bool) -> Zeroizing<Vec<u8>> {
+    fn write<T: Serialize + ?Sized>(out: impl Write, value: &T, pretty: bool) {
+        let written = if pretty {
+            serde_json::to_writer_pretty(out, value)
+        } else {
+            serde_json::to_writer(out, value)
+        };
+        written.expect("what tipbox seals serializes");
+    }
+    let mut length = ByteCounter(0);
+    write(&mut length, value, pretty);
+    let mut json = Zeroizing::new(Vec::with_capacity(length.0));
+    write(&mut *json, value, pretty);
+    debug_assert_eq!(json.capacity(), length.0, "never grown");
+    json
+}
+
+/// Counts what is written to it, and keeps none of it.
+struct ByteCounter(usize);
+
+impl Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -155,11 +155,9 @@ mod tests {
     fn the_recipient_key_is_the_one_age_parsed() {
         let identity = age::x25519::Identity::generate();
         let ours = X25519Recipient::new(&identity.to_public());
-        let encoded = bech32::encode::<bech32::Bech32>(
-            bech32::Hrp::parse("age").unwrap(),
-            &ours.public_key,
-        )
-        .unwrap();
+        let encoded =
+            bech32::encode::<bech32::Bech32>(bech32::Hrp::parse("age").unwrap(), &ours.public_key)
+                .unwrap();
         assert_eq!(encoded, identity.to_public().to_string());
     }
 }

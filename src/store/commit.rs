@@ -41,6 +41,9 @@ pub struct NewTip {
     /// `receipt::TipBindingKey::bind` of the id, the receipt hash and the reply recipient.
     pub binding: Vec<u8>,
     pub items: Vec<NewItem>,
+    /// The hash of the submission form's key, when the form carried one: recorded with the
+    /// tip so that the same form sent twice never stores a second tip.
+    pub form_key_hash: Option<[u8; 32]>,
 }
 
 type Job = (NewTip, oneshot::Sender<Result<()>>);
@@ -92,7 +95,7 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Job>) {
         let inline = if all_inline {
             match store.commit_inline_batch(&tips).await {
                 Ok(()) => true,
-                Err(StoreError::KeySetRevoked) => false,
+                Err(StoreError::KeySetRevoked | StoreError::FormAlreadyUsed) => false,
                 Err(error) => {
                     tracing::warn!(%error, submissions = tips.len(), "multi-row commit failed; replaying the batch tip by tip");
                     false
@@ -163,6 +166,22 @@ impl Store {
                     });
                     q.build().execute(&mut *c).await?;
                 }
+                let forms: Vec<(&[u8; 32], i64)> = tips
+                    .iter()
+                    .filter_map(|t| t.form_key_hash.as_ref().map(|k| (k, t.received_at)))
+                    .collect();
+                for chunk in forms.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = QueryBuilder::new("INSERT INTO submission_forms (key_hash, used_at) ");
+                    q.push_values(chunk, |mut row, (key, used_at)| {
+                        row.push_bind(key.as_slice()).push_bind(*used_at);
+                    });
+                    // A form sent twice: the whole batch is replayed tip by tip, which refuses
+                    // only the second (a unique violation here would be retried in vain).
+                    q.push(" ON CONFLICT (key_hash) DO NOTHING");
+                    if q.build().execute(&mut *c).await?.rows_affected() != chunk.len() as u64 {
+                        return Err(StoreError::FormAlreadyUsed);
+                    }
+                }
                 for chunk in items.chunks(ROWS_PER_STATEMENT) {
                     let mut q = QueryBuilder::new(
                         "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at, commitment) ",
@@ -195,6 +214,8 @@ impl Store {
     async fn commit_batch(&self, tips: &[&NewTip]) -> Result<Vec<Result<()>>> {
         const Q_TIP: &str = "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, binding, status) \
              VALUES ($1, $2, $3, $4, $5, 'new')";
+        const Q_FORM: &str = "INSERT INTO submission_forms (key_hash, used_at) VALUES ($1, $2) \
+             ON CONFLICT (key_hash) DO NOTHING";
         retrying(move || async move {
             let mut tx = self.write_on_commit_pool().await?;
             let revoked = tx.revoked_key_sets(key_sets_of(tips)).await?;
@@ -211,6 +232,17 @@ impl Store {
                 // Each submission in a savepoint of its own: one at fault is rolled back alone.
                 tx.execute("SAVEPOINT submission").await?;
                 let written: Result<()> = async {
+                    if let Some(key) = &tip.form_key_hash {
+                        let recorded = on_backend!(tx.conn(), c => sqlx::query(Q_FORM)
+                            .bind(key.as_slice())
+                            .bind(tip.received_at)
+                            .execute(c)
+                            .await?
+                            .rows_affected());
+                        if recorded == 0 {
+                            return Err(StoreError::FormAlreadyUsed);
+                        }
+                    }
                     on_backend!(tx.conn(), c => sqlx::query(Q_TIP)
                         .bind(&tip.id)
                         .bind(tip.received_at)

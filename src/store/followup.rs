@@ -32,7 +32,58 @@ pub struct ReplyStatus {
     pub deleted_at: Option<i64>,
 }
 
+/// One of a source's sends, as the source may see it: when, whether it had a message, how many
+/// files and how large they are sealed (close to their own size). Never what they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub at: i64,
+    pub message: bool,
+    pub files: u32,
+    pub file_bytes: i64,
+}
+
 impl Store {
+    /// What a tip holds from its source, one entry per send (the first report, then each
+    /// addition), oldest first. Every send has exactly one `facts` item, after its message (if
+    /// it had one) and before its files; replies and notes are not the source's.
+    pub async fn source_received(&self, tip_id: &str) -> Result<Vec<Received>> {
+        const Q: &str = "SELECT i.kind, i.size, COALESCE(i.added_at, t.received_at) \
+             FROM items i JOIN tips t ON t.id = i.tip_id \
+             WHERE i.tip_id = $1 AND i.kind IN ('message', 'facts', 'attachment') ORDER BY i.position";
+        let rows: Vec<(String, i64, i64)> =
+            on_backend!(&self.pool, p => sqlx::query_as(Q).bind(tip_id).fetch_all(p).await?);
+        let mut sends: Vec<Received> = Vec::new();
+        // Whether the last send is still waiting for its facts (it began with a message).
+        let mut open = false;
+        for (kind, size, at) in rows {
+            match kind.as_str() {
+                "message" => {
+                    sends.push(Received {
+                        at,
+                        message: true,
+                        files: 0,
+                        file_bytes: 0,
+                    });
+                    open = true;
+                }
+                "facts" if open => open = false,
+                "facts" => sends.push(Received {
+                    at,
+                    message: false,
+                    files: 0,
+                    file_bytes: 0,
+                }),
+                _ => {
+                    if let Some(last) = sends.last_mut() {
+                        last.files += 1;
+                        last.file_bytes += size;
+                    }
+                }
+            }
+        }
+        Ok(sends)
+    }
+
     /// The tip whose receipt has this lookup hash, if its binding verifies. A row whose binding
     /// does not (a receipt hash or reply recipient copied from another tip, or never bound) is
     /// not found, exactly as for a receipt that was never issued, after the same work.

@@ -67,6 +67,9 @@ pub enum StoreError {
     KeySetRevoked,
     #[error("staged item {0} was not found (it may have expired); the submission was not stored")]
     StagedItemMissing(String),
+    /// The submission form was sent before, and its tip stored then: nothing was stored now.
+    #[error("this submission form was already sent; nothing was stored again")]
+    FormAlreadyUsed,
     #[error("the commit queue has shut down")]
     QueueClosed,
     #[error(
@@ -386,6 +389,21 @@ impl Store {
             on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(cutoff).fetch_all(p).await?);
         self.discard_staged(&ids).await?;
         Ok(ids.len() as u64)
+    }
+
+    /// Forgets the submission forms used before `cutoff` (their receipt pages are long gone).
+    pub async fn sweep_submission_forms(&self, cutoff: i64) -> Result<u64> {
+        const Q: &str = "DELETE FROM submission_forms WHERE used_at < $1";
+        Ok(
+            on_backend!(&self.pool, p => sqlx::query(Q).bind(cutoff).execute(p).await?.rows_affected()),
+        )
+    }
+
+    /// Whether a submission form with this key hash has been sent and its tip stored.
+    pub async fn form_used(&self, key_hash: &[u8; 32]) -> Result<bool> {
+        const Q: &str = "SELECT COUNT(*) FROM submission_forms WHERE key_hash = $1";
+        let count: i64 = on_backend!(&self.pool, p => sqlx::query_scalar(Q).bind(key_hash.as_slice()).fetch_one(p).await?);
+        Ok(count > 0)
     }
 
     /// Every committed item, oldest tip first.

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod a11y;
 mod abuse;
 mod analysts;
 mod authz;
@@ -19,6 +20,7 @@ mod intake;
 mod integrity_client;
 mod integrity_server;
 mod limits;
+mod local_desk;
 mod migrations;
 mod openapi;
 mod pages;
@@ -26,6 +28,7 @@ mod retention;
 mod review;
 mod rotation;
 mod signin;
+mod sources;
 mod tls;
 mod tor;
 mod tor_network;

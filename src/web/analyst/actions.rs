@@ -17,8 +17,7 @@ use crate::store::{BulkAction, BulkOutcome, MAX_BULK, STATUSES, TriageUpdate};
 
 /// The most labels on one tip.
 const MAX_LABELS: usize = 20;
-/// The longest note or reply, in bytes.
-pub const MAX_WRITING_BYTES: usize = 32 * 1024;
+pub use crate::writings::MAX_WRITING_BYTES;
 
 /// A triage change as asked: `None` leaves a field as it is.
 pub struct Triage {
@@ -174,6 +173,45 @@ pub async fn write(
         ))),
         Err(error) if error.keys_revoked() => Err(ActionError::Unavailable(format!(
             "a reviewer key was revoked while the {kind} was sealed; nothing was stored: send it again"
+        ))),
+        Err(error) => Err(ActionError::internal(error)),
+    }
+}
+
+/// Stores a note or reply sealed on the analyst's own machine (`intake::PreSealed`), after the
+/// checks of `Intake::add_pre_sealed`, and returns its id.
+pub async fn write_sealed(
+    app: &AnalystState,
+    analyst: &Analyst,
+    tip_id: &str,
+    sealed: crate::intake::PreSealed,
+) -> Result<String, ActionError> {
+    if !valid_id(tip_id) {
+        return Err(ActionError::NotFound("no such tip"));
+    }
+    if !valid_id(&sealed.id) {
+        return Err(ActionError::Invalid(
+            "the id must be 32 lower-case hex digits".into(),
+        ));
+    }
+    let kind = if sealed.for_source.is_some() {
+        "reply"
+    } else {
+        "note"
+    };
+    match app
+        .intake
+        .add_pre_sealed(tip_id, &analyst.username, sealed)
+        .await
+    {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(ActionError::NotFound("no such tip")),
+        Err(IntakeError::Refused(why)) => Err(ActionError::Invalid(why.into())),
+        Err(IntakeError::Paused) => Err(ActionError::Unavailable(format!(
+            "no usable reviewer key: the {kind} cannot be stored"
+        ))),
+        Err(error) if error.keys_revoked() => Err(ActionError::Unavailable(format!(
+            "a reviewer key was revoked meanwhile; nothing was stored: seal the {kind} again"
         ))),
         Err(error) => Err(ActionError::internal(error)),
     }

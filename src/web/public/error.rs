@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use zeroize::Zeroizing;
 
 use super::followup::signin_page;
+use super::pages::{Problem, Refill, submit_page};
+use super::shown::FormKey;
 use crate::i18n::Lang;
 use crate::web::shared::pages::{message_page, with_retry_after};
 
@@ -101,7 +103,7 @@ impl Refusal {
             }
             TotalTooLarge(limit) => too_large("error-total-too-large", "size", lang.size(limit)),
             TooManyAttachments(count) => {
-                too_large("error-too-many-attachments", "count", count.to_string())
+                too_large("error-too-many-attachments", "count", lang.number(count))
             }
             Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -186,6 +188,11 @@ pub struct PageError {
 enum Kind {
     /// A page that says what was refused, with a link back (none after a 5xx).
     Refused { refusal: Refusal, back: Back },
+    /// The submission form again, with what was typed and what was refused.
+    Form {
+        refusal: Refusal,
+        refill: Box<Refill>,
+    },
     /// The receipt form again, saying what went wrong.
     SignIn {
         status: StatusCode,
@@ -240,6 +247,18 @@ impl PageError {
         self
     }
 
+    /// The submission form again instead of a page with a link back: what was typed is not
+    /// lost (a refusal of a submission only).
+    pub fn with_form(mut self, refill: Refill) -> Self {
+        if let Kind::Refused { refusal, .. } = self.kind {
+            self.kind = Kind::Form {
+                refusal,
+                refill: Box::new(refill),
+            };
+        }
+        self
+    }
+
     /// The same page, with a cause for the log.
     pub fn because(mut self, context: &'static str, cause: impl std::fmt::Display) -> Self {
         self.cause = Some((context, cause.to_string()));
@@ -271,6 +290,27 @@ impl IntoResponse for PageError {
                 };
             }
             Kind::Refused { refusal, back } => (refusal, back),
+            Kind::Form { refusal, refill } => {
+                let (status, title, text) = refusal.page(lang);
+                let mut problems = vec![text];
+                let nothing = lang.t("error-nothing-stored");
+                if refusal.about_something_sent() && !problems[0].contains(&nothing) {
+                    problems.push(nothing);
+                }
+                if let Some(name) = &refill.refused_file {
+                    problems.push(lang.t_args("submit-refill-file", &[("name", name.clone())]));
+                }
+                problems.push(lang.t("submit-refill-note"));
+                let problem = Problem {
+                    title: lang.t(title),
+                    lines: problems,
+                };
+                let page = submit_page(status, lang, &FormKey::generate(), &refill, Some(&problem));
+                return match refusal.retry_after(status) {
+                    Some(seconds) => with_retry_after(page, seconds),
+                    None => page,
+                };
+            }
         };
         let (status, title, text) = refusal.page(lang);
         let mut lines = vec![text];

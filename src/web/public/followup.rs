@@ -64,8 +64,17 @@ struct CasePage {
     status: String,
     added: bool,
     replies: Vec<ReplyView>,
+    /// What was received, per send: (when, message or not, files, their size), in words.
+    received: Vec<ReceivedView>,
     attachments_help: String,
     signout_help: String,
+}
+
+struct ReceivedView {
+    when: String,
+    message: String,
+    files: String,
+    size: String,
 }
 
 /// The receipt form, with a fresh token paired with a short-lived cookie, what went wrong
@@ -108,7 +117,7 @@ impl PublicState {
             StatusCode::UNAUTHORIZED,
             lang.t_args(
                 "followup-session-ended",
-                &[("minutes", self.idle_minutes().to_string())],
+                &[("minutes", lang.number(self.idle_minutes()))],
             ),
         )
     }
@@ -190,18 +199,14 @@ pub async fn signin(
             } => {
                 let mut problem = lang.t_args(
                     "followup-error-unknown-word-at",
-                    &[("position", position.to_string())],
+                    &[("position", lang.number(position as u64))],
                 );
                 if !suggestions.is_empty() {
                     // Chinese sentences follow each other without a space, and list with 、.
-                    let (gap, comma) = match lang {
-                        Lang::En => (" ", ", "),
-                        Lang::ZhHans | Lang::ZhHant => ("", "、"),
-                    };
-                    problem.push_str(gap);
+                    problem.push_str(lang.sentence_gap());
                     problem.push_str(&lang.t_args(
                         "followup-error-did-you-mean",
-                        &[("words", suggestions.join(comma))],
+                        &[("words", suggestions.join(lang.list_separator()))],
                     ));
                 }
                 problem
@@ -266,6 +271,32 @@ pub async fn case(
         .source_replies(&session.tip_id)
         .await
         .map_err(|e| failed(lang, e))?;
+    let received = store
+        .source_received(&session.tip_id)
+        .await
+        .map_err(|e| failed(lang, e))?
+        .into_iter()
+        .enumerate()
+        .map(|(n, send)| ReceivedView {
+            // Dates and counts as the page's language writes them (Persian digits on Persian pages).
+            when: if n == 0 {
+                lang.t_args("case-received-first", &[("date", lang.day(&date(send.at)))])
+            } else {
+                lang.day(&date(send.at))
+            },
+            message: lang.t(if send.message {
+                "case-received-yes"
+            } else {
+                "case-received-no"
+            }),
+            files: lang.number(send.files),
+            size: if send.files == 0 {
+                String::new()
+            } else {
+                lang.size(send.file_bytes.max(0) as u64)
+            },
+        })
+        .collect();
     let mut replies = Vec::with_capacity(sealed.len());
     let mut newly_read = Vec::new();
     for reply in sealed {
@@ -302,10 +333,11 @@ pub async fn case(
             status: lang.t(status_key(&status)),
             added: query.added.is_some(),
             replies,
+            received,
             attachments_help: attachments_help(lang, &app.limits),
             signout_help: lang.t_args(
                 "case-signout-help",
-                &[("minutes", app.idle_minutes().to_string())],
+                &[("minutes", lang.number(app.idle_minutes()))],
             ),
         },
     ))

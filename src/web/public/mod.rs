@@ -9,6 +9,8 @@ mod disk;
 mod error;
 mod followup;
 mod pages;
+mod receipt;
+mod shown;
 mod slots;
 mod submit;
 mod upload;
@@ -23,6 +25,7 @@ use axum::routing::{get, post};
 use crate::config::{Config, FollowupConfig, Limits};
 use crate::followup::SourceSessions;
 use crate::intake::Intake;
+use crate::site::Site;
 use crate::web::middleware::admission::{self, Admission};
 use crate::web::middleware::budgets::PublicBudgets;
 use crate::web::middleware::deadline::{self, BodyDeadline};
@@ -49,10 +52,14 @@ pub struct PublicState {
     pub disk: Arc<disk::DiskGuard>,
     pub limits: Arc<Limits>,
     pub followup: Arc<FollowupConfig>,
+    /// Receipts just shown, kept until written down (`shown`).
+    pub shown: Arc<shown::ShownReceipts>,
+    /// The operator's texts, set for every request (`Site::scope`).
+    pub site: Arc<Site>,
 }
 
 impl PublicState {
-    pub fn new(intake: Arc<Intake>, ledger: Arc<Ledger>, config: &Config) -> Self {
+    pub fn new(intake: Arc<Intake>, ledger: Arc<Ledger>, site: Arc<Site>, config: &Config) -> Self {
         Self {
             intake,
             sources: Arc::new(SourceSessions::new(&config.followup)),
@@ -65,7 +72,21 @@ impl PublicState {
             disk: disk::DiskGuard::new(&config.storage.data_dir, config.limits.min_free_disk_bytes),
             limits: Arc::new(config.limits.clone()),
             followup: Arc::new(config.followup.clone()),
+            shown: Arc::default(),
+            site,
         }
+    }
+
+    /// Forgets receipts whose page has expired, every `period`, even if nobody submits.
+    pub fn spawn_shown_sweeper(&self, period: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let shown = Arc::clone(&self.shown);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                ticker.tick().await;
+                shown.sweep();
+            }
+        })
     }
 }
 
@@ -89,6 +110,8 @@ pub fn router(state: PublicState, config: &Config) -> Router {
         .route("/followup/signout", post(followup::signout))
         .route("/static/style.css", get(stylesheet))
         .route("/favicon.ico", get(pages::no_favicon))
+        .route("/receipt", post(receipt::show_again))
+        .route("/receipt/check", post(receipt::check))
         .fallback(pages::not_found)
         .layer(small_bodies.clone())
         .layer(budgets.pages);
@@ -108,13 +131,20 @@ pub fn router(state: PublicState, config: &Config) -> Router {
         .layer(small_bodies)
         .layer(budgets.signins);
     let admission = Admission::new(Arc::clone(&state.ledger), &config.rate_limits);
+    let site = Arc::clone(&state.site);
     let router = pages
         .merge(uploads)
         .merge(signins)
         .with_state(state)
         .layer(from_fn_with_state(admission, admission::admit))
         .layer(from_fn(refusals::public_pages))
-        .layer(from_fn(cookies::sources_over_plain_http));
+        .layer(from_fn(cookies::sources_over_plain_http))
+        // Outermost of the public layers: every page, refusals included, shows the site.
+        .layer(from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                Site::scope(Arc::clone(&site), next.run(request))
+            },
+        ));
     let router = with_common_layers(router);
     match config.public.onion_address.as_deref() {
         Some(onion) => router.layer(axum::middleware::from_fn_with_state(

@@ -36,11 +36,14 @@ const PART_HEADER_BUDGET: u64 = 1024 * 1024;
 #[derive(Default)]
 pub struct FormText {
     pub csrf: Option<Zeroizing<String>>,
+    pub form_key: Option<Zeroizing<String>>,
     pub message: Option<Zeroizing<String>>,
     pub incident_type: Option<Zeroizing<String>>,
     pub country: Option<Zeroizing<String>>,
     pub city: Option<Zeroizing<String>>,
     pub when: Option<Zeroizing<String>>,
+    /// The name of the file being received when the upload was refused, for the page to say.
+    pub refused_file: Option<String>,
 }
 
 /// An upload in progress: its submission slot (and its client's share of uploads), the room it
@@ -51,6 +54,8 @@ pub struct Upload {
     staging: Staging,
     /// The body's declared length: no field of it can be longer.
     declared: Option<u64>,
+    /// The request declared more than the limit (refused at its first file).
+    declared_too_large: bool,
     multipart: multer::Multipart<'static>,
     pub submission: Submission,
 }
@@ -105,7 +110,12 @@ impl Upload {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > whole_limit) {
+        // Declared larger than allowed: a client waiting for `100 Continue` (a script; browsers
+        // never wait) is refused at once and never sends the body. A browser's is refused at
+        // its first file, before any byte of it is sealed, once the text typed before it has
+        // arrived, for the form to show it again.
+        let declared_too_large = declared.is_some_and(|n| n > whole_limit);
+        if declared_too_large && expects_continue(parts) {
             return Err(Refusal::TotalTooLarge(limits.max_total_bytes));
         }
         // Before any byte is read or written: a submission that cannot be stored in full is
@@ -113,7 +123,7 @@ impl Upload {
         // arrives, and what arrives is counted as it does.
         let staging = app
             .disk
-            .admit(declared.unwrap_or(0))
+            .admit(declared.filter(|_| !declared_too_large).unwrap_or(0))
             .ok_or(Refusal::DiskFull)?;
         // The keyring as it is now, on whichever node changed it: the very next submission
         // after a key change is sealed to the new set.
@@ -150,6 +160,7 @@ impl Upload {
             },
             staging,
             declared,
+            declared_too_large,
             multipart: multer::Multipart::with_constraints(body.clone(), boundary, constraints),
             submission: app.intake.begin(keys),
         })
@@ -188,31 +199,23 @@ impl Upload {
             if name == "attachment" {
                 let file_name = field.file_name().unwrap_or_default().to_owned();
                 let content_type = field.content_type().map(|m| m.to_string());
-                let first = next_chunk(body, &mut field, &refusal).await?;
-                // An empty file input still sends an empty, nameless part: it is not a file.
-                if file_name.is_empty() && first.as_ref().is_none_or(|c| c.is_empty()) {
-                    continue;
+                let received = receive_file(
+                    body,
+                    &mut field,
+                    &refusal,
+                    submission,
+                    staging,
+                    limits,
+                    (truncate_name(file_name.clone()), content_type),
+                    self.declared_too_large,
+                )
+                .await;
+                if let Err(refused) = received {
+                    if !file_name.is_empty() {
+                        form.refused_file = Some(truncate_name(file_name));
+                    }
+                    return Err(refused);
                 }
-                if submission.attachment_count() >= limits.max_attachments as usize {
-                    return Err(Refusal::TooManyAttachments(limits.max_attachments));
-                }
-                let mut upload = submission
-                    .begin_attachment(truncate_name(file_name), content_type)
-                    .await
-                    .map_err(sealing_failed)?;
-                let mut chunk = first;
-                while let Some(data) = chunk {
-                    staging.wrote(data.len() as u64).ok_or(Refusal::DiskFull)?;
-                    submission
-                        .write_attachment(&mut upload, &data)
-                        .await
-                        .map_err(sealing_failed)?;
-                    chunk = next_chunk(body, &mut field, &refusal).await?;
-                }
-                submission
-                    .finish_attachment(upload)
-                    .await
-                    .map_err(sealing_failed)?;
             } else {
                 // Sized up front to the most the field can hold: growing would leave plaintext
                 // copies. No field is longer than its limit, nor than the declared body (a
@@ -243,6 +246,7 @@ impl Upload {
                 );
                 let slot = match name.as_str() {
                     "csrf" => &mut form.csrf,
+                    "form_key" => &mut form.form_key,
                     "message" => &mut form.message,
                     "incident_type" => &mut form.incident_type,
                     "country" => &mut form.country,
@@ -276,14 +280,18 @@ pub async fn refused(
     limits: &Limits,
     back: Back,
 ) -> PageError {
-    let expects_continue = parts
-        .headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if !(expects_continue && body.received() == 0) {
+    if !(expects_continue(parts) && body.received() == 0) {
         body.drain(limits.max_total_bytes.max(64 << 20)).await;
     }
     PageError::refused(lang, refusal, back)
+}
+
+/// Whether the client waits for `100 Continue` before it sends the body.
+fn expects_continue(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// The body of an upload, watched for slow senders (more strictly while others wait for a
@@ -309,6 +317,50 @@ fn refusal_for(error: &multer::Error, limits: &Limits) -> Refusal {
         multer::Error::UnknownField { .. } => Refusal::UnexpectedField,
         _ => Refusal::Malformed,
     }
+}
+
+/// Receives one file part: sealed as it streams, or refused (an upload declared larger than
+/// allowed is refused at its first file, once the text before it has arrived for the form to
+/// show again).
+#[allow(clippy::too_many_arguments)]
+async fn receive_file(
+    body: &SharedBody,
+    field: &mut multer::Field<'static>,
+    refusal: &impl Fn(&multer::Error) -> Refusal,
+    submission: &mut Submission,
+    staging: &mut Staging,
+    limits: &Limits,
+    (file_name, content_type): (String, Option<String>),
+    declared_too_large: bool,
+) -> Result<(), Refusal> {
+    let first = next_chunk(body, field, refusal).await?;
+    // An empty file input still sends an empty, nameless part: it is not a file.
+    if file_name.is_empty() && first.as_ref().is_none_or(|c| c.is_empty()) {
+        return Ok(());
+    }
+    if declared_too_large {
+        return Err(Refusal::TotalTooLarge(limits.max_total_bytes));
+    }
+    if submission.attachment_count() >= limits.max_attachments as usize {
+        return Err(Refusal::TooManyAttachments(limits.max_attachments));
+    }
+    let mut upload = submission
+        .begin_attachment(file_name, content_type)
+        .await
+        .map_err(sealing_failed)?;
+    let mut chunk = first;
+    while let Some(data) = chunk {
+        staging.wrote(data.len() as u64).ok_or(Refusal::DiskFull)?;
+        submission
+            .write_attachment(&mut upload, &data)
+            .await
+            .map_err(sealing_failed)?;
+        chunk = next_chunk(body, field, refusal).await?;
+    }
+    submission
+        .finish_attachment(upload)
+        .await
+        .map_err(sealing_failed)
 }
 
 async fn next_chunk(

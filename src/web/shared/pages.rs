@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::i18n::Lang;
+use crate::site::{Site, Text};
 
 static STYLESHEET: &str = include_str!("../../../static/style.css");
 
@@ -28,9 +29,40 @@ impl Chrome {
         self.lang.t(key)
     }
 
-    /// A message with a `$date` in it.
+    /// The tip line's name, as its operator calls it in this page's language.
+    pub fn site_name(&self) -> String {
+        Site::current().name(self.lang).to_owned()
+    }
+
+    /// Where to turn in an emergency, in the operator's words (in every page's footer).
+    pub fn emergency(&self) -> Option<String> {
+        Site::current()
+            .text(Text::Emergency, self.lang)
+            .map(str::to_owned)
+    }
+
+    /// What the operator says about the tip line, in this page's language: each text they
+    /// wrote, with its heading (the landing page's "About this tip line").
+    pub fn about(&self) -> Vec<(String, String)> {
+        let site = Site::current();
+        [
+            (Text::Organisation, "site-organisation-label"),
+            (Text::Reports, "site-reports-label"),
+            (Text::ReplyTime, "site-reply-time-label"),
+            (Text::Contact, "site-contact-label"),
+            (Text::VerifyAddress, "site-verify-address-label"),
+        ]
+        .into_iter()
+        .filter_map(|(text, label)| {
+            site.text(text, self.lang)
+                .map(|t| (self.lang.t(label), t.to_owned()))
+        })
+        .collect()
+    }
+
+    /// A message with a `$date` in it (a day the server wrote, as the language writes dates).
     pub fn t_date(&self, key: &str, date: &str) -> String {
-        self.lang.t_args(key, &[("date", date.to_owned())])
+        self.lang.t_args(key, &[("date", self.lang.day(date))])
     }
 
     pub fn lang_links(&self) -> Vec<LangLink> {

@@ -540,3 +540,17 @@ pub fn shipped_rate_limits(client_address: &str) -> String {
         d.max_uploads_per_client,
     )
 }
+
+/// An operator's `[site]` section with every text, as long as deploy/tipbox.example.toml's
+/// examples: what a page weighs and how it reads with the operator's words on it.
+pub const EXAMPLE_SITE: &str = "[site]\nname = \"Exile Voices tip line\"\n\
+    organisation = \"Run by Example Rights, a human-rights group registered in the Netherlands.\"\n\
+    reports = \"Two researchers read every report. We publish patterns, never names, and never \
+    share a report without your consent.\"\n\
+    reply_time = \"We reply within a week. Come back with your receipt to read it.\"\n\
+    contact = \"We only ever reply here. We will never ask for your receipt, by phone, by message \
+    or in person.\"\n\
+    emergency = \"If you or your family are detained or told to return: call +00 000 000 000 \
+    (Signal, day and night).\"\n\
+    verify_address = \"Our onion address is printed on our website and in our annual report; \
+    compare all 56 characters.\"\n";

@@ -5,6 +5,7 @@
 
 pub mod analyst;
 pub mod at_rest;
+pub mod chromium;
 pub mod circuits;
 pub mod deployment;
 pub mod http;

@@ -25,6 +25,7 @@ pub fn router() -> Router<AnalystState> {
                 .post(session::create)
                 .delete(session::delete),
         )
+        .route("/api/v1/analysts", get(session::analysts))
         .route("/api/v1/tips", get(tips::list))
         // Up to 2000 ids of 34 bytes each in JSON.
         .route(
@@ -34,6 +35,14 @@ pub fn router() -> Router<AnalystState> {
         .route("/api/v1/tips/{id}", get(tips::get).patch(tips::update))
         .route("/api/v1/tips/{id}/notes", post(tips::add_note))
         .route("/api/v1/tips/{id}/replies", post(tips::add_reply))
+        .route(
+            "/api/v1/tips/{id}/notes/sealed",
+            post(tips::add_sealed_note),
+        )
+        .route(
+            "/api/v1/tips/{id}/replies/sealed",
+            post(tips::add_sealed_reply),
+        )
         .route("/api/v1/items/{id}/sealed", get(tips::download_item))
         // A header of up to 64 KiB, in base64 inside JSON.
         .route(

@@ -66,3 +66,21 @@ pub async fn delete(
         .map_err(|error| ApiError::internal("could not sign out", error))?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /api/v1/analysts`: who a tip can be assigned to.
+pub async fn analysts(
+    State(app): State<AnalystState>,
+    _session: ApiSession,
+) -> Result<Response, ApiError> {
+    let analysts = app
+        .intake
+        .store
+        .list_analysts()
+        .await
+        .map_err(crate::web::analyst::error::internal)?
+        .into_iter()
+        .filter(|a| !a.disabled)
+        .map(|a| a.username)
+        .collect();
+    Ok(Json(api::AnalystList { analysts }).into_response())
+}

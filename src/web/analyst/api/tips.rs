@@ -83,8 +83,10 @@ pub async fn get(
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found("no such tip"))?;
     let replies = store.reply_statuses(&id).await.map_err(internal)?;
+    let reply_recipient = app.intake.reply_recipient(&id).await.map_err(internal)?;
     viewed(&app, &analyst, &id).await;
     let tip = api::Tip {
+        reply_recipient,
         replies: Some(replies.iter().map(api::Reply::from).collect()),
         ..api::Tip::from(&tip)
     };
@@ -174,6 +176,76 @@ pub async fn add_reply(
     body: Result<Json<api::Writing>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     add_writing(app, analyst, id, Writing::Reply, body).await
+}
+
+/// `POST /api/v1/tips/{id}/notes/sealed` and `…/replies/sealed`: a note or reply sealed on the
+/// analyst's machine → the new note or reply.
+async fn add_sealed(
+    app: AnalystState,
+    analyst: crate::auth::signin::Analyst,
+    id: String,
+    what: Writing,
+    body: Result<Json<api::SealedWriting>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    let Json(request) = body.map_err(|_| {
+        ApiError::bad_request("expected JSON {\"id\", \"key_set\", \"sealed\", \"commitment\"}")
+    })?;
+    let bytes = |text: &str, what: &str| {
+        BASE64
+            .decode(text)
+            .map_err(|_| ApiError::bad_request(format!("{what} is not base64")))
+    };
+    let commitment: [u8; crate::commitment::COMMITMENT_BYTES] = hex::decode(&request.commitment)
+        .ok()
+        .and_then(|c| c.try_into().ok())
+        .ok_or_else(|| ApiError::bad_request("the commitment must be 64 hex digits"))?;
+    let for_source = match (what, &request.for_source) {
+        (Writing::Reply, Some(text)) => Some(bytes(text, "for_source")?),
+        (Writing::Reply, None) => {
+            return Err(ApiError::bad_request(
+                "a reply needs its source copy (for_source)",
+            ));
+        }
+        (Writing::Note, Some(_)) => {
+            return Err(ApiError::bad_request("a note has no source copy"));
+        }
+        (Writing::Note, None) => None,
+    };
+    let sealed = crate::intake::PreSealed {
+        id: request.id,
+        key_set: request.key_set,
+        for_reviewers: bytes(&request.sealed, "sealed")?,
+        commitment,
+        for_source,
+    };
+    let id = actions::write_sealed(&app, &analyst, &id, sealed).await?;
+    let kind = match what {
+        Writing::Note => api::WritingKind::Note,
+        Writing::Reply => api::WritingKind::Reply,
+    };
+    Ok((StatusCode::CREATED, Json(api::WritingCreated { id, kind })).into_response())
+}
+
+/// `POST /api/v1/tips/{id}/notes/sealed`.
+pub async fn add_sealed_note(
+    State(app): State<AnalystState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    Path(id): Path<String>,
+    body: Result<Json<api::SealedWriting>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    add_sealed(app, analyst, id, Writing::Note, body).await
+}
+
+/// `POST /api/v1/tips/{id}/replies/sealed`.
+pub async fn add_sealed_reply(
+    State(app): State<AnalystState>,
+    ApiAnalyst(analyst): ApiAnalyst,
+    Path(id): Path<String>,
+    body: Result<Json<api::SealedWriting>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    add_sealed(app, analyst, id, Writing::Reply, body).await
 }
 
 /// `GET /api/v1/items/{id}/sealed`: the item's age file, streamed chunk by chunk.
