@@ -52,6 +52,8 @@ pub struct FormText {
 pub struct Upload {
     held: Held,
     staging: Staging,
+    /// The body's declared length: no field of it can be longer.
+    declared: Option<u64>,
     /// The request declared more than the limit (refused at its first file).
     declared_too_large: bool,
     multipart: multer::Multipart<'static>,
@@ -157,6 +159,7 @@ impl Upload {
                 since: std::time::Instant::now(),
             },
             staging,
+            declared,
             declared_too_large,
             multipart: multer::Multipart::with_constraints(body.clone(), boundary, constraints),
             submission: app.intake.begin(keys),
@@ -214,14 +217,24 @@ impl Upload {
                     return Err(refused);
                 }
             } else {
-                // Sized to the field's limit up front: growing would leave plaintext copies.
-                let capacity = if name == "message" {
+                // Sized up front to the most the field can hold: growing would leave plaintext
+                // copies. No field is longer than its limit, nor than the declared body (a
+                // body longer than it declared is cut there), and the whole capacity is
+                // cleared on drop, so a 2 KiB message does not cost a 256 KiB buffer.
+                let limit = if name == "message" {
                     limits.max_message_bytes
                 } else {
                     4 * MAX_DETAIL_CHARS as u64
                 };
+                let bounded_by_body = self.declared.is_some_and(|declared| declared < limit);
+                let capacity = self.declared.map_or(limit, |declared| declared.min(limit));
                 let mut bytes = Zeroizing::new(Vec::with_capacity(capacity.min(1 << 20) as usize));
                 while let Some(data) = next_chunk(body, &mut field, &refusal).await? {
+                    if bounded_by_body && bytes.len() + data.len() > bytes.capacity() {
+                        // Longer than its body declared (HTTP/1.1 and HTTP/2 both stop a body
+                        // at its length, so never in practice): refused, never grown.
+                        return Err(Refusal::Malformed);
+                    }
                     bytes.extend_from_slice(&data);
                 }
                 if std::str::from_utf8(&bytes).is_err() {
