@@ -119,18 +119,6 @@ impl Recipient {
         Ok(())
     }
 
-    /// What new items are sealed to: `to_age`, except that an X25519 key gets the same
-    /// stanzas from `seal::X25519Recipient` for about half the instructions.
-    pub fn to_sealing(&self) -> Result<Box<dyn age::Recipient + Send + Sync>, KeyError> {
-        match &self.kind {
-            KeyKind::X25519 => Ok(Box::new(crate::seal::X25519Recipient::new(
-                &age::x25519::Recipient::from_str(&self.text)
-                    .map_err(|e| KeyError::Unrecognised(e.into()))?,
-            ))),
-            _ => self.to_age(),
-        }
-    }
-
     pub fn to_age(&self) -> Result<Box<dyn age::Recipient + Send + Sync>, KeyError> {
         Ok(match &self.kind {
             KeyKind::X25519 => Box::new(
@@ -364,7 +352,7 @@ impl ActiveKeySet {
             .iter()
             .map(|k| {
                 k.recipient.check_usable()?;
-                k.recipient.to_sealing()
+                k.recipient.to_age()
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {

@@ -5,14 +5,10 @@
 //! size of an attachment: age itself holds one 64 KiB plaintext chunk, and the caller drains
 //! the ciphertext buffer whenever it passes its chunk size.
 
-mod x25519;
-
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-pub use x25519::X25519Recipient;
-use zeroize::Zeroizing;
+use serde::Serialize;use zeroize::Zeroizing;
 
 use crate::keyring::ActiveKeySet;
 
