@@ -8,7 +8,8 @@
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;use zeroize::Zeroizing;
+use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::keyring::ActiveKeySet;
 

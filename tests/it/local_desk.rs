@@ -306,7 +306,12 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(response.headers()[LOCATION], "/queue?done=label");
     }
-    let labelled = desk.get("/queue?done=label", Some(&cookie)).await.text().await.unwrap();
+    let labelled = desk
+        .get("/queue?done=label", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(labelled.contains("The label was added to the tips."));
     assert_eq!(labelled.matches("Urgent").count(), 1, "{labelled}");
     assert!(!labelled.contains(">urgent"));
@@ -358,9 +363,18 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
         .unwrap();
     assert!(triaged.contains("The tip was updated."));
     assert!(
-        triaged.contains("In review · Family, Rotterdam · assigned to bob"),
+        triaged.contains("In review · Family, Rotterdam, Urgent · assigned to bob"),
         "{triaged}"
     );
+    // Read now: not unread in the queue any more, nor after the desk restarts (the second
+    // desk below).
+    let queue = desk
+        .get("/queue", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!queue.contains("<strong>Unread</strong>"), "{queue}");
     // The photo, saved without its metadata: no EXIF at all, the picture the same.
     let file = page
         .split("/files/")
@@ -524,7 +538,10 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
     wait_for(&browser, "#queue").await;
     let listed = browser.source().await;
     assert!(listed.contains(&said));
-    assert!(!listed.contains("<strong>Unread</strong>"), "read marks outlive the desk");
+    assert!(
+        !listed.contains("<strong>Unread</strong>"),
+        "read marks outlive the desk"
+    );
     let shots = screenshots_dir();
     std::fs::create_dir_all(&shots).unwrap();
     std::fs::write(shots.join("queue.png"), browser.screenshot_png().await).unwrap();

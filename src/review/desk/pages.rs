@@ -430,13 +430,20 @@ pub async fn bulk(State(desk): State<Arc<Desk>>, body: axum::body::Bytes) -> Res
 /// `labels` with `label` added, unless it is there already in any case.
 fn with_label(labels: &[String], label: &str) -> Vec<String> {
     let mut labels = labels.to_vec();
-    if !labels.iter().any(|l| l.to_lowercase() == label.to_lowercase()) {
+    if !labels
+        .iter()
+        .any(|l| l.to_lowercase() == label.to_lowercase())
+    {
         labels.push(label.to_owned());
     }
     labels
 }
 
-async fn bulk_on_server(desk: &Desk, action: api::BulkAction, ids: Vec<String>) -> anyhow::Result<()> {
+async fn bulk_on_server(
+    desk: &Desk,
+    action: api::BulkAction,
+    ids: Vec<String>,
+) -> anyhow::Result<()> {
     let api = &desk.tips.api;
     let response = api
         .send_json(
@@ -462,11 +469,18 @@ async fn each_tip(
     for (done, id) in ids.iter().enumerate() {
         let tip = tip_of(desk, id).await?;
         let response = api
-            .send_json(reqwest::Method::PATCH, &format!("/api/v1/tips/{id}"), &change(&tip))
+            .send_json(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/tips/{id}"),
+                &change(&tip),
+            )
             .await?;
         if !response.status().is_success() {
             let error = super::super::http::refused(response).await;
-            anyhow::bail!("{done} tip(s) were changed, then tip {}: {error:#}", &id[..8]);
+            anyhow::bail!(
+                "{done} tip(s) were changed, then tip {}: {error:#}",
+                &id[..8]
+            );
         }
     }
     Ok(())
