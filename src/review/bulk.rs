@@ -16,17 +16,7 @@ pub async fn bulk(action: api::BulkAction, ids: Vec<String>, yes: bool) -> anyho
         );
     }
     let api = Api::from_saved_session()?;
-    let response = api
-        .send_json(
-            reqwest::Method::POST,
-            "/api/v1/tips/bulk",
-            &api::BulkChange { action, ids },
-        )
-        .await?;
-    if !response.status().is_success() {
-        return Err(refused(response).await);
-    }
-    let answer: api::BulkChanged = serde_json::from_str(&response.text().await?)?;
+    let answer = change(&api, action, ids).await?;
     let done = match answer.action {
         api::BulkAction::Spam => "marked as spam",
         api::BulkAction::Close => "closed",
@@ -40,4 +30,24 @@ pub async fn bulk(action: api::BulkAction, ids: Vec<String>, yes: bool) -> anyho
         println!("no such tip: {id}");
     }
     Ok(())
+}
+
+/// One bulk change on the server (`POST /api/v1/tips/bulk`, one transaction): what became of
+/// each tip.
+pub(super) async fn change(
+    api: &Api,
+    action: api::BulkAction,
+    ids: Vec<String>,
+) -> anyhow::Result<api::BulkChanged> {
+    let response = api
+        .send_json(
+            reqwest::Method::POST,
+            "/api/v1/tips/bulk",
+            &api::BulkChange { action, ids },
+        )
+        .await?;
+    if !response.status().is_success() {
+        return Err(refused(response).await);
+    }
+    Ok(serde_json::from_str(&response.text().await?)?)
 }

@@ -17,7 +17,7 @@ use reqwest::multipart::{Form, Part};
 use crate::support::analyst::{add_analyst, api_call, review_login, review_trust, token};
 use crate::support::at_rest::{assert_not_stored, contains, files_under};
 use crate::support::chromium::{Chromedriver, wait_for};
-use crate::support::web::{get, hidden, source_sign_in};
+use crate::support::web::{case_page, get, hidden, source_sign_in};
 use crate::support::{Backend, Deployment, TIPBOX, client, random_marker, receipt_from, submit};
 
 /// A photo from a phone: a JPEG whose EXIF says which phone, and where.
@@ -180,14 +180,7 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
     // The source adds more; another analyst replies from the server's desk API.
     let added = random_marker("added");
     let session = source_sign_in(&server, &receipt).await;
-    let case = get(
-        &format!("{}/followup/case?lang=en", server.public),
-        Some(&session),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
+    let case = case_page(&server, &session).await;
     let response = client()
         .post(format!("{}/followup/case/add?lang=en", server.public))
         .header(COOKIE, &session)
@@ -441,14 +434,7 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
     assert!(shown.contains(&reply), "the reviewers' copy opens here");
     // The source reads it with the receipt.
     let session = source_sign_in(&server, &receipt).await;
-    let case = get(
-        &format!("{}/followup/case?lang=en", server.public),
-        Some(&session),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
+    let case = case_page(&server, &session).await;
     assert!(case.contains(&reply), "{case}");
     // The server holds it sealed only: its plaintext is nowhere in the database.
     assert_not_stored(&deployment, &[reply.as_bytes()]).await;

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 
 use crate::support::on_both_backends;
-use crate::support::web::{form, get, hidden, source_sign_in};
+use crate::support::web::{case_page, form, get, hidden, source_sign_in};
 use crate::support::{Backend, Deployment, Lang, ReceiptCode, random_bytes, receipt_from, submit};
 
 /// The submission form's page, and its own key.
@@ -341,14 +341,7 @@ async fn the_case_page_counts_each_send() {
     .await;
     let receipt = receipt_from(&page);
     let session = source_sign_in(&server, &receipt).await;
-    let case = get(
-        &format!("{}/followup/case?lang=en", server.public),
-        Some(&session),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
+    let case = case_page(&server, &session).await;
     let table = &case[case.find("id=\"received\"").unwrap()..];
     let table = &table[..table.find("</table>").unwrap()];
     assert_eq!(

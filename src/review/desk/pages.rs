@@ -389,7 +389,9 @@ pub async fn bulk(State(desk): State<Arc<Desk>>, body: axum::body::Bytes) -> Res
             } else {
                 api::BulkAction::Close
             };
-            bulk_on_server(&desk, action, form.id).await
+            super::super::bulk::change(&desk.tips.api, action, form.id)
+                .await
+                .map(|_| ())
         }
         // The rest tip by tip, as the tip page's triage does.
         "new" | "in_review" | "verified" => {
@@ -437,25 +439,6 @@ fn with_label(labels: &[String], label: &str) -> Vec<String> {
         labels.push(label.to_owned());
     }
     labels
-}
-
-async fn bulk_on_server(
-    desk: &Desk,
-    action: api::BulkAction,
-    ids: Vec<String>,
-) -> anyhow::Result<()> {
-    let api = &desk.tips.api;
-    let response = api
-        .send_json(
-            reqwest::Method::POST,
-            "/api/v1/tips/bulk",
-            &api::BulkChange { action, ids },
-        )
-        .await?;
-    if !response.status().is_success() {
-        return Err(super::super::http::refused(response).await);
-    }
-    Ok(())
 }
 
 /// Applies `change` (made from the tip as it is now) to each tip in turn; stops at the first
@@ -817,19 +800,29 @@ pub struct TriageForm {
     assignee: String,
 }
 
+/// Why a form post about tip `id` is refused, if it is: not this desk's own form, or a
+/// malformed id.
+fn refused_form(desk: &Desk, csrf: &str, id: &str) -> Option<Response> {
+    if !desk.guard.csrf_ok(csrf) {
+        return Some(failed(
+            StatusCode::FORBIDDEN,
+            "the form is not this desk's",
+            &format!("/tips/{id}"),
+        ));
+    }
+    (!valid_id(id)).then(|| failed(StatusCode::NOT_FOUND, "no such tip", "/queue"))
+}
+
 /// `POST /tips/{id}/triage`: status, labels (comma-separated) and assignee.
 pub async fn triage(
     State(desk): State<Arc<Desk>>,
     Path(id): Path<String>,
     Form(form): Form<TriageForm>,
 ) -> Response {
+    if let Some(refused) = refused_form(&desk, &form.csrf, &id) {
+        return refused;
+    }
     let back = format!("/tips/{id}");
-    if !desk.guard.csrf_ok(&form.csrf) {
-        return failed(StatusCode::FORBIDDEN, "the form is not this desk's", &back);
-    }
-    if !valid_id(&id) {
-        return failed(StatusCode::NOT_FOUND, "no such tip", "/queue");
-    }
     let mut labels: Vec<String> = Vec::new();
     for label in form
         .labels
@@ -881,13 +874,10 @@ pub async fn write(
     Path(id): Path<String>,
     Form(form): Form<WriteForm>,
 ) -> Response {
+    if let Some(refused) = refused_form(&desk, &form.csrf, &id) {
+        return refused;
+    }
     let back = format!("/tips/{id}");
-    if !desk.guard.csrf_ok(&form.csrf) {
-        return failed(StatusCode::FORBIDDEN, "the form is not this desk's", &back);
-    }
-    if !valid_id(&id) {
-        return failed(StatusCode::NOT_FOUND, "no such tip", "/queue");
-    }
     let reply = match form.kind.as_str() {
         "reply" => true,
         "note" => false,

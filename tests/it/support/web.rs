@@ -177,6 +177,18 @@ pub async fn post_receipt(server: &Server, receipt: &str, lang: &str) -> reqwest
     post_receipt_on(server, &page, receipt, lang).await
 }
 
+/// The source's case page (English) with the session `cookie`.
+pub async fn case_page(server: &Server, cookie: &str) -> String {
+    get(
+        &format!("{}/followup/case?lang=en", server.public),
+        Some(cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap()
+}
+
 /// Signs a source in with its receipt; the `Cookie` header value of the session.
 pub async fn source_sign_in(server: &Server, receipt: &str) -> String {
     let response = post_receipt(server, receipt, "en").await;
