@@ -37,8 +37,8 @@ pub use rekey::{
 };
 pub use session::{AnalystList, NewSession, Role, Session, SignIn};
 pub use tips::{
-    BulkAction, BulkChange, BulkChanged, Item, ItemKind, Reply, SealedWriting, Status, Tip,
-    TipPage, TipsQuery, Triage, Writing, WritingCreated, WritingKind,
+    BulkAction, BulkChange, BulkChanged, Item, ItemKind, Reply, SealedNote, SealedReply, Status,
+    Tip, TipPage, TipsQuery, Triage, Writing, WritingCreated, WritingKind,
 };
 
 /// Every refusal and failure of the API: a status code and `{"error": "…"}`, a sentence for

@@ -171,13 +171,13 @@ pub const ROUTES: &[Route] = &[
     route(
         "post",
         "/api/v1/tips/{id}/notes/sealed",
-        Some("SealedWriting"),
+        Some("SealedNote"),
         ("201", "WritingCreated"),
     ),
     route(
         "post",
         "/api/v1/tips/{id}/replies/sealed",
-        Some("SealedWriting"),
+        Some("SealedReply"),
         ("201", "WritingCreated"),
     ),
     route(
@@ -219,7 +219,8 @@ pub fn components() -> Map<String, Value> {
     requests.subschema_for::<Triage>();
     requests.subschema_for::<BulkChange>();
     requests.subschema_for::<Writing>();
-    requests.subschema_for::<SealedWriting>();
+    requests.subschema_for::<SealedNote>();
+    requests.subschema_for::<SealedReply>();
     requests.subschema_for::<NewKey>();
     requests.subschema_for::<HeaderReplacement>();
     let mut answers = settings.for_serialize().into_generator();

@@ -162,27 +162,48 @@ pub struct Writing {
     pub text: Zeroizing<String>,
 }
 
-/// `POST /api/v1/tips/{id}/notes/sealed` and `…/replies/sealed`: a note or reply sealed on the
-/// analyst's machine, so that the server never sees its plaintext. The reviewers' copy must be
-/// sealed to exactly the current key set (one stanza per key, of its type; a header cannot show
-/// which X25519 key a stanza is for, so its clients seal only to keys their analyst pinned),
-/// and a reply's source copy to the tip's `reply_recipient` alone.
+/// `POST /api/v1/tips/{id}/notes/sealed`: an internal note sealed on the analyst's machine, so
+/// that the server never sees its plaintext. It must be sealed to exactly the current key set
+/// (one stanza per key, of its type; a header cannot show which X25519 key a stanza is for, so
+/// the clients seal only to keys their analyst pinned).
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SealedWriting {
+pub struct SealedNote {
     /// The new item's id, chosen by the client (its commitment covers it).
     #[schemars(regex(pattern = r"^[0-9a-f]{32}$"))]
     pub id: String,
     /// The key set the reviewers' copy is sealed to: the current one.
     pub key_set: i64,
-    /// The reviewers' copy: an age file (base64), whose JSON carries its commitment key.
+    /// The reviewers' copy: an age file (standard base64), whose JSON carries its commitment
+    /// key.
+    #[schemars(regex(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    ))]
     pub sealed: String,
     /// HMAC-SHA256 (hex) of the reviewers' copy's plaintext under its commitment key.
     #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
     pub commitment: String,
-    /// Replies only: the source's copy, an age file (base64) to the tip's `reply_recipient`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub for_source: Option<String>,
+}
+
+/// `POST /api/v1/tips/{id}/replies/sealed`: a reply sealed on the analyst's machine — the
+/// reviewers' copy as a note's, and the source's copy to the tip's `reply_recipient` alone.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedReply {
+    #[schemars(regex(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: String,
+    pub key_set: i64,
+    #[schemars(regex(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    ))]
+    pub sealed: String,
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub commitment: String,
+    /// The source's copy: an age file (standard base64) to the tip's `reply_recipient`.
+    #[schemars(regex(
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    ))]
+    pub for_source: String,
 }
 
 /// The answer to a new note or reply.

@@ -307,21 +307,34 @@ impl Tips {
         };
         use base64::Engine;
         let base64 = base64::engine::general_purpose::STANDARD;
-        let body = api::SealedWriting {
-            id,
-            key_set,
-            sealed: base64.encode(&sealed),
-            commitment: hex::encode(commitment),
-            for_source: for_source.map(|s| base64.encode(s)),
+        let (sealed, commitment) = (base64.encode(&sealed), hex::encode(commitment));
+        let response = match for_source {
+            Some(for_source) => {
+                let body = api::SealedReply {
+                    id,
+                    key_set,
+                    sealed,
+                    commitment,
+                    for_source: base64.encode(for_source),
+                };
+                let path = format!("/api/v1/tips/{tip_id}/replies/sealed");
+                self.api
+                    .send_json(reqwest::Method::POST, &path, &body)
+                    .await?
+            }
+            None => {
+                let body = api::SealedNote {
+                    id,
+                    key_set,
+                    sealed,
+                    commitment,
+                };
+                let path = format!("/api/v1/tips/{tip_id}/notes/sealed");
+                self.api
+                    .send_json(reqwest::Method::POST, &path, &body)
+                    .await?
+            }
         };
-        let path = format!(
-            "/api/v1/tips/{tip_id}/{}/sealed",
-            if reply { "replies" } else { "notes" }
-        );
-        let response = self
-            .api
-            .send_json(reqwest::Method::POST, &path, &body)
-            .await?;
         if response.status() != reqwest::StatusCode::CREATED {
             return Err(refused(response).await);
         }

@@ -179,52 +179,53 @@ pub async fn add_reply(
 }
 
 /// `POST /api/v1/tips/{id}/notes/sealed` and `…/replies/sealed`: a note or reply sealed on the
-/// analyst's machine → the new note or reply.
+/// analyst's machine (`for_source`: a reply's source copy) → the new note or reply. A tip that
+/// does not exist is answered 404 before anything of the body is looked at.
+#[allow(clippy::too_many_arguments)]
 async fn add_sealed(
     app: AnalystState,
     analyst: crate::auth::signin::Analyst,
-    id: String,
-    what: Writing,
-    body: Result<Json<api::SealedWriting>, JsonRejection>,
+    tip_id: String,
+    (id, key_set): (String, i64),
+    sealed: &str,
+    commitment: &str,
+    for_source: Option<&str>,
 ) -> Result<Response, ApiError> {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD as BASE64;
-    let Json(request) = body.map_err(|_| {
-        ApiError::bad_request("expected JSON {\"id\", \"key_set\", \"sealed\", \"commitment\"}")
-    })?;
+    let exists = valid_id(&tip_id)
+        && app
+            .intake
+            .store
+            .tip_status(&tip_id)
+            .await
+            .map_err(internal)?
+            .is_some();
+    if !exists {
+        return Err(ApiError::not_found("no such tip"));
+    }
     let bytes = |text: &str, what: &str| {
         BASE64
             .decode(text)
             .map_err(|_| ApiError::bad_request(format!("{what} is not base64")))
     };
-    let commitment: [u8; crate::commitment::COMMITMENT_BYTES] = hex::decode(&request.commitment)
+    let commitment: [u8; crate::commitment::COMMITMENT_BYTES] = hex::decode(commitment)
         .ok()
         .and_then(|c| c.try_into().ok())
         .ok_or_else(|| ApiError::bad_request("the commitment must be 64 hex digits"))?;
-    let for_source = match (what, &request.for_source) {
-        (Writing::Reply, Some(text)) => Some(bytes(text, "for_source")?),
-        (Writing::Reply, None) => {
-            return Err(ApiError::bad_request(
-                "a reply needs its source copy (for_source)",
-            ));
-        }
-        (Writing::Note, Some(_)) => {
-            return Err(ApiError::bad_request("a note has no source copy"));
-        }
-        (Writing::Note, None) => None,
+    let kind = if for_source.is_some() {
+        api::WritingKind::Reply
+    } else {
+        api::WritingKind::Note
     };
-    let sealed = crate::intake::PreSealed {
-        id: request.id,
-        key_set: request.key_set,
-        for_reviewers: bytes(&request.sealed, "sealed")?,
+    let pre_sealed = crate::intake::PreSealed {
+        id,
+        key_set,
+        for_reviewers: bytes(sealed, "sealed")?,
         commitment,
-        for_source,
+        for_source: for_source.map(|s| bytes(s, "for_source")).transpose()?,
     };
-    let id = actions::write_sealed(&app, &analyst, &id, sealed).await?;
-    let kind = match what {
-        Writing::Note => api::WritingKind::Note,
-        Writing::Reply => api::WritingKind::Reply,
-    };
+    let id = actions::write_sealed(&app, &analyst, &tip_id, pre_sealed).await?;
     Ok((StatusCode::CREATED, Json(api::WritingCreated { id, kind })).into_response())
 }
 
@@ -232,20 +233,47 @@ async fn add_sealed(
 pub async fn add_sealed_note(
     State(app): State<AnalystState>,
     ApiAnalyst(analyst): ApiAnalyst,
-    Path(id): Path<String>,
-    body: Result<Json<api::SealedWriting>, JsonRejection>,
+    Path(tip_id): Path<String>,
+    body: Result<Json<api::SealedNote>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    add_sealed(app, analyst, id, Writing::Note, body).await
+    let Json(note) = body.map_err(|_| {
+        ApiError::bad_request("expected JSON {\"id\", \"key_set\", \"sealed\", \"commitment\"}")
+    })?;
+    let (sealed, commitment) = (note.sealed, note.commitment);
+    add_sealed(
+        app,
+        analyst,
+        tip_id,
+        (note.id, note.key_set),
+        &sealed,
+        &commitment,
+        None,
+    )
+    .await
 }
 
 /// `POST /api/v1/tips/{id}/replies/sealed`.
 pub async fn add_sealed_reply(
     State(app): State<AnalystState>,
     ApiAnalyst(analyst): ApiAnalyst,
-    Path(id): Path<String>,
-    body: Result<Json<api::SealedWriting>, JsonRejection>,
+    Path(tip_id): Path<String>,
+    body: Result<Json<api::SealedReply>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    add_sealed(app, analyst, id, Writing::Reply, body).await
+    let Json(reply) = body.map_err(|_| {
+        ApiError::bad_request(
+            "expected JSON {\"id\", \"key_set\", \"sealed\", \"commitment\", \"for_source\"}",
+        )
+    })?;
+    add_sealed(
+        app,
+        analyst,
+        tip_id,
+        (reply.id, reply.key_set),
+        &reply.sealed,
+        &reply.commitment,
+        Some(&reply.for_source),
+    )
+    .await
 }
 
 /// `GET /api/v1/items/{id}/sealed`: the item's age file, streamed chunk by chunk.
