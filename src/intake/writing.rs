@@ -224,20 +224,17 @@ impl Intake {
                 // Only to the tip's own, bound, reply recipient: one X25519 stanza and nothing
                 // else. (Which key it is, a header cannot show; the source's identity opening
                 // it is what makes it readable there.)
-                if self
+                let Some(recipient) = self
                     .store
                     .reply_recipient(tip_id, &self.binding_key)
                     .await?
-                    .is_none()
-                {
+                else {
                     return Ok(None);
-                }
-                let one = crate::keyring::Recipient::parse(
-                    &age::x25519::Identity::generate().to_public().to_string(),
-                )
-                .expect("a fresh X25519 recipient parses");
+                };
+                let recipient = crate::keyring::Recipient::parse(&recipient)
+                    .map_err(|e| IntakeError::Task(format!("stored reply recipient: {e}")))?;
                 header(for_source, "the source's copy")?
-                    .fits(std::slice::from_ref(&one))
+                    .fits(std::slice::from_ref(&recipient))
                     .map_err(|why| {
                         IntakeError::Refused(format!(
                             "the source's copy is not sealed to exactly one X25519 recipient: {why}"
