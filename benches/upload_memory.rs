@@ -272,8 +272,8 @@ async fn stored_attachment(
         .expect("an attachment is stored");
     let facts = items
         .iter()
-        .find(|i| i.kind == "facts" && i.tip_id == attachment.tip_id)
-        .expect("the tip's facts");
+        .find(|i| tipbox::report::carries_facts(&i.kind) && i.tip_id == attachment.tip_id)
+        .expect("the tip's report");
     let facts: serde_json::Value = serde_json::from_slice(&decrypt(
         identity,
         &stored_item(&store, &facts.item_id).await,

@@ -15,7 +15,8 @@
 //! - `seal` (streaming age encryption), `keyring` (reviewer recipients), `rekey` (age headers
 //!   re-wrapped), `commitment` (keyed commitments to items' plaintext, made at intake and
 //!   checked by readers), `receipt` (sources' receipts), `secrets` (the server secret): crypto
-//!   and keys, no I/O beyond the secret's file. `writings`: the sealed JSON of notes and replies.
+//!   and keys, no I/O beyond the secret's file. `writings`: the sealed JSON of notes and replies;
+//!   `report`: the sealed shape of a source's send (message and facts in one item).
 //! - `store`: SQLite or PostgreSQL, one write transaction type over both.
 //! - `config`, `i18n`, `site` (the operator's own texts on the public pages); and the bottom floor, used by everything: `clock` (time, rounded) and
 //!   `ids` (random ids).
@@ -41,6 +42,7 @@ pub mod keyring;
 pub mod onion;
 pub mod receipt;
 pub mod rekey;
+pub mod report;
 pub mod retention;
 pub mod review;
 pub mod seal;

@@ -72,12 +72,15 @@ pub struct Item {
     pub size: i64,
 }
 
-/// What an item holds once opened: the source's `message`, the `facts` the server knew of the
-/// submission (JSON: the attachments' names, sizes…), an `attachment`, an analyst's internal
-/// `note`, or the reviewers' copy of a `reply` to the source.
+/// What an item holds once opened: a `report` (JSON: one send's message and its facts — the
+/// attachments' names, sizes… — together), the `facts` of an addition of files only, an
+/// `attachment`, an analyst's internal `note`, or the reviewers' copy of a `reply` to the
+/// source. Tips received before reports existed have a `message` (UTF-8 text) and `facts` item
+/// per send instead of a `report` (`src/report.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
+    Report,
     Message,
     Facts,
     Attachment,

@@ -1,6 +1,6 @@
 //! What a source tells besides the message: the incident's type, country, city and time, and
-//! each attachment's original name and size — all sealed in the tip's facts item, never stored
-//! in clear.
+//! each attachment's original name and size — all sealed in the send's report (with the
+//! message, `crate::report`) or facts item, never stored in clear.
 
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -60,9 +60,10 @@ pub struct Facts {
     pub when: Option<Zeroizing<String>>,
 }
 
-/// What the facts item holds once decrypted: the facts, plus each attachment's original name,
-/// and the submission's commitment key with the items it covers (`crate::commitment`). File
-/// names and content types are recorded here — sealed — and nowhere else.
+/// What a report (or a facts item) holds once decrypted: the facts, plus each attachment's
+/// original name, the submission's commitment key with the items it covers
+/// (`crate::commitment`) and, in a report, the message. File names and content types are
+/// recorded here — sealed — and nowhere else.
 #[derive(Serialize)]
 pub(super) struct SealedFacts<'a> {
     pub format: &'static str,
@@ -71,6 +72,9 @@ pub(super) struct SealedFacts<'a> {
     pub facts: &'a Facts,
     pub attachments: &'a [AttachmentFacts],
     pub item_commitments: &'a SealedCommitments,
+    /// Last, so that the facts come first when the JSON is read as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,6 +112,7 @@ mod tests {
             facts: &facts,
             attachments: &attachments,
             item_commitments: &covered,
+            message: None,
         };
         for pretty in [true, false] {
             let json = json_to_seal(&sealed, pretty);

@@ -1,10 +1,10 @@
 //! A submission being received: attachments sealed as they stream in (large ones staged in
-//! the database chunk by chunk), the message and facts sealed at the end, and one commit
+//! the database chunk by chunk), the message and facts sealed at the end as one item, and one commit
 //! through the group-commit queue. A submission dropped half way removes its staged chunks.
 //!
 //! Each submission (the first one, and each addition) draws a commitment key: every item's
 //! plaintext is committed to as it is sealed (`crate::commitment`), and the key is sealed in
-//! the submission's facts item with the ids of the items it covers.
+//! the submission's report (or facts) item with the ids of the items it covers.
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ use crate::i18n::Lang;
 use crate::ids::random_id;
 use crate::keyring::ActiveKeySet;
 use crate::receipt::ReceiptCode;
+use crate::report::{ADDITION_FORMAT, REPORT, REPORT_FORMAT};
 use crate::seal::{ItemSealer, seal_bytes};
 use crate::store::{NewItem, NewTip, SealedBody, Store};
 
@@ -214,6 +215,9 @@ impl Submission {
     /// its facts) and adds it to the source's tip in one durable transaction. Only after this
     /// returns `Ok(true)` may the source be told it was stored. `Ok(false)`: the tip no longer
     /// exists, and nothing was stored.
+    ///
+    /// The message and the facts are one sealed item (`crate::report`): a `report` when there is
+    /// a message, a `facts` item when the addition is files only.
     pub async fn commit_followup(
         mut self,
         tip_id: &str,
@@ -223,70 +227,55 @@ impl Submission {
         let keys = Arc::clone(&self.keys);
         let attachments = std::mem::take(&mut self.attachments);
         let commitment_key = Arc::clone(&self.commitment_key);
-        let message_id = message.as_ref().map(|_| random_id());
+        let kind = if message.is_some() { REPORT } else { "facts" };
         let facts_id = random_id();
         let covered = SealedCommitments::new(
             &commitment_key,
-            message_id
-                .iter()
-                .chain([&facts_id])
+            [&facts_id]
+                .into_iter()
                 .chain(attachments.iter().map(|a| &a.item_id))
                 .cloned()
                 .collect(),
         );
-        let (sealed_message_id, sealed_facts_id) = (message_id.clone(), facts_id.clone());
+        let sealed_id = facts_id.clone();
         let sealed = tokio::task::spawn_blocking(move || -> Result<_, IntakeError> {
-            let message = match (message, sealed_message_id) {
-                (Some(m), Some(id)) => Some((
-                    seal_bytes(&keys, m.as_bytes())?,
-                    commitment_key.commit(&id, m.as_bytes()),
-                )),
-                _ => None,
-            };
             // Every addition has facts: the attachments' original names, sealed like those of
             // the first submission, and the key its items are committed to.
             let json = json_to_seal(
                 &SealedFacts {
-                    format: "tipbox-followup/1",
+                    format: ADDITION_FORMAT,
                     form_language: lang.tag(),
                     facts: &Facts::default(),
                     attachments: &attachments,
                     item_commitments: &covered,
+                    message: message.as_deref().map(String::as_str),
                 },
                 true,
             );
-            let facts = (
+            drop(message);
+            Ok((
                 seal_bytes(&keys, &json)?,
-                commitment_key.commit(&sealed_facts_id, &json),
-            );
-            Ok((message, facts))
+                commitment_key.commit(&sealed_id, &json),
+            ))
         })
         .await
         .map_err(|e| IntakeError::Task(e.to_string()));
-        let (message, facts) = match sealed {
+        let (data, commitment) = match sealed {
             Ok(Ok(sealed)) => sealed,
             Ok(Err(e)) | Err(e) => {
                 self.staged.discard().await;
                 return Err(e);
             }
         };
-        let key_set_id = self.keys.id;
-        let inline = |id: String, kind: &'static str, (data, commitment): (Vec<u8>, _)| NewItem {
-            id,
+        let mut items = vec![NewItem {
+            id: facts_id,
             position: 0, // numbered by the store, after the tip's other items
             kind,
             size: data.len() as i64,
-            key_set_id,
+            key_set_id: self.keys.id,
             body: SealedBody::Inline(data),
             commitment,
-        };
-        let mut items = Vec::new();
-        items.extend(
-            message_id
-                .zip(message)
-                .map(|(id, m)| inline(id, "message", m)),
-        );
-        items.push(inline(facts_id, "facts", facts));
+        }];
         items.extend(std::mem::take(&mut self.items));
         let added_at = coarsen(now(), self.intake.time_granularity);
         match self
@@ -310,9 +299,10 @@ impl Submission {
         }
     }
 
-    /// Seals the message and facts, and commits the whole submission durably. Only after this
-    /// returns `Ok` may a receipt be shown. `form_key_hash` is the hash of the form's own key:
-    /// a form already sent is refused (`IntakeError::already_sent`) and nothing is stored again.
+    /// Seals the message and facts (one `report` item, `crate::report`), and commits the whole
+    /// submission durably. Only after this returns `Ok` may a receipt be shown. `form_key_hash`
+    /// is the hash of the form's own key: a form already sent is refused
+    /// (`IntakeError::already_sent`) and nothing is stored again.
     pub async fn commit(
         mut self,
         message: Zeroizing<String>,
@@ -324,73 +314,63 @@ impl Submission {
         let intake = Arc::clone(&self.intake);
         let attachments = std::mem::take(&mut self.attachments);
         let commitment_key = Arc::clone(&self.commitment_key);
-        let (message_id, facts_id) = (random_id(), random_id());
+        let report_id = random_id();
         let covered = SealedCommitments::new(
             &commitment_key,
-            [&message_id, &facts_id]
+            [&report_id]
                 .into_iter()
                 .chain(attachments.iter().map(|a| &a.item_id))
                 .cloned()
                 .collect(),
         );
-        let (sealed_message_id, sealed_facts_id) = (message_id.clone(), facts_id.clone());
-        // Public-key work (two age headers, the reply identity): off the async threads.
+        let sealed_id = report_id.clone();
+        // Public-key work (one age header, the reply identity): off the async threads.
         let sealed = tokio::task::spawn_blocking(move || -> Result<_, IntakeError> {
-            let sealed_message = seal_bytes(&keys, message.as_bytes())?;
-            let message_commitment = commitment_key.commit(&sealed_message_id, message.as_bytes());
-            drop(message);
-            let facts_json = json_to_seal(
+            let json = json_to_seal(
                 &SealedFacts {
-                    format: "tipbox-facts/1",
+                    format: REPORT_FORMAT,
                     form_language: lang.tag(),
                     facts: &facts,
                     attachments: &attachments,
                     item_commitments: &covered,
+                    message: Some(message.as_str()),
                 },
                 true,
             );
-            drop(facts);
-            let sealed_facts = seal_bytes(&keys, &facts_json)?;
-            let facts_commitment = commitment_key.commit(&sealed_facts_id, &facts_json);
+            drop((message, facts));
+            let report = (
+                seal_bytes(&keys, &json)?,
+                commitment_key.commit(&sealed_id, &json),
+            );
+            drop(json);
             let receipt = ReceiptCode::generate();
             let receipt_hash = receipt.lookup_hash(&intake.lookup_key);
             let reply_recipient = receipt
                 .reply_identity(&intake.reply_salt)
                 .to_public()
                 .to_string();
-            Ok((
-                (sealed_message, message_commitment),
-                (sealed_facts, facts_commitment),
-                receipt,
-                receipt_hash,
-                reply_recipient,
-            ))
+            Ok((report, receipt, receipt_hash, reply_recipient))
         })
         .await
         .map_err(|e| IntakeError::Task(e.to_string()))?;
-        let (message, facts, receipt, receipt_hash, reply_recipient) = match sealed {
+        let ((data, commitment), receipt, receipt_hash, reply_recipient) = match sealed {
             Ok(s) => s,
             Err(e) => {
                 self.staged.discard().await;
                 return Err(e);
             }
         };
-        let key_set_id = self.keys.id;
-        let inline = |id: String, position, kind, (data, commitment): (Vec<u8>, _)| NewItem {
-            id,
-            position,
-            kind,
+        let mut items = vec![NewItem {
+            id: report_id,
+            position: 0,
+            kind: REPORT,
             size: data.len() as i64,
-            key_set_id,
+            key_set_id: self.keys.id,
             body: SealedBody::Inline(data),
             commitment,
-        };
-        let mut items = vec![
-            inline(message_id, 0, "message", message),
-            inline(facts_id, 1, "facts", facts),
-        ];
+        }];
         items.extend(std::mem::take(&mut self.items));
-        for (position, item) in items.iter_mut().enumerate().skip(2) {
+        for (position, item) in items.iter_mut().enumerate().skip(1) {
             item.position = position as i64;
         }
         let tip_id = random_id();

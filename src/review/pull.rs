@@ -18,11 +18,14 @@ use super::verify::{
 use crate::api;
 use crate::commitment::CommitmentKey;
 use crate::ids::valid_id;
+use crate::report::{self, REPORT, carries_facts};
 
 /// Fetches and decrypts into `out/<tip id>/`: `message.txt`, `facts.json`,
 /// `attachments/<original name>`, the source's later additions under `followups/` (each
 /// message as `<id>.txt`, its facts as `<id>.facts.json`, its files under their original
-/// names), and `notes/<id>.json` and `replies/<id>.json`. Items already pulled into `out`
+/// names), and `notes/<id>.json` and `replies/<id>.json`. A report (a send's message and facts
+/// sealed as one item, `crate::report`) is written as the two files a tip received before
+/// reports has, so the layout does not depend on how a tip was stored. Items already pulled into `out`
 /// (listed in `out/<tip id>/.pulled`) are not fetched again: a tip the source added to comes
 /// back, and only what is new is downloaded.
 ///
@@ -87,10 +90,10 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             .lines()
             .map(str::to_owned)
             .collect();
-        // Facts first: they carry the attachments' original names and the keys the other
-        // items are committed to.
+        // Reports and facts first: they carry the attachments' original names and the keys the
+        // other items are committed to.
         let mut ordered = tip.items.clone();
-        ordered.sort_by_key(|i| i.kind != "facts");
+        ordered.sort_by_key(|i| !carries_facts(&i.kind));
         let mut names = std::collections::HashMap::new();
         let mut keys = TipKeys::default();
         for item in &ordered {
@@ -104,7 +107,7 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
             if pulled.contains(id) {
                 // Facts pulled (and checked) before still name attachments, and hold keys,
                 // for items that may be pulled only now (after an interrupted pull).
-                if kind == "facts" {
+                if carries_facts(kind) {
                     let earlier = if later {
                         dir.join("followups").join(format!("{id}.facts.json"))
                     } else {
@@ -123,11 +126,17 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
                 crate::secrets::create_private_dir(&dir.join(sub))?;
                 Ok(safe_file_name(&dir.join(sub), &name))
             };
+            // Where a report's message goes (its facts go to `target`).
+            let message_target = match kind {
+                REPORT if later => Some(in_subdir("followups", format!("{id}.txt"))?),
+                REPORT => Some(safe_file_name(&dir, "message.txt")),
+                _ => None,
+            };
             let target = match kind {
                 "message" if later => in_subdir("followups", format!("{id}.txt"))?,
-                "facts" if later => in_subdir("followups", format!("{id}.facts.json"))?,
+                "facts" | REPORT if later => in_subdir("followups", format!("{id}.facts.json"))?,
                 "message" => safe_file_name(&dir, "message.txt"),
-                "facts" => safe_file_name(&dir, "facts.json"),
+                "facts" | REPORT => safe_file_name(&dir, "facts.json"),
                 "note" => in_subdir("notes", format!("{id}.json"))?,
                 "reply" => in_subdir("replies", format!("{id}.json"))?,
                 // A file the source added later: with the rest of that addition.
@@ -166,7 +175,14 @@ pub async fn pull(identity_files: Vec<String>, out: &Path, all: bool) -> anyhow:
                     continue;
                 }
             }
-            std::fs::rename(&fetched.plaintext, &target)?;
+            match (&message_target, &fetched.facts) {
+                (Some(message_target), Some(plaintext)) => {
+                    let result = write_report(plaintext, message_target, &target);
+                    let _ = std::fs::remove_file(&fetched.plaintext);
+                    result.map_err(|error| error.context(format!("item {id} of tip {tip_id}")))?;
+                }
+                _ => std::fs::rename(&fetched.plaintext, &target)?,
+            }
             if let Some(replaced) = &replaced {
                 progress.suspend(|| {
                     if fetched.check == Check::Verified {
@@ -225,12 +241,44 @@ fn attachment_names(facts: &[u8], names: &mut std::collections::HashMap<String, 
     }
 }
 
+/// Writes a checked report as the two files of a send: its message, and its facts without the
+/// message (each a private file, written beside its name and renamed into place).
+fn write_report(plaintext: &[u8], message: &Path, facts: &Path) -> anyhow::Result<()> {
+    let split = report::split(plaintext)
+        .ok_or_else(|| anyhow::anyhow!("it is not a report this client can read"))?;
+    write_private(message, split.message.as_bytes())?;
+    write_private(facts, &split.facts)
+}
+
+/// Writes `bytes` to a new private file at `path` (through a `.part` file, synced, renamed).
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut part_name = path.file_name().unwrap_or_default().to_os_string();
+    part_name.push(".part");
+    let part = path.with_file_name(part_name);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&part)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&part, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    Ok(written?)
+}
+
 /// An item fetched and decrypted, not yet under its name.
 struct Fetched {
     /// A private file next to the target holding the plaintext.
     plaintext: PathBuf,
     check: Check,
-    /// A facts item's plaintext, once it passed its check (its names and keys).
+    /// A report's or facts item's plaintext, once it passed its check (its names and keys).
     facts: Option<Zeroizing<Vec<u8>>>,
 }
 
@@ -261,7 +309,7 @@ async fn fetch_and_decrypt(
             let plaintext = open_small(&sealed_path, identities)?.ok_or_else(not_yours)?;
             file.write_all(&plaintext)?;
             let check = check_self_keyed(item, &plaintext);
-            let facts = (item.kind == "facts" && check.passed()).then_some(plaintext);
+            let facts = (carries_facts(&item.kind) && check.passed()).then_some(plaintext);
             (check, facts)
         } else {
             let committer = key.as_ref().map(|k| k.committer(id));

@@ -196,7 +196,11 @@ async fn tip_check(
 ) -> anyhow::Result<TipCheck> {
     let tip: api::Tip = api.get_json(&format!("/api/v1/tips/{tip_id}")).await?;
     let mut known = TipCheck::default();
-    for item in tip.items.iter().filter(|i| i.kind == "facts") {
+    for item in tip
+        .items
+        .iter()
+        .filter(|i| crate::report::carries_facts(&i.kind))
+    {
         if !valid_id(&item.id) {
             bail!("the server sent a malformed item id");
         }

@@ -3,10 +3,11 @@
 //! recomputed, and the verdict. `pull` refuses an item that fails; `rekey` re-seals none whose
 //! content is not what was received.
 //!
-//! Which key commits to an item: a facts item, a note and a reply carry their own in their
-//! JSON ("self-keyed"); a message or an attachment is committed to with the key of the facts
-//! item of its submission, which lists it. So a tip's facts are opened first, and a facts item
-//! lends its key only once it has passed its own check.
+//! Which key commits to an item: a report or facts item, a note and a reply carry their own in
+//! their JSON ("self-keyed"); an attachment (or an older tip's separate message) is committed to
+//! with the key of the report or facts item of its submission, which lists it. So a tip's
+//! reports and facts are opened first, and each lends its key only once it has passed its own
+//! check.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -78,16 +79,18 @@ pub(super) fn check(
 
 /// Whether an item of this kind carries its own commitment key.
 pub(super) fn is_self_keyed(kind: &str) -> bool {
-    matches!(kind, "facts" | "note" | "reply")
+    crate::report::carries_facts(kind) || matches!(kind, "note" | "reply")
 }
 
 /// The commitment key a self-keyed item carries in its own (decrypted) JSON.
 pub(super) fn own_key(kind: &str, plaintext: &[u8]) -> Option<CommitmentKey> {
     let json: serde_json::Value = serde_json::from_slice(plaintext).ok()?;
     match kind {
-        "facts" => serde_json::from_value::<SealedCommitments>(json.get(FACTS_FIELD)?.clone())
-            .ok()?
-            .key(),
+        "facts" | "report" => {
+            serde_json::from_value::<SealedCommitments>(json.get(FACTS_FIELD)?.clone())
+                .ok()?
+                .key()
+        }
         "note" | "reply" => CommitmentKey::from_hex(json.get(WRITING_FIELD)?.as_str()?),
         _ => None,
     }
@@ -100,8 +103,8 @@ pub(super) struct TipKeys {
 }
 
 impl TipKeys {
-    /// Learns the key of a decrypted facts item, for every item it lists. Call it only for facts
-    /// that passed their own check.
+    /// Learns the key of a decrypted report or facts item, for every item it lists. Call it only
+    /// for one that passed its own check.
     pub fn learn(&mut self, facts: &[u8]) {
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(facts) else {
             return;

@@ -44,27 +44,29 @@ pub struct Received {
 
 impl Store {
     /// What a tip holds from its source, one entry per send (the first report, then each
-    /// addition), oldest first. Every send has exactly one `facts` item, after its message (if
-    /// it had one) and before its files; replies and notes are not the source's.
+    /// addition), oldest first. Every send has exactly one `report` (message and facts) or
+    /// `facts` item (no message) before its files; a send stored before reports existed has a
+    /// `message` item, then its `facts` (`crate::report`). Replies and notes are not the
+    /// source's.
     pub async fn source_received(&self, tip_id: &str) -> Result<Vec<Received>> {
         const Q: &str = "SELECT i.kind, i.size, COALESCE(i.added_at, t.received_at) \
              FROM items i JOIN tips t ON t.id = i.tip_id \
-             WHERE i.tip_id = $1 AND i.kind IN ('message', 'facts', 'attachment') ORDER BY i.position";
+             WHERE i.tip_id = $1 AND i.kind IN ('report', 'message', 'facts', 'attachment') ORDER BY i.position";
         let rows: Vec<(String, i64, i64)> =
             on_backend!(&self.pool, p => sqlx::query_as(Q).bind(tip_id).fetch_all(p).await?);
         let mut sends: Vec<Received> = Vec::new();
-        // Whether the last send is still waiting for its facts (it began with a message).
+        // Whether the last send is still waiting for its facts (it began with a message item).
         let mut open = false;
         for (kind, size, at) in rows {
             match kind.as_str() {
-                "message" => {
+                "report" | "message" => {
                     sends.push(Received {
                         at,
                         message: true,
                         files: 0,
                         file_bytes: 0,
                     });
-                    open = true;
+                    open = kind == "message";
                 }
                 "facts" if open => open = false,
                 "facts" => sends.push(Received {

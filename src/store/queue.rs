@@ -73,7 +73,12 @@ impl TipSummary {
     pub fn source_activity_at(&self) -> Option<i64> {
         self.items
             .iter()
-            .filter(|i| matches!(i.kind.as_str(), "message" | "facts" | "attachment"))
+            .filter(|i| {
+                matches!(
+                    i.kind.as_str(),
+                    "report" | "message" | "facts" | "attachment"
+                )
+            })
             .filter_map(|i| i.added_at)
             .max()
     }
@@ -143,7 +148,7 @@ impl Store {
             if filter.followed_up {
                 q.push(
                     " AND EXISTS (SELECT 1 FROM items i WHERE i.tip_id = t.id AND i.added_at IS NOT NULL \
-                     AND i.kind IN ('message', 'facts', 'attachment'))",
+                     AND i.kind IN ('report', 'message', 'facts', 'attachment'))",
                 );
             }
             if let Some((received_at, id)) = &filter.before {

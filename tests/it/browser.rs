@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use crate::support::analyst::{Analyst, add_analyst, api, api_get, sealed_item, token};
 use crate::support::chromium::{Browser, Chromedriver, Element, wait_for};
 use crate::support::{
-    Backend, Deployment, Lang, ReceiptCode, Server, attachment_item, decrypt, items_of,
-    receipt_from, submit, tip_form,
+    Backend, Deployment, Lang, ReceiptCode, Server, attachment_item, decrypt, open_report,
+    receipt_from, report_item, submit, tip_form,
 };
 
 /// Where the receipt page screenshot goes, for a person to look at.
@@ -273,14 +273,8 @@ async fn the_reviewer_decrypts_what_was_typed_and_attached() {
     let at = &submitted.at;
     let (out, manifest) = at.deployment.export();
     let read = |item: &Value| std::fs::read(out.join(item["file"].as_str().unwrap())).unwrap();
-    let messages = items_of(&manifest, "message");
-    assert_eq!(messages.len(), 1);
-    let sealed_message = String::from_utf8(decrypt(&at.alice, &read(messages[0]))).unwrap();
+    let (sealed_message, facts) = open_report(&decrypt(&at.alice, &read(report_item(&manifest))));
     assert_eq!(sealed_message, submitted.message.replace('\n', "\r\n"));
-
-    let facts: Value =
-        serde_json::from_slice(&decrypt(&at.alice, &read(items_of(&manifest, "facts")[0])))
-            .unwrap();
     assert_eq!(facts["incident_type"], "surveillance", "{facts}");
     assert_eq!(facts["country"], submitted.country, "{facts}");
     assert_eq!(facts["form_language"], "zh-Hans", "{facts}");
@@ -295,7 +289,11 @@ async fn the_reviewer_decrypts_what_was_typed_and_attached() {
         );
     }
     let items = manifest["items"].as_array().unwrap();
-    assert_eq!(items.len(), 4, "message, facts and two attachments");
+    assert_eq!(
+        items.len(),
+        3,
+        "the report (message and facts) and two attachments"
+    );
 }
 
 /// A source that submitted in Traditional Chinese and got a reply from ana comes back with
@@ -384,13 +382,12 @@ async fn an_addition_from_the_case_page_reaches_the_analysts() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["kind"] == "message" && i["added_at"].is_string())
-        .unwrap_or_else(|| panic!("a follow-up message: {tip}"));
+        .find(|i| i["kind"] == "report" && i["added_at"].is_string())
+        .unwrap_or_else(|| panic!("a follow-up with a message: {tip}"));
     let sealed = sealed_item(&back.at.server, &back.token, added["id"].as_str().unwrap()).await;
-    assert_eq!(
-        String::from_utf8(decrypt(&back.at.alice, &sealed)).unwrap(),
-        addition
-    );
+    let (message, report) = open_report(&decrypt(&back.at.alice, &sealed));
+    assert_eq!(message, addition);
+    assert_eq!(report["format"], "tipbox-followup/2");
 }
 
 /// Deleting the reply and signing out are plain forms too; afterwards the case page is closed

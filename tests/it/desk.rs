@@ -9,7 +9,8 @@ use crate::support::analyst::{Analyst, add_analyst, code};
 use crate::support::at_rest::assert_not_stored;
 use crate::support::web::{cookie_from, desk_login_form, desk_sign_in, form, get, hidden_csrf};
 use crate::support::{
-    Backend, Deployment, Server, decrypt, on_both_backends, random_marker, submit_ok, tip_form,
+    Backend, Deployment, Server, decrypt, on_both_backends, open_report, random_marker, submit_ok,
+    tip_form,
 };
 
 /// A deployment with alice's reviewer key, the analyst ana and one tip (a message and an
@@ -410,9 +411,12 @@ async fn a_note_from_the_tip_page_is_sealed(backend: Backend) {
 async fn downloads_open_with_the_reviewer_key(backend: Backend) {
     let at = at_the_tip(backend).await;
     at.add_note("a note").await;
-    let message = at.item_id("message").await;
-    let sealed = at.download(&format!("/items/{message}/sealed")).await;
-    assert_eq!(decrypt(&at.desk.alice, &sealed), b"a tip for the desk");
+    let report = at.item_id("report").await;
+    let sealed = at.download(&format!("/items/{report}/sealed")).await;
+    assert_eq!(
+        open_report(&decrypt(&at.desk.alice, &sealed)).0,
+        "a tip for the desk"
+    );
     let archive = at.download(&format!("/tips/{}/archive", at.tip_id)).await;
     let mut entries = tar::Archive::new(archive.as_slice());
     let mut opened = 0;
@@ -428,7 +432,7 @@ async fn downloads_open_with_the_reviewer_key(backend: Backend) {
             assert!(path.ends_with("manifest.json"));
         }
     }
-    assert_eq!(opened, 4, "message, facts, attachment, note");
+    assert_eq!(opened, 3, "report, attachment, note");
 }
 
 async fn an_expired_session_is_refused(backend: Backend) {

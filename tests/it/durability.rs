@@ -16,8 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::{
-    Backend, Deployment, Server, decrypt, items_of, on_both_backends, postgres_base_url,
-    random_bytes, receipt_from, stored_item, submit, submit_message, tip_form,
+    Backend, Deployment, Server, decrypt, items_of, on_both_backends, open_report,
+    postgres_base_url, random_bytes, receipt_from, stored_item, submit, submit_message, tip_form,
 };
 
 /// What the page of a submission that could not be stored says.
@@ -43,13 +43,13 @@ async fn receipts_survive_sigkill(backend: Backend) {
     server.kill9();
     let _server = deployment.start();
     let (out, manifest) = deployment.export();
-    let messages = items_of(&manifest, "message");
-    assert_eq!(messages.len(), 20);
-    let texts: BTreeSet<String> = messages
+    let reports = items_of(&manifest, "report");
+    assert_eq!(reports.len(), 20);
+    let texts: BTreeSet<String> = reports
         .iter()
         .map(|m| {
             let sealed = std::fs::read(out.join(m["file"].as_str().unwrap())).unwrap();
-            String::from_utf8(decrypt(&alice, &sealed)).unwrap()
+            open_report(&decrypt(&alice, &sealed)).0
         })
         .collect();
     let expected: BTreeSet<String> = (0..20).map(|i| format!("tip number {i}")).collect();
@@ -84,9 +84,9 @@ async fn stored_messages(
     let store = deployment.store().await;
     let mut messages = BTreeSet::new();
     for item in store.list_items().await.unwrap() {
-        if item.kind == "message" {
+        if item.kind == "report" {
             let sealed = stored_item(&store, &item.item_id).await;
-            messages.insert(String::from_utf8(decrypt(identity, &sealed)).unwrap());
+            messages.insert(open_report(&decrypt(identity, &sealed)).0);
         }
     }
     store.close().await;

@@ -17,7 +17,7 @@ use crate::support::web::{
     CASE_COOKIE, cookie_from, form, get, hidden_csrf, post_receipt, source_sign_in,
 };
 use crate::support::{
-    Backend, Deployment, Lang, ReceiptCode, Server, client, decrypt, on_both_backends,
+    Backend, Deployment, Lang, ReceiptCode, Server, client, decrypt, on_both_backends, open_report,
     random_marker, submit_message,
 };
 
@@ -293,14 +293,8 @@ async fn the_source_adds_to_the_same_tip(backend: Backend) {
         .collect();
     assert_eq!(
         kinds,
-        [
-            "message",
-            "facts",
-            "reply",
-            "message",
-            "facts",
-            "attachment"
-        ]
+        ["report", "reply", "report", "attachment"],
+        "the first report, the reply, the addition's report (message and facts) and its file"
     );
 }
 
@@ -435,7 +429,7 @@ async fn a_pull_after_a_follow_up_downloads_only_what_is_new(backend: Backend) {
         items.map(|e| e.subject).collect()
     };
     let first = downloads().await;
-    assert_eq!(first.len(), 2, "the message and its facts: {first:?}");
+    assert_eq!(first.len(), 1, "the report: {first:?}");
 
     let response = case.add("one more thing", &[("photo.jpg", b"jpeg")]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -446,7 +440,7 @@ async fn a_pull_after_a_follow_up_downloads_only_what_is_new(backend: Backend) {
         .filter(|i| !i["added_at"].is_null())
         .map(|i| i["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(added.len(), 3, "a message, its facts and the file");
+    assert_eq!(added.len(), 2, "a report (message and facts) and the file");
     let again = review_pull(&review_dir, &identity, &pulled, &[]);
     assert!(again.contains("pulled 1 tips"), "{again}");
     let mut second = downloads().await.split_off(first.len());
@@ -712,15 +706,15 @@ async fn two_sources() -> TwoSources {
     let receipt_a = submit_message(&server, "tip A").await;
     let receipt_b = submit_message(&server, "tip B").await;
     let token = token(&server, &ana, 0).await;
-    // Find tip A by decrypting each tip's message with the reviewer key.
+    // Find tip A by decrypting each tip's report with the reviewer key.
     let mut opened = BTreeMap::new();
     for id in deployment.tip_ids().await {
         let tip = api_get(&server, &token, &format!("/api/v1/tips/{id}")).await;
-        let message = tip["items"][0]["id"].as_str().unwrap().to_owned();
-        let sealed = sealed_item(&server, &token, &message).await;
-        opened.insert(decrypt(&alice, &sealed), id);
+        let report = tip["items"][0]["id"].as_str().unwrap().to_owned();
+        let sealed = sealed_item(&server, &token, &report).await;
+        opened.insert(open_report(&decrypt(&alice, &sealed)).0, id);
     }
-    let tip_a = opened[b"tip A".as_slice()].clone();
+    let tip_a = opened["tip A"].clone();
     let secret_for_a = random_marker("FOR-A");
     let reply_for_a = reply_to(&server, &token, &tip_a, &secret_for_a).await;
     let cookie_a = source_sign_in(&server, &receipt_a).await;

@@ -11,7 +11,8 @@ use reqwest::multipart::{Form, Part};
 use crate::support::at_rest::{assert_not_logged, assert_not_stored, log_names_no_client};
 use crate::support::{
     Backend, Deployment, Lang, ReceiptCode, age_cli_decrypt, attachment_item, client, decrypt,
-    items_of, on_both_backends, random_bytes, random_marker, receipt_from, submit,
+    items_of, on_both_backends, open_report, random_bytes, random_marker, receipt_from,
+    report_item, submit,
 };
 
 /// A tip with a message, facts and two attachments (one large enough to be staged in several
@@ -99,12 +100,12 @@ async fn the_receipt_is_twelve_words_in_the_form_s_language(backend: Backend) {
     assert!(ReceiptCode::parse(&tip.receipt, Lang::ZhHant).is_ok());
 }
 
-/// One tip of four items, each sealed to the one key set of both keys, received at the hour,
+/// One tip of three items (the report and two attachments), each sealed to the one key set of both keys, received at the hour,
 /// with the sealed file's size; no file name outside the sealed facts.
 async fn the_export_lists_every_item_of_the_tip(backend: Backend) {
     let tip = round_trip(backend).await;
     let items = tip.manifest["items"].as_array().unwrap();
-    assert_eq!(items.len(), 4);
+    assert_eq!(items.len(), 3);
     let tip_id = items[0]["tip_id"].as_str().unwrap();
     assert!(items.iter().all(|i| i["tip_id"] == tip_id));
     let key_set = &tip.manifest["key_sets"][0];
@@ -125,29 +126,28 @@ async fn the_export_lists_every_item_of_the_tip(backend: Backend) {
     let manifest_text = std::fs::read_to_string(tip.export.join("manifest.json")).unwrap();
     assert!(!manifest_text.contains("recording.bin"));
     let counts = tip.deployment.counts().await;
-    assert_eq!((counts.tips, counts.items), (1, 4));
+    assert_eq!((counts.tips, counts.items), (1, 3));
 }
 
-/// The export decrypts to exactly what was sent: the message opens with alice's age key
-/// (in-process and with the `age` CLI) and with bob's SSH key (with stock age); the facts hold
-/// what the form said and each attachment's name and size; each attachment decrypts to exactly
-/// the bytes sent.
+/// The export decrypts to exactly what was sent: the report (message and facts, one item) opens
+/// with alice's age key (in-process and with the `age` CLI) and with bob's SSH key (with stock
+/// age); it holds the message and what the form said, with each attachment's name and size;
+/// each attachment decrypts to exactly the bytes sent.
 async fn the_export_decrypts_to_what_was_sent(backend: Backend) {
     let tip = round_trip(backend).await;
-    let message = items_of(&tip.manifest, "message")[0];
-    let expected = tip.message.as_bytes();
-    assert_eq!(decrypt(&tip.alice, &tip.read(message)), expected);
+    let report = report_item(&tip.manifest);
+    assert_eq!(report["position"], 0);
+    assert!(items_of(&tip.manifest, "message").is_empty());
+    assert!(items_of(&tip.manifest, "facts").is_empty());
+    let expected = tip.message;
+    let (message, facts) = open_report(&decrypt(&tip.alice, &tip.read(report)));
+    assert_eq!(message, expected);
     let alice_file = tip.deployment.identity_file("alice");
-    assert_eq!(age_cli_decrypt(&alice_file, &tip.file(message)), expected);
-    assert_eq!(
-        age_cli_decrypt(&tip.bob_ssh_key, &tip.file(message)),
-        expected
-    );
-    let facts: serde_json::Value = serde_json::from_slice(&decrypt(
-        &tip.alice,
-        &tip.read(items_of(&tip.manifest, "facts")[0]),
-    ))
-    .unwrap();
+    let (with_cli, same) = open_report(&age_cli_decrypt(&alice_file, &tip.file(report)));
+    assert_eq!((with_cli.as_str(), &same), (expected, &facts));
+    let (with_ssh, _) = open_report(&age_cli_decrypt(&tip.bob_ssh_key, &tip.file(report)));
+    assert_eq!(with_ssh, expected);
+    assert_eq!(facts["format"], "tipbox-report/1");
     assert_eq!(facts["incident_type"], "threats_to_family");
     assert_eq!(facts["country"], "Netherlands");
     assert_eq!(facts["city"], "Rotterdam");

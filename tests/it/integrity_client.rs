@@ -19,8 +19,8 @@ use crate::support::analyst::{
 };
 use crate::support::web::{desk_sign_in, form, get, hidden_csrf};
 use crate::support::{
-    Backend, CommitmentKey, Deployment, Header, SealedCommitments, Server, on_both_backends,
-    submit_message, submit_ok, tip_form, try_decrypt,
+    Backend, CommitmentKey, Deployment, SealedCommitments, Server, on_both_backends, open_report,
+    plaintext_len, submit_message, submit_ok, tip_form, try_decrypt,
 };
 
 fn text(bytes: &[u8]) -> String {
@@ -127,7 +127,7 @@ async fn an_untrusted_key_gets_nothing(backend: Backend) {
     }
     assert!(audited(&deployment, "item.rekey").await.is_empty());
     let items = exported(&deployment);
-    assert_eq!(items.len(), 3);
+    assert_eq!(items.len(), 2, "the report and the attachment");
     for (kind, file) in &items {
         assert!(try_decrypt(&mallory, file).is_none(), "{kind}");
         assert!(try_decrypt(&bob, file).is_none(), "{kind}");
@@ -523,13 +523,6 @@ on_both_backends!(
     the_desk_shows_a_change_of_keys_until_it_is_acknowledged,
 );
 
-/// The plaintext length of a small sealed item (one age chunk): what a forger learns from the
-/// stored file's size.
-fn plaintext_len(file: &[u8]) -> usize {
-    let header = Header::parse(file).unwrap();
-    file.len() - header.len() - 16 - 16
-}
-
 fn seal_to(identity: &age::x25519::Identity, plaintext: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let recipient = identity.to_public();
@@ -543,18 +536,17 @@ fn seal_to(identity: &age::x25519::Identity, plaintext: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A tip (a message and an attachment) sealed to alice and bob, and alice's key revoked; then
-/// eve, an analyst who holds no reviewer key, replaces every item of the tip by a fresh
-/// encryption of the same length to bob's key — the facts too, carrying a commitment key of the
-/// forger's own. The server accepts each: it cannot see plaintext, and a fresh encryption is
+/// A tip (a report — message and facts — and an attachment) sealed to alice and bob, and
+/// alice's key revoked; then eve, an analyst who holds no reviewer key, replaces every item of
+/// the tip by a fresh encryption of the same length to bob's key — the report carrying a
+/// commitment key of the forger's own. The server accepts each: it cannot see plaintext, and a fresh encryption is
 /// what a revoked key calls for. ana is an honest analyst.
 struct Forged {
     deployment: Deployment,
     ana: Analyst,
     server: Server,
     tip_id: String,
-    message_id: String,
-    facts_id: String,
+    report_id: String,
     attachment_id: String,
 }
 
@@ -577,28 +569,28 @@ async fn forged_by_eve(backend: Backend) -> Forged {
     let page = api_get(&server, &eve_token, "/api/v1/rekey").await;
     let to = page["key_set"]["id"].as_i64().unwrap();
     let items = page["items"].as_array().unwrap().clone();
-    assert_eq!(items.len(), 3);
+    assert_eq!(items.len(), 2);
     let id_of = |kind: &str| {
         items.iter().find(|i| i["kind"] == kind).unwrap()["id"]
             .as_str()
             .unwrap()
             .to_owned()
     };
-    let (message_id, facts_id, attachment_id) =
-        (id_of("message"), id_of("facts"), id_of("attachment"));
-    // The forger's facts commit, under a key of its own, to its forged message and attachment.
+    let (report_id, attachment_id) = (id_of("report"), id_of("attachment"));
+    // The forger's report commits, under a key of its own, to itself and its forged attachment.
     let forger_key = CommitmentKey::generate();
     for item in &items {
         let id = item["id"].as_str().unwrap();
         let length = plaintext_len(&sealed_item(&server, &eve_token, id).await);
         let mut forged = match item["kind"].as_str().unwrap() {
-            "facts" => serde_json::to_vec(&serde_json::json!({
-                "format": "tipbox-facts/1",
+            "report" => serde_json::to_vec(&serde_json::json!({
+                "format": "tipbox-report/1",
                 "attachments": [{ "item_id": attachment_id, "file_name": "evidence.txt" }],
                 "item_commitments": SealedCommitments::new(
                     &forger_key,
-                    vec![message_id.clone(), facts_id.clone(), attachment_id.clone()],
+                    vec![report_id.clone(), attachment_id.clone()],
                 ),
+                "message": "forged",
             }))
             .unwrap(),
             _ => b"forged".to_vec(),
@@ -616,8 +608,7 @@ async fn forged_by_eve(backend: Backend) -> Forged {
         ana,
         server,
         tip_id,
-        message_id,
-        facts_id,
+        report_id,
         attachment_id,
     }
 }
@@ -625,7 +616,7 @@ async fn forged_by_eve(backend: Backend) -> Forged {
 /// The audit trail, the API and the desk say who replaced the forged items.
 async fn the_forger_is_named_wherever_the_items_are_shown(backend: Backend) {
     let forged = forged_by_eve(backend).await;
-    assert_eq!(audited(&forged.deployment, "item.rekey").await, ["eve"; 3]);
+    assert_eq!(audited(&forged.deployment, "item.rekey").await, ["eve"; 2]);
     let ana_token = token(&forged.server, &forged.ana, -1).await;
     let tip_path = format!("/api/v1/tips/{}", forged.tip_id);
     let tip = api_get(&forged.server, &ana_token, &tip_path).await;
@@ -644,7 +635,7 @@ async fn the_forger_is_named_wherever_the_items_are_shown(backend: Backend) {
     .await
     .unwrap();
     let row = &page[page
-        .find(&format!("id=\"item-{}\"", forged.message_id))
+        .find(&format!("id=\"item-{}\"", forged.report_id))
         .unwrap()..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(row.contains("replaced") && row.contains("by eve"), "{row}");
@@ -661,7 +652,7 @@ async fn a_forged_replacement_is_refused(backend: Backend) {
     let pulled = review_pull_output(&dir, &identity, &out, ALL);
     assert!(!pulled.status.success());
     let why = text(&pulled.stderr);
-    for id in [&forged.message_id, &forged.facts_id, &forged.attachment_id] {
+    for id in [&forged.report_id, &forged.attachment_id] {
         let line = why
             .lines()
             .find(|l| l.contains(id.as_str()))
@@ -677,7 +668,7 @@ async fn a_forged_replacement_is_refused(backend: Backend) {
                 .exists()
         );
     }
-    assert!(why.contains("3 item(s) failed"), "{why}");
+    assert!(why.contains("2 item(s) failed"), "{why}");
     let tip_dir = out.join(&forged.tip_id);
     assert!(!tip_dir.join("message.txt").exists());
     assert!(!tip_dir.join("facts.json").exists());
@@ -764,9 +755,9 @@ async fn honestly_rekeyed(backend: Backend) -> HonestlyRekeyed {
 async fn an_honest_rekey_reaches_every_item(backend: Backend) {
     let rekeyed = honestly_rekeyed(backend).await;
     let said = text(&rekeyed.new_header.stdout);
-    assert!(said.contains("6 with a new header"), "{said}");
+    assert!(said.contains("5 with a new header"), "{said}");
     let said = text(&rekeyed.afresh.stdout);
-    assert!(said.contains("6 encrypted afresh"), "{said}");
+    assert!(said.contains("5 encrypted afresh"), "{said}");
     let complained = text(&rekeyed.afresh.stderr);
     assert!(complained.is_empty(), "{complained}");
 }
@@ -780,10 +771,10 @@ async fn an_honest_rekey_passes(backend: Backend) {
     let said = review_pull(&rekeyed.dir, &identity, &pulled_dir, ALL);
     assert_eq!(
         said.matches("re-keyed by ana").count(),
-        6,
+        5,
         "every item: {said}"
     );
-    assert_eq!(said.matches("content verified").count(), 6, "{said}");
+    assert_eq!(said.matches("content verified").count(), 5, "{said}");
     let tip_dir = pulled_dir.join(&rekeyed.tip_id);
     assert_eq!(
         std::fs::read_to_string(tip_dir.join("message.txt")).unwrap(),
@@ -810,7 +801,12 @@ async fn an_honest_rekey_passes(backend: Backend) {
         serde_json::from_slice(&std::fs::read(tip_dir.join("facts.json")).unwrap()).unwrap();
     assert_eq!(
         facts["item_commitments"]["items"].as_array().unwrap().len(),
-        4
+        3,
+        "the report and two attachments"
+    );
+    assert!(
+        facts.get("message").is_none(),
+        "the message is in message.txt"
     );
 }
 
@@ -819,8 +815,8 @@ async fn honestly_rekeyed_items_are_still_age_files(backend: Backend) {
     let rekeyed = honestly_rekeyed(backend).await;
     for (kind, file) in exported(&rekeyed.deployment) {
         let opened = try_decrypt(&rekeyed.bob, &file).unwrap();
-        if kind == "message" {
-            assert_eq!(opened, b"an honest tip");
+        if kind == "report" {
+            assert_eq!(open_report(&opened).0, "an honest tip");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Upgrading a database that already holds tips: every schema change keeps what was stored.
-//! The SQLite step of 0004 rebuilds the `items` table (SQLite cannot change a CHECK constraint in
-//! place); done wrong, dropping the old table would cascade to every sealed chunk. And the two
-//! backends' migrations make the same tables and columns.
+//! The SQLite steps of 0004 and 0010 rebuild the `items` table (SQLite cannot change a CHECK
+//! constraint in place); done wrong, dropping the old table would cascade to every sealed chunk,
+//! or lose a column. And the two backends' migrations make the same tables and columns.
 
 use std::collections::BTreeMap;
 
@@ -38,17 +38,97 @@ fn migrations_dir(backend: Backend) -> std::path::PathBuf {
 async fn an_upgrade_keeps_every_stored_item(backend: Backend) {
     let deployment = Deployment::new(backend, "");
     // Schema version 3, from a copy of the first three migrations.
-    let old = deployment.path().join("migrations-0003");
+    assert_eq!(old_schema(&deployment, backend, "0004").await, 3);
+    for sql in FILL {
+        // SQLite spells a blob literal X'…', PostgreSQL a bytea literal '\x…'.
+        let sql = match backend {
+            Backend::Sqlite => sql.replace("x'", "X'"),
+            Backend::Postgres => sql.replace("x'", "'\\x"),
+        };
+        deployment.execute_sql(sql).await;
+    }
+
+    // Up to version 9 as the tipbox of that time would, and then what was written in the
+    // columns added since version 3 (commitments, re-key marks, added times), which 0010's
+    // rebuild of `items` must carry over.
+    assert_eq!(old_schema(&deployment, backend, "0010").await, 9);
+    let blob = match backend {
+        Backend::Sqlite => "X'aabb'",
+        Backend::Postgres => "'\\xaabb'",
+    };
+    deployment
+        .execute_sql(format!(
+            "UPDATE items SET commitment = {blob}, replaced_at = 10800, replaced_by = 'ana', \
+             added_at = 14400 WHERE id = 'i3'"
+        ))
+        .await;
+
+    // The upgrade, as an operator runs it.
+    deployment.tipbox_ok(&["migrate"]);
+
+    let store = deployment.store().await;
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.tips, counts.items, counts.chunks), (1, 4, 4));
+    assert_eq!(
+        store.item_chunk("i1", 0).await.unwrap().unwrap(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        store.item_chunk("s1", 0).await.unwrap().unwrap(),
+        [11, 12, 13, 14]
+    );
+    let tip = store.tip("t1").await.unwrap().unwrap();
+    assert_eq!(tip.status, "in_review");
+    let kinds: Vec<&str> = tip.items.iter().map(|i| i.kind.as_str()).collect();
+    assert_eq!(kinds, ["message", "facts", "note"]);
+    assert!(tip.items[..2].iter().all(|i| i.added_at.is_none()));
+    let note = &tip.items[2];
+    assert_eq!(note.added_at, Some(14400));
+    assert_eq!(note.commitment.as_deref(), Some(&[0xaa, 0xbb][..]));
+    let replaced = note.replaced.as_ref().expect("the re-key mark");
+    assert_eq!((replaced.at, replaced.by.as_str()), (10800, "ana"));
+    store.close().await;
+
+    // The new kinds are accepted, an unknown one still refused, and the foreign keys still
+    // cascade: deleting the tip takes its items, their chunks and the pulls with it (the
+    // staged item stays).
+    deployment
+        .execute_sql(
+            "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, added_at) \
+             VALUES ('r1', 't1', 3, 'reply', 1, 1, 7200), ('p1', 't1', 4, 'report', 1, 1, 7200)",
+        )
+        .await;
+    let refused = deployment
+        .try_execute_sql(
+            "INSERT INTO items (id, tip_id, position, kind, size, key_set_id) \
+             VALUES ('b1', 't1', 5, 'bogus', 1, 1)",
+        )
+        .await;
+    assert!(refused.is_err(), "the kind CHECK still holds");
+    deployment
+        .execute_sql("DELETE FROM tips WHERE id = 't1'")
+        .await;
+    let counts = deployment.counts().await;
+    assert_eq!((counts.tips, counts.items, counts.chunks), (0, 1, 1));
+    let store = deployment.store().await;
+    assert!(store.item_chunk("i1", 0).await.unwrap().is_none());
+    store.close().await;
+}
+on_both_backends!(an_upgrade_keeps_every_stored_item);
+
+/// Brings the deployment's database to the schema of the migrations named below `upto` (a copy
+/// of them, as the tipbox of that time had), from whatever version it is at; how many there are.
+async fn old_schema(deployment: &Deployment, backend: Backend, upto: &str) -> usize {
+    let old = deployment.path().join(format!("migrations-below-{upto}"));
     std::fs::create_dir(&old).unwrap();
     for entry in std::fs::read_dir(migrations_dir(backend)).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.as_str() < "0004" {
+        if name.as_str() < upto {
             std::fs::copy(&path, old.join(name)).unwrap();
         }
     }
     let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
-    assert_eq!(migrator.iter().count(), 3);
     match backend {
         Backend::Sqlite => {
             use std::str::FromStr;
@@ -69,62 +149,8 @@ async fn an_upgrade_keeps_every_stored_item(backend: Backend) {
             pool.close().await;
         }
     }
-    for sql in FILL {
-        // SQLite spells a blob literal X'…', PostgreSQL a bytea literal '\x…'.
-        let sql = match backend {
-            Backend::Sqlite => sql.replace("x'", "X'"),
-            Backend::Postgres => sql.replace("x'", "'\\x"),
-        };
-        deployment.execute_sql(sql).await;
-    }
-
-    // The upgrade, as an operator runs it.
-    deployment.tipbox_ok(&["migrate"]);
-
-    let store = deployment.store().await;
-    let counts = store.counts().await.unwrap();
-    assert_eq!((counts.tips, counts.items, counts.chunks), (1, 4, 4));
-    assert_eq!(
-        store.item_chunk("i1", 0).await.unwrap().unwrap(),
-        [1, 2, 3, 4, 5]
-    );
-    assert_eq!(
-        store.item_chunk("s1", 0).await.unwrap().unwrap(),
-        [11, 12, 13, 14]
-    );
-    let tip = store.tip("t1").await.unwrap().unwrap();
-    assert_eq!(tip.status, "in_review");
-    let kinds: Vec<&str> = tip.items.iter().map(|i| i.kind.as_str()).collect();
-    assert_eq!(kinds, ["message", "facts", "note"]);
-    assert!(tip.items.iter().all(|i| i.added_at.is_none()));
-    store.close().await;
-
-    // The new kind is accepted, an unknown one still refused, and the foreign keys still
-    // cascade: deleting the tip takes its items, their chunks and the pulls with it (the
-    // staged item stays).
-    deployment
-        .execute_sql(
-            "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, added_at) \
-             VALUES ('r1', 't1', 3, 'reply', 1, 1, 7200)",
-        )
-        .await;
-    let refused = deployment
-        .try_execute_sql(
-            "INSERT INTO items (id, tip_id, position, kind, size, key_set_id) \
-             VALUES ('b1', 't1', 4, 'bogus', 1, 1)",
-        )
-        .await;
-    assert!(refused.is_err(), "the kind CHECK still holds");
-    deployment
-        .execute_sql("DELETE FROM tips WHERE id = 't1'")
-        .await;
-    let counts = deployment.counts().await;
-    assert_eq!((counts.tips, counts.items, counts.chunks), (0, 1, 1));
-    let store = deployment.store().await;
-    assert!(store.item_chunk("i1", 0).await.unwrap().is_none());
-    store.close().await;
+    migrator.iter().count()
 }
-on_both_backends!(an_upgrade_keeps_every_stored_item);
 
 /// Per table, per column: whether it accepts NULL.
 type Columns = BTreeMap<String, BTreeMap<String, bool>>;

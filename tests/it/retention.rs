@@ -92,8 +92,8 @@ async fn retention_run_deletes_what_the_policy_says(backend: Backend) {
     kept.sort();
     assert_eq!(deployment.tip_ids().await, kept);
     let counts = deployment.counts().await;
-    // Only the two kept tips' message and facts remain, with their ciphertext.
-    assert_eq!((counts.tips, counts.items, counts.chunks), (2, 4, 4));
+    // Only the two kept tips' reports remain, with their ciphertext.
+    assert_eq!((counts.tips, counts.items, counts.chunks), (2, 2, 2));
     let out = deployment.tipbox_ok(&["retention", "run"]);
     assert!(out.contains("deleted 0 tips"), "{out}");
     assert_eq!(retention_deletions(deployment).await, 1);

@@ -15,11 +15,12 @@ use reqwest::StatusCode;
 
 use crate::support::analyst::{
     Analyst, add_analyst, api_call, api_get, fingerprint, put_sealed, review_login, review_rekey,
-    review_rekey_ok, review_trust, token,
+    review_rekey_ok, review_trust, sealed_item, token,
 };
 use crate::support::{
     Backend, Deployment, Header, Server, age_cli_decrypt, age_cli_opens, client, on_both_backends,
-    random_bytes, rewrap_header, stored_item, submit, submit_ok, tip_form, try_decrypt,
+    open_report, plaintext_len, random_bytes, rewrap_header, stored_item, submit, submit_ok,
+    tip_form, try_decrypt,
 };
 
 /// A deployment whose nodes never re-read the keyring on a timer: whatever they seal to after
@@ -187,7 +188,7 @@ async fn a_rotation_during_a_stream_loses_nothing(backend: Backend) {
     let identities = [("alice", &alice), ("bob", &bob)];
     let mut sealed_to = BTreeMap::new();
     for tip in tips.values() {
-        let file = std::fs::read(&tip.files["message"][0]).unwrap();
+        let file = std::fs::read(&tip.files["report"][0]).unwrap();
         let mut message = None;
         for (name, identity) in identities {
             let opened = try_decrypt(identity, &file);
@@ -198,7 +199,7 @@ async fn a_rotation_during_a_stream_loses_nothing(backend: Backend) {
             );
             message = message.or(opened);
         }
-        let message = String::from_utf8(message.unwrap()).unwrap();
+        let (message, _) = open_report(&message.unwrap());
         assert!(
             sealed_to.insert(message, tip.labels.clone()).is_none(),
             "no tip is stored twice"
@@ -321,11 +322,11 @@ impl Retired {
         api_get(&self.server, token, "/api/v1/rekey").await
     }
 
-    /// The message item of the re-key queue.
+    /// The report (message and facts) of the re-key queue.
     async fn message_to_rekey(&self, token: &str) -> QueuedItem {
         let page = self.rekey_queue(token).await;
         let items = page["items"].as_array().unwrap();
-        let message = items.iter().find(|i| i["kind"] == "message").unwrap();
+        let message = items.iter().find(|i| i["kind"] == "report").unwrap();
         let engine = base64::engine::general_purpose::STANDARD;
         let header = engine.decode(message["header"].as_str().unwrap()).unwrap();
         QueuedItem {
@@ -377,7 +378,7 @@ async fn retiring_a_key_says_what_stays_readable(backend: Backend) {
         retired.retired
     );
     let status = status_json(&retired.deployment);
-    assert_eq!(status["needs_rekey"]["retired"]["items"], 4);
+    assert_eq!(status["needs_rekey"]["retired"]["items"], 3);
     assert_eq!(status["needs_rekey"]["retired"]["tips"], 1);
     assert_eq!(status["needs_rekey"]["revoked"]["items"], 0);
 }
@@ -386,9 +387,12 @@ async fn retiring_a_key_says_what_stays_readable(backend: Backend) {
 async fn a_retired_key_opens_its_tips_until_they_are_rekeyed(backend: Backend) {
     let retired = retired_alice(backend).await;
     let still = exported_tips(&retired.deployment);
-    let path = &still[&retired.tip_id].files["message"][0];
+    let path = &still[&retired.tip_id].files["report"][0];
     let file = std::fs::read(path).unwrap();
-    assert_eq!(try_decrypt(&retired.alice, &file).unwrap(), b"an old tip");
+    assert_eq!(
+        open_report(&try_decrypt(&retired.alice, &file).unwrap()).0,
+        "an old tip"
+    );
     assert!(age_cli_opens(
         &retired.deployment.identity_file("alice"),
         path
@@ -401,9 +405,9 @@ async fn the_rekey_queue_offers_new_headers_for_a_retired_key(backend: Backend) 
     let retired = retired_alice(backend).await;
     let token = token(&retired.server, &retired.ana, 0).await;
     let page = retired.rekey_queue(&token).await;
-    assert_eq!(page["remaining"]["header"], 4);
+    assert_eq!(page["remaining"]["header"], 3);
     let items = page["items"].as_array().unwrap();
-    assert_eq!(items.len(), 4);
+    assert_eq!(items.len(), 3);
     assert!(
         items
             .iter()
@@ -421,6 +425,7 @@ async fn the_api_takes_only_a_new_header_for_the_current_key_set(backend: Backen
     let token = token(&retired.server, &retired.ana, 0).await;
     let message = retired.message_to_rekey(&token).await;
     let (from, to, id) = (message.from, message.to, &message.id);
+    let stored = sealed_item(&retired.server, &token, id).await;
     let imposter = {
         let recipient = retired.bob.to_public();
         let encryptor =
@@ -428,7 +433,10 @@ async fn the_api_takes_only_a_new_header_for_the_current_key_set(backend: Backen
                 .unwrap();
         let mut out = Vec::new();
         let mut writer = encryptor.wrap_output(&mut out).unwrap();
-        writer.write_all(b"forged tip").unwrap(); // as long as "an old tip"
+        // As long as the stored report: only the payload differs.
+        writer
+            .write_all(&vec![b'x'; plaintext_len(&stored)])
+            .unwrap();
         writer.finish().unwrap();
         out
     };
@@ -487,7 +495,7 @@ async fn the_api_takes_only_a_new_header_for_the_current_key_set(backend: Backen
             "{what}: {body}"
         );
     }
-    retired.assert_left_to_rekey(4);
+    retired.assert_left_to_rekey(3);
 }
 
 /// A whole file with a new header and the very same payload is a header re-key, and fine.
@@ -515,7 +523,7 @@ async fn a_whole_file_with_a_new_header_and_the_same_payload_is_accepted(backend
     let (status, body) = put_sealed(&retired.server, &token, small_id, from, to, rekeyed).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["mode"], "header");
-    retired.assert_left_to_rekey(3);
+    retired.assert_left_to_rekey(2);
 }
 
 /// Not without a confirmation: the analyst first sees whom the tips would be sealed to, and
@@ -534,7 +542,7 @@ async fn review_rekey_shows_the_new_recipients_and_waits_for_yes(backend: Backen
         "{}",
         String::from_utf8_lossy(&unconfirmed.stderr)
     );
-    retired.assert_left_to_rekey(4);
+    retired.assert_left_to_rekey(3);
 }
 
 /// `tipbox review rekey` gives every item a new header: bob opens them (in process and with
@@ -544,8 +552,8 @@ async fn review_rekey_gives_every_item_a_new_header(backend: Backend) {
     let retired = retired_alice(backend).await;
     let dir = retired.review_dir();
     let out = review_rekey_ok(&dir, &retired.deployment.identity_file("alice"));
-    assert!(out.contains("re-keyed 4 item(s)"), "{out}");
-    assert!(out.contains("4 with a new header"), "{out}");
+    assert!(out.contains("re-keyed 3 item(s)"), "{out}");
+    assert!(out.contains("3 with a new header"), "{out}");
     let out = review_rekey_ok(&dir, &retired.deployment.identity_file("alice"));
     assert!(out.contains("nothing needs re-keying"), "{out}");
 
@@ -575,8 +583,8 @@ async fn review_rekey_gives_every_item_a_new_header(backend: Backend) {
         "only headers changed"
     );
     assert_eq!(
-        age_cli_decrypt(&bob_file, &tip.files["message"][0]),
-        b"an old tip"
+        open_report(&age_cli_decrypt(&bob_file, &tip.files["report"][0])).0,
+        "an old tip"
     );
     let attachments: Vec<Vec<u8>> = tip.files["attachment"]
         .iter()
@@ -596,7 +604,7 @@ async fn every_key_change_and_rekey_is_audited(backend: Backend) {
     let count = |action: &str| entries.iter().filter(|e| e.action == action).count();
     assert_eq!(count("key.add"), 2);
     assert_eq!(count("key.retire"), 1);
-    assert_eq!(count("item.rekey"), 4);
+    assert_eq!(count("item.rekey"), 3);
     assert!(
         entries
             .iter()
@@ -642,7 +650,7 @@ async fn revoked_alice(backend: Backend) -> Revoked {
     );
     let (old_tip, tip) = exported_tips(&deployment).into_iter().next().unwrap();
     assert_eq!(tip.labels, labels(&["alice", "bob"]));
-    let old_message = std::fs::read(&tip.files["message"][0]).unwrap();
+    let old_message = std::fs::read(&tip.files["report"][0]).unwrap();
     let root_token = token(&server, &root, 0).await;
     let (status, answer) = api_call(
         &server,
@@ -688,11 +696,11 @@ async fn after_a_revocation_the_next_submission_is_sealed_to_the_rest(backend: B
     let tips = exported_tips(&revoked.deployment);
     let new_tip = tips.keys().find(|t| **t != revoked.old_tip).unwrap();
     assert_eq!(tips[new_tip].labels, labels(&["bob"]));
-    let file = std::fs::read(&tips[new_tip].files["message"][0]).unwrap();
+    let file = std::fs::read(&tips[new_tip].files["report"][0]).unwrap();
     assert!(try_decrypt(&revoked.alice, &file).is_none());
     assert_eq!(
-        try_decrypt(&revoked.bob, &file).unwrap(),
-        b"after the compromise"
+        open_report(&try_decrypt(&revoked.bob, &file).unwrap()).0,
+        "after the compromise"
     );
 }
 
@@ -701,7 +709,7 @@ async fn after_a_revocation_the_next_submission_is_sealed_to_the_rest(backend: B
 async fn keys_status_lists_what_a_revoked_key_still_opens(backend: Backend) {
     let revoked = revoked_alice(backend).await;
     let status = status_json(&revoked.deployment);
-    assert_eq!(status["needs_rekey"]["revoked"]["items"], 2);
+    assert_eq!(status["needs_rekey"]["revoked"]["items"], 1);
     assert_eq!(
         status["revoked_keys"][0]["tips_still_open"],
         serde_json::json!([revoked.old_tip])
@@ -741,7 +749,10 @@ async fn a_revoked_key_calls_for_a_fresh_encryption(backend: Backend) {
     let ana = add_analyst(&revoked.deployment, "ana", "analyst");
     let ana_token = token(&revoked.server, &ana, 0).await;
     let page = api_get(&revoked.server, &ana_token, "/api/v1/rekey").await;
-    assert_eq!(page["remaining"]["payload"], 2);
+    assert_eq!(
+        page["remaining"]["payload"], 1,
+        "the report of the tip received before"
+    );
     let item = &page["items"][0];
     assert_eq!(item["mode"], "payload");
     assert!(item["header"].is_null());
@@ -772,16 +783,16 @@ async fn review_rekey_encrypts_afresh_what_a_revoked_key_opened(backend: Backend
     let ana = add_analyst(&revoked.deployment, "ana", "analyst");
     let dir = review_dir_of(&revoked.deployment, &revoked.server, &ana, &revoked.bob);
     let out = review_rekey_ok(&dir, &revoked.deployment.identity_file("bob"));
-    assert!(out.contains("2 encrypted afresh"), "{out}");
+    assert!(out.contains("1 encrypted afresh"), "{out}");
 
     let after = exported_tips(&revoked.deployment);
     assert_eq!(after[&revoked.old_tip].labels, labels(&["bob"]));
-    let path = &after[&revoked.old_tip].files["message"][0];
+    let path = &after[&revoked.old_tip].files["report"][0];
     let new_message = std::fs::read(path).unwrap();
     let (alice, bob) = (&revoked.alice, &revoked.bob);
     assert_eq!(
-        try_decrypt(bob, &new_message).unwrap(),
-        b"before the compromise"
+        open_report(&try_decrypt(bob, &new_message).unwrap()).0,
+        "before the compromise"
     );
     assert!(age_cli_opens(
         &revoked.deployment.identity_file("bob"),
@@ -907,7 +918,7 @@ async fn a_submission_in_flight_when_a_key_is_retired_is_committed(backend: Back
     );
     assert_eq!(
         status_json(&deployment)["needs_rekey"]["retired"]["items"],
-        3
+        2
     );
 }
 
@@ -992,7 +1003,7 @@ async fn two_nodes_share_a_rotation() {
     let store = deployment.store().await;
     let mut found = BTreeMap::new();
     for item in store.list_items().await.unwrap() {
-        if item.kind != "message" {
+        if item.kind != "report" {
             continue;
         }
         let file = stored_item(&store, &item.item_id).await;
@@ -1000,7 +1011,7 @@ async fn two_nodes_share_a_rotation() {
             .or_else(|| try_decrypt(&alice, &file))
             .unwrap();
         found.insert(
-            String::from_utf8(text).unwrap(),
+            open_report(&text).0,
             (
                 try_decrypt(&alice, &file).is_some(),
                 try_decrypt(&bob, &file).is_some(),

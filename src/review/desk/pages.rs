@@ -19,6 +19,7 @@ use super::metadata;
 use super::tips::{OpenedItem, list};
 use crate::api;
 use crate::ids::valid_id;
+use crate::report::{carries_facts, carries_message};
 
 static STYLESHEET: &str = include_str!("../../../static/style.css");
 
@@ -321,26 +322,25 @@ async fn preview(
     desk: &Desk,
     tip: &api::Tip,
 ) -> anyhow::Result<(String, Vec<(&'static str, String)>, bool)> {
-    let first = |kind: &str| {
-        tip.items
-            .iter()
-            .find(|i| i.kind == kind && i.added_at.is_none())
-    };
     let keys = desk.tips.keys(tip).await?;
     let mut problem = false;
     let mut facts = Vec::new();
-    if let Some(item) = first("facts") {
+    let mut message = String::new();
+    // The first submission's report (or, for an older tip, its message and facts items).
+    for item in tip
+        .items
+        .iter()
+        .filter(|i| i.added_at.is_none() && (carries_facts(&i.kind) || carries_message(&i.kind)))
+    {
         let opened = desk.tips.open(item, &keys).await?;
         problem |= !opened.check.passed();
-        if let Some(json) = opened.json() {
+        let (text, json) = opened.send(&item.kind);
+        if let Some(json) = json {
             facts = facts_of(&json);
         }
-    }
-    let mut message = String::new();
-    if let Some(item) = first("message") {
-        let opened = desk.tips.open(item, &keys).await?;
-        problem |= !opened.check.passed();
-        message = opened.text();
+        if let Some(text) = text {
+            message = text;
+        }
     }
     Ok((message, facts, problem))
 }
@@ -579,25 +579,10 @@ async fn conversation(desk: &Desk, id: &str) -> anyhow::Result<(api::Tip, Vec<En
     for item in &tip.items {
         let when = date(item.added_at.as_ref().unwrap_or(&tip.received_at));
         match item.kind.as_str() {
-            "message" => {
+            kind if carries_facts(kind) || carries_message(kind) => {
                 let opened = desk.tips.open(item, &keys).await?;
-                entries.push(Entry {
-                    who: if item.added_at.is_none() {
-                        "The source's report".into()
-                    } else {
-                        "The source added".into()
-                    },
-                    when,
-                    text: Some(opened.text()),
-                    facts: Vec::new(),
-                    files: Vec::new(),
-                    problem: problem_of(item, &opened),
-                    class: "source",
-                });
-            }
-            "facts" => {
-                let opened = desk.tips.open(item, &keys).await?;
-                let json = opened.json().unwrap_or_default();
+                let (text, json) = opened.send(kind);
+                let json = json.unwrap_or_default();
                 for a in json["attachments"].as_array().cloned().unwrap_or_default() {
                     if let (Some(item), Some(name)) =
                         (a["item_id"].as_str(), a["file_name"].as_str())
@@ -607,26 +592,31 @@ async fn conversation(desk: &Desk, id: &str) -> anyhow::Result<(api::Tip, Vec<En
                 }
                 let facts = facts_of(&json);
                 let problem = problem_of(item, &opened);
-                // The facts belong to the message just before them, if there is one.
-                match entries.last_mut() {
-                    Some(last)
-                        if last.class == "source"
-                            && last.facts.is_empty()
-                            && last.files.is_empty() =>
-                    {
-                        last.facts = facts;
-                        last.problem = last.problem.take().or(problem);
-                    }
-                    _ => entries.push(Entry {
-                        who: "The source added".into(),
-                        when,
-                        text: None,
-                        facts,
-                        files: Vec::new(),
-                        problem,
-                        class: "source",
-                    }),
+                // An older tip's facts item belongs to the message item just before it.
+                if kind == "facts"
+                    && let Some(last) = entries.last_mut()
+                    && last.class == "source"
+                    && last.text.is_some()
+                    && last.facts.is_empty()
+                    && last.files.is_empty()
+                {
+                    last.facts = facts;
+                    last.problem = last.problem.take().or(problem);
+                    continue;
                 }
+                entries.push(Entry {
+                    who: if item.added_at.is_none() {
+                        "The source's report".into()
+                    } else {
+                        "The source added".into()
+                    },
+                    when,
+                    text,
+                    facts,
+                    files: Vec::new(),
+                    problem,
+                    class: "source",
+                });
             }
             "attachment" => {
                 let name = names
@@ -738,7 +728,7 @@ pub async fn file(
             anyhow::bail!("this file failed its integrity check: it is not what was received");
         }
         let mut name = String::from("file");
-        for facts in tip.items.iter().filter(|i| i.kind == "facts") {
+        for facts in tip.items.iter().filter(|i| carries_facts(&i.kind)) {
             let json = desk
                 .tips
                 .open(facts, &keys)

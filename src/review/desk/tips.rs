@@ -15,6 +15,7 @@ use super::super::verify::{Check, TipKeys, check, check_self_keyed, is_self_keye
 use crate::api;
 use crate::commitment::CommitmentKey;
 use crate::ids::{random_id, valid_id};
+use crate::report::{REPORT, carries_facts, take_message};
 use crate::writings;
 
 /// The largest attachment the desk opens in memory.
@@ -79,6 +80,23 @@ impl OpenedItem {
 
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.plaintext).ok()
+    }
+
+    /// What an item of one of the source's sends says: its message (a `message` item, or a
+    /// report's) and its facts as JSON (a `facts` item, or the rest of a report).
+    pub fn send(&self, kind: &str) -> (Option<String>, Option<serde_json::Value>) {
+        if kind == "message" {
+            return (Some(self.text()), None);
+        }
+        let Some(mut json) = self.json() else {
+            return (None, None);
+        };
+        let message = if kind == REPORT {
+            take_message(&mut json).map(|m| m.as_str().to_owned())
+        } else {
+            None
+        };
+        (message, Some(json))
     }
 }
 
@@ -244,10 +262,10 @@ impl Tips {
         Ok(opened)
     }
 
-    /// The commitment keys a tip's facts give (each facts item opened and checked first).
+    /// The commitment keys a tip's reports and facts give (each opened and checked first).
     pub async fn keys(&self, tip: &api::Tip) -> anyhow::Result<TipKeys> {
         let mut keys = TipKeys::default();
-        for item in tip.items.iter().filter(|i| i.kind == "facts") {
+        for item in tip.items.iter().filter(|i| carries_facts(&i.kind)) {
             let facts = self.open(item, &keys).await?;
             if facts.check.passed() {
                 keys.learn(&facts.plaintext);

@@ -23,7 +23,8 @@ pub use http::{
 };
 pub use library::*;
 pub use sealed::{
-    age_cli_decrypt, age_cli_opens, attachment_item, decrypt, items_of, stored_item, try_decrypt,
+    age_cli_decrypt, age_cli_opens, attachment_item, decrypt, items_of, open_report, plaintext_len,
+    report_item, stored_item, try_decrypt,
 };
 pub use server::Server;
 

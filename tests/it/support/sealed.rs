@@ -48,6 +48,13 @@ pub fn age_cli_opens(identity_file: &Path, file: &Path) -> bool {
     age_cli(identity_file, file).status.success()
 }
 
+/// The plaintext length of a small sealed item (one age chunk): what anyone learns from the
+/// stored file's size (the header, a 16-byte nonce, the chunk's 16-byte tag).
+pub fn plaintext_len(file: &[u8]) -> usize {
+    let header = super::library::Header::parse(file).unwrap();
+    file.len() - header.len() - 16 - 16
+}
+
 /// Items of one kind from an export manifest.
 pub fn items_of<'a>(manifest: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
     manifest["items"]
@@ -56,6 +63,27 @@ pub fn items_of<'a>(manifest: &'a serde_json::Value, kind: &str) -> Vec<&'a serd
         .iter()
         .filter(|i| i["kind"] == kind)
         .collect()
+}
+
+/// The one report (message and facts, `tipbox::report`) of a tip's first submission in an
+/// export manifest.
+pub fn report_item(manifest: &serde_json::Value) -> &serde_json::Value {
+    let reports: Vec<_> = items_of(manifest, "report")
+        .into_iter()
+        .filter(|i| i["position"] == 0)
+        .collect();
+    assert_eq!(reports.len(), 1, "one first report in {manifest}");
+    reports[0]
+}
+
+/// A decrypted report: the source's message, and the whole JSON (the facts, and the message).
+pub fn open_report(plaintext: &[u8]) -> (String, serde_json::Value) {
+    let json: serde_json::Value = serde_json::from_slice(plaintext).expect("a report is JSON");
+    let message = json["message"]
+        .as_str()
+        .expect("a report holds the message")
+        .to_owned();
+    (message, json)
 }
 
 /// The export manifest's item of the attachment that the (decrypted) facts list as `file_name`,
