@@ -42,12 +42,22 @@ async fn every_sqlite_connection_commits_durably() {
     ];
     let mut shared = every_sqlite_connection(&store.pool).await;
     let mut commit = every_sqlite_connection(&store.commit_pool).await;
-    assert_eq!((shared.len(), commit.len()), (3, 1));
+    let mut staging = every_sqlite_connection(&store.staging_pool).await;
+    assert_eq!((shared.len(), commit.len(), staging.len()), (3, 1, 4));
     for connection in shared.iter_mut().chain(commit.iter_mut()) {
         for (name, value) in expected {
             assert_eq!(pragma(connection, name).await, value, "PRAGMA {name}");
         }
     }
+    // Staged chunks alone are not waited for (NORMAL): the commit that makes them part of a
+    // tip is (`Store::staging_pool`).
+    for connection in staging.iter_mut() {
+        for (name, value) in expected {
+            let value = if name == "synchronous" { "1" } else { value };
+            assert_eq!(pragma(connection, name).await, value, "PRAGMA {name}");
+        }
+    }
+    drop(staging);
     // The commit connection never checkpoints on the path a receipt waits for; the others do.
     assert_eq!(pragma(&mut commit[0], "wal_autocheckpoint").await, "0");
     assert_eq!(pragma(&mut shared[0], "wal_autocheckpoint").await, "1000");

@@ -115,6 +115,16 @@ pub struct Store {
     /// A connection of its own for the group-commit writer, so that acknowledging
     /// submissions never waits behind uploads for a pooled connection.
     commit_pool: Pool,
+    /// Connections for a large attachment's chunks while it streams in (`stage_item`,
+    /// `append_chunk`), which commit without waiting for the disk (SQLite `synchronous=NORMAL`,
+    /// PostgreSQL `synchronous_commit=off`). Nothing acknowledged depends on that: a staged
+    /// chunk belongs to no tip until its submission's own commit, which does wait for the disk
+    /// (`synchronous=FULL`, `synchronous_commit=on`), and both databases write their log in
+    /// order — SQLite fsyncs the whole WAL file, PostgreSQL flushes its WAL up to the commit —
+    /// so that wait makes every chunk staged before it durable too. A crash before that commit
+    /// loses only chunks of a submission that was never acknowledged. Why: one fsync per MiB
+    /// held a 1 GiB upload to the disk's fsync rate (benches/README.md, upload_memory).
+    staging_pool: Pool,
     /// Chains the audit trail; set with `with_audit_key` by whoever holds the server secret.
     audit_key: Option<std::sync::Arc<crate::audit::AuditKey>>,
     /// `privacy.time_granularity_seconds`: audit entries about tips are dated this coarsely.
@@ -211,12 +221,16 @@ impl Store {
             // The commit connection never checkpoints inside a commit (on the path every
             // receipt waits for): `checkpoint` does it every second in the background. It also
             // gets a larger page cache: random ids touch B-tree pages all over the file.
+            let staging_pool = sqlite_pool(STAGING_CONNECTIONS)
+                .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
+                .await?;
             let commit_pool = sqlite_pool(1)
                 .connect_with(options.pragma("wal_autocheckpoint", "0"))
                 .await?;
             Ok(Self {
                 pool: Pool::Sqlite(pool),
                 commit_pool: Pool::Sqlite(commit_pool),
+                staging_pool: Pool::Sqlite(staging_pool),
                 audit_key: None,
                 time_granularity: 1,
             })
@@ -225,10 +239,14 @@ impl Store {
             let pool = pg_pool(max_connections)
                 .connect_with(options.clone())
                 .await?;
+            let staging_pool = pg_pool(STAGING_CONNECTIONS)
+                .connect_with(options.clone().options([("synchronous_commit", "off")]))
+                .await?;
             let commit_pool = pg_pool(1).connect_with(options).await?;
             let store = Self {
                 pool: Pool::Postgres(pool),
                 commit_pool: Pool::Postgres(commit_pool),
+                staging_pool: Pool::Postgres(staging_pool),
                 audit_key: None,
                 time_granularity: 1,
             };
@@ -309,6 +327,7 @@ impl Store {
     pub async fn close(&self) {
         on_backend!(&self.pool, p => p.close().await);
         on_backend!(&self.commit_pool, p => p.close().await);
+        on_backend!(&self.staging_pool, p => p.close().await);
     }
 
     /// Compares `check_value` with the one recorded at first use, recording it if there is none.
@@ -360,13 +379,13 @@ impl Store {
     pub async fn stage_item(&self, item_id: &str, key_set_id: i64, staged_at: i64) -> Result<()> {
         const Q: &str = "INSERT INTO items (id, tip_id, position, kind, size, key_set_id, staged_at) \
              VALUES ($1, NULL, 0, 'attachment', 0, $2, $3)";
-        on_backend!(&self.pool, p => sqlx::query(Q).bind(item_id).bind(key_set_id).bind(staged_at).execute(p).await?.rows_affected());
+        on_backend!(&self.staging_pool, p => sqlx::query(Q).bind(item_id).bind(key_set_id).bind(staged_at).execute(p).await?.rows_affected());
         Ok(())
     }
 
     pub async fn append_chunk(&self, item_id: &str, seq: i64, data: &[u8]) -> Result<()> {
         const Q: &str = "INSERT INTO item_chunks (item_id, seq, data) VALUES ($1, $2, $3)";
-        on_backend!(&self.pool, p => sqlx::query(Q).bind(item_id).bind(seq).bind(data).execute(p).await?.rows_affected());
+        on_backend!(&self.staging_pool, p => sqlx::query(Q).bind(item_id).bind(seq).bind(data).execute(p).await?.rows_affected());
         Ok(())
     }
 
@@ -477,6 +496,10 @@ impl Store {
         })
     }
 }
+
+/// Connections of the staging pool (`Store::staging_pool`). SQLite has one writer at a time
+/// whatever the pool; on PostgreSQL a chunk's insert is short, so a few serve many uploads.
+const STAGING_CONNECTIONS: u32 = 4;
 
 fn sqlite_pool(max_connections: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
