@@ -77,9 +77,12 @@ impl ItemSealer {
         self.buffer.lock().len()
     }
 
-    /// Takes the ciphertext produced so far.
+    /// Takes the ciphertext produced so far. The buffer left behind has the same capacity, so
+    /// that the next chunk is not copied over and over as it grows.
     pub fn drain(&mut self) -> Vec<u8> {
-        std::mem::take(&mut *self.buffer.lock())
+        let mut buffer = self.buffer.lock();
+        let capacity = buffer.capacity();
+        std::mem::replace(&mut *buffer, Vec::with_capacity(capacity))
     }
 
     pub fn plaintext_len(&self) -> u64 {

@@ -77,6 +77,25 @@ pub struct AttachmentUpload {
     content_type: Option<String>,
     staged_chunks: i64,
     staged_bytes: i64,
+    /// The last chunk's write to the database, still running: the next chunk is received and
+    /// sealed meanwhile (on another core than SQLite's thread or PostgreSQL), and awaited before
+    /// another write starts or the attachment is finished. One at a time keeps memory bounded
+    /// and the chunks in order. If the upload is abandoned, a write still running either lands
+    /// before its staged item is discarded (and goes with it) or fails on the item's foreign
+    /// key once the item is gone: nothing is left behind.
+    writing: Option<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>>,
+}
+
+impl AttachmentUpload {
+    /// Waits for the chunk being written, if any.
+    async fn written(&mut self) -> Result<(), IntakeError> {
+        match self.writing.take() {
+            Some(write) => Ok(write
+                .await
+                .map_err(|e| IntakeError::Task(e.to_string()))??),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Submission {
@@ -117,6 +136,7 @@ impl Submission {
             content_type,
             staged_chunks: 0,
             staged_bytes: 0,
+            writing: None,
         })
     }
 
@@ -135,16 +155,19 @@ impl Submission {
             .update(data);
         if sealer.pending() >= CHUNK_BYTES {
             let chunk = sealer.drain();
-            self.write_staged_chunk(upload, &chunk).await?;
+            self.write_staged_chunk(upload, chunk).await?;
         }
         Ok(())
     }
 
+    /// Starts writing `chunk` to the database once the previous one is written, and returns
+    /// without waiting for it (`AttachmentUpload::writing`).
     async fn write_staged_chunk(
         &mut self,
         upload: &mut AttachmentUpload,
-        chunk: &[u8],
+        chunk: Vec<u8>,
     ) -> Result<(), IntakeError> {
+        upload.written().await?;
         let store = &self.intake.store;
         if upload.staged_chunks == 0 {
             let staged_at = coarsen(now(), self.intake.time_granularity);
@@ -155,11 +178,12 @@ impl Submission {
                 .stage_item(&upload.item_id, self.keys.id, staged_at)
                 .await?;
         }
-        store
-            .append_chunk(&upload.item_id, upload.staged_chunks, chunk)
-            .await?;
+        let (store, item_id, seq) = (store.clone(), upload.item_id.clone(), upload.staged_chunks);
         upload.staged_chunks += 1;
         upload.staged_bytes += chunk.len() as i64;
+        upload.writing = Some(tokio::spawn(async move {
+            store.append_chunk(&item_id, seq, &chunk).await
+        }));
         Ok(())
     }
 
@@ -180,8 +204,9 @@ impl Submission {
             SealedBody::Inline(rest)
         } else {
             if !rest.is_empty() {
-                self.write_staged_chunk(&mut upload, &rest).await?;
+                self.write_staged_chunk(&mut upload, rest).await?;
             }
+            upload.written().await?;
             SealedBody::Staged
         };
         let size = match &body {
