@@ -78,52 +78,114 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let tips: Vec<&NewTip> = batch.iter().map(|(tip, _)| tip).collect();
-        // Text-only batches (the common case, and the flood case) go in a few multi-row
-        // statements; if that fails for any reason, the batch is replayed tip by tip so that
-        // only the submission at fault is refused.
-        //
-        // SQLite only. (On PostgreSQL, sqlx 0.9.0 left Nagle's algorithm on and a large
-        // multi-row statement stalled ~40 ms; 0.9.1 fixed that, but there a cut connection
-        // then ends in a successful tip-by-tip replay, which durability.rs's cut-COMMIT tests
-        // do not expect yet: see benches/README.md.)
-        let all_inline = store.is_sqlite()
-            && tips.iter().all(|t| {
-                t.items
-                    .iter()
-                    .all(|i| matches!(i.body, SealedBody::Inline(_)))
-            });
-        let inline = if all_inline {
-            match store.commit_inline_batch(&tips).await {
-                Ok(()) => true,
-                Err(StoreError::KeySetRevoked | StoreError::FormAlreadyUsed) => false,
+        let results = store.commit_tips(&tips).await;
+        for ((_, done), result) in batch.drain(..).zip(results) {
+            let _ = done.send(result);
+        }
+    }
+}
+
+impl Store {
+    /// Commits a batch; one outcome per tip, in order.
+    ///
+    /// Text-only batches (the common case, and the flood case) go in a few multi-row
+    /// statements; if that fails for any reason, the batch is replayed tip by tip so that only
+    /// the submission at fault is refused. sqlx 0.9.1 sets TCP_NODELAY, so on PostgreSQL a
+    /// large multi-row statement no longer waits on Nagle's algorithm (0.9.0 did, ~40 ms).
+    ///
+    /// A commit that fails may still have taken effect: a PostgreSQL connection cut after its
+    /// COMMIT reached the server. So after any failed commit, the tips of the batch are looked
+    /// up on another connection, and those found are told they were stored — tip ids are
+    /// random and written nowhere else, so a tip found was stored by this batch, whole (its
+    /// items are in the same transaction). The rest are replayed (after a multi-row attempt)
+    /// or refused. The lookup can only err towards "not stored": a commit still in progress
+    /// when it runs is not seen, and its source is told nothing was stored (and will likely
+    /// send it again); a receipt is never shown for a tip that is not there.
+    async fn commit_tips(&self, tips: &[&NewTip]) -> Vec<Result<()>> {
+        let all_inline = tips.iter().all(|t| {
+            t.items
+                .iter()
+                .all(|i| matches!(i.body, SealedBody::Inline(_)))
+        });
+        let mut stored = std::collections::HashSet::new();
+        if all_inline {
+            match self.commit_inline_batch(tips).await {
+                Ok(()) => return tips.iter().map(|_| Ok(())).collect(),
+                // Refused before anything was written; replayed to refuse only the culprit.
+                Err(StoreError::KeySetRevoked | StoreError::FormAlreadyUsed) => {}
                 Err(error) => {
                     tracing::warn!(%error, submissions = tips.len(), "multi-row commit failed; replaying the batch tip by tip");
-                    false
-                }
-            }
-        } else {
-            false
-        };
-        let outcome = if inline {
-            Ok(tips.iter().map(|_| Ok(())).collect())
-        } else {
-            store.commit_batch(&tips).await
-        };
-        match outcome {
-            Ok(per_tip) => {
-                for ((_, done), result) in batch.drain(..).zip(per_tip) {
-                    let _ = done.send(result);
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, submissions = batch.len(), "commit failed; nothing of this batch was stored");
-                for (_, done) in batch.drain(..) {
-                    let _ = done.send(Err(StoreError::Setup(
-                        "the database did not commit the submission".into(),
-                    )));
+                    stored = self.stored_of(tips).await;
                 }
             }
         }
+        let rest: Vec<&NewTip> = tips
+            .iter()
+            .filter(|t| !stored.contains(&t.id))
+            .copied()
+            .collect();
+        let mut outcomes = match self.commit_batch(&rest).await {
+            Ok(per_tip) => per_tip,
+            Err(error) => {
+                tracing::error!(%error, submissions = rest.len(), "commit failed");
+                let found = self.stored_of(&rest).await;
+                rest.iter()
+                    .map(|t| {
+                        if found.contains(&t.id) {
+                            Ok(())
+                        } else {
+                            Err(StoreError::Setup(
+                                "the database did not commit the submission".into(),
+                            ))
+                        }
+                    })
+                    .collect()
+            }
+        }
+        .into_iter();
+        tips.iter()
+            .map(|t| {
+                if stored.contains(&t.id) {
+                    Ok(())
+                } else {
+                    outcomes.next().expect("one outcome per tip replayed")
+                }
+            })
+            .collect()
+    }
+
+    /// The ids of `tips` that are in the database, read on the shared pool; none if that read
+    /// fails too.
+    async fn stored_of(&self, tips: &[&NewTip]) -> std::collections::HashSet<String> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in tips.chunks(ROWS_PER_STATEMENT) {
+            let read: Result<Vec<String>> = async {
+                Ok(on_backend!(&self.pool, p => {
+                    let mut q = sqlx::QueryBuilder::new("SELECT id FROM tips WHERE id IN (");
+                    let mut ids = q.separated(", ");
+                    for tip in chunk {
+                        ids.push_bind(&tip.id);
+                    }
+                    q.push(")");
+                    q.build_query_scalar().fetch_all(p).await?
+                }))
+            }
+            .await;
+            match read {
+                Ok(ids) => found.extend(ids),
+                Err(error) => {
+                    tracing::error!(%error, "could not look up which submissions were stored");
+                    return std::collections::HashSet::new();
+                }
+            }
+        }
+        if !found.is_empty() {
+            tracing::warn!(
+                submissions = found.len(),
+                "a failed commit had stored these submissions after all; their sources are told so"
+            );
+        }
+        found
     }
 }
 
