@@ -321,6 +321,9 @@ impl std::fmt::Debug for DatabaseConfig {
     }
 }
 
+/// The largest `limits.max_message_bytes` accepted (`Config::validate`).
+const MAX_MESSAGE_BYTES: u64 = 2 * 1024 * 1024;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -454,6 +457,14 @@ impl Config {
         let l = &self.limits;
         if l.max_message_bytes == 0 {
             return bad("limits.max_message_bytes", "must be greater than 0");
+        }
+        if l.max_message_bytes > MAX_MESSAGE_BYTES {
+            return bad(
+                "limits.max_message_bytes",
+                "must be at most 2 MiB (2097152): the message is sealed inside the report's \
+                 JSON, which reviewers' clients open in memory (up to 16 MiB, and JSON escaping \
+                 can make text up to 6 times longer); longer material belongs in an attachment",
+            );
         }
         if l.max_attachment_bytes == 0 {
             return bad("limits.max_attachment_bytes", "must be greater than 0");

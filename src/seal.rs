@@ -101,9 +101,7 @@ impl ItemSealer {
 pub fn seal_bytes(keys: &ActiveKeySet, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
     let mut sealer = ItemSealer::new(keys)?;
     sealer.write(plaintext)?;
-    let mut out = sealer.drain();
-    out.extend(sealer.finish()?);
-    Ok(out)
+    sealer.finish()
 }
 
 /// Seals a small plaintext to one source's reply recipient only (the source's copy of a reply).

@@ -218,12 +218,11 @@ impl Store {
             let pool = sqlite_pool(max_connections.max(2))
                 .connect_with(options.clone())
                 .await?;
-            // The commit connection never checkpoints inside a commit (on the path every
-            // receipt waits for): `checkpoint` does it every second in the background. It also
-            // gets a larger page cache: random ids touch B-tree pages all over the file.
             let staging_pool = sqlite_pool(STAGING_CONNECTIONS)
                 .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
                 .await?;
+            // The commit connection never checkpoints inside a commit (on the path every
+            // receipt waits for): `checkpoint` does it every second in the background.
             let commit_pool = sqlite_pool(1)
                 .connect_with(options.pragma("wal_autocheckpoint", "0"))
                 .await?;
@@ -239,8 +238,17 @@ impl Store {
             let pool = pg_pool(max_connections)
                 .connect_with(options.clone())
                 .await?;
+            // Set after connecting rather than as a startup parameter, which connection
+            // poolers such as PgBouncer refuse.
             let staging_pool = pg_pool(STAGING_CONNECTIONS)
-                .connect_with(options.clone().options([("synchronous_commit", "off")]))
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        connection.execute("SET synchronous_commit = off").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options.clone())
                 .await?;
             let commit_pool = pg_pool(1).connect_with(options).await?;
             let store = Self {

@@ -66,6 +66,10 @@ fn configuration_errors_name_the_key() {
             "[limits]\nmax_message_bytes = 0\n",
             "limits.max_message_bytes",
         ),
+        (
+            "[limits]\nmax_message_bytes = 2097153\nmax_total_bytes = 9999999\n",
+            "limits.max_message_bytes",
+        ),
         ("[public]\nlisten = \"not an address\"\n", "public.listen"),
         ("[database]\nurl = \"mysql://x\"\n", "database.url"),
         ("[nonsense]\nx = 1\n", "nonsense"),

@@ -193,6 +193,19 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
         .await
         .unwrap();
     assert!(response.status().is_redirection(), "{}", response.status());
+    // And then a file alone: an addition of its own, not part of the message before it.
+    let case = case_page(&server, &session).await;
+    let response = client()
+        .post(format!("{}/followup/case/add?lang=en", server.public))
+        .header(COOKIE, &session)
+        .multipart(Form::new().text("csrf", hidden(&case, "csrf")).part(
+            "attachment",
+            Part::bytes(b"the address".to_vec()).file_name("address-note.txt"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
     let bob_token = token(&server, &bob, 0).await;
     let bob_said = random_marker("bob");
     let (status, _) = api_call(
@@ -327,6 +340,11 @@ async fn the_local_desk_reads_and_answers_tips_decrypted_only_on_the_analysts_ma
     ] {
         assert!(page.contains(expected), "{expected}: {page}");
     }
+    // Two additions, each its own entry: the message, then the file that came alone.
+    assert_eq!(page.matches("The source added").count(), 2, "{page}");
+    let second = page.rfind("The source added").unwrap();
+    assert!(page.find(added.as_str()).unwrap() < second, "{page}");
+    assert!(page.find("address-note.txt").unwrap() > second, "{page}");
     let csrf = hidden(&page, "csrf");
     // Triage with the assignee chosen from the analysts' list; labels in any case are one.
     assert!(

@@ -576,7 +576,11 @@ async fn conversation(desk: &Desk, id: &str) -> anyhow::Result<(api::Tip, Vec<En
     // The attachments each submission's facts name, with their original names.
     let mut names = std::collections::HashMap::new();
     let mut entries: Vec<Entry> = Vec::new();
+    // The kind of the item before, in the tip's order.
+    let mut previous: Option<&str> = None;
     for item in &tip.items {
+        let follows_a_message = previous == Some("message");
+        previous = Some(item.kind.as_str());
         let when = date(item.added_at.as_ref().unwrap_or(&tip.received_at));
         match item.kind.as_str() {
             kind if carries_facts(kind) || carries_message(kind) => {
@@ -592,13 +596,11 @@ async fn conversation(desk: &Desk, id: &str) -> anyhow::Result<(api::Tip, Vec<En
                 }
                 let facts = facts_of(&json);
                 let problem = problem_of(item, &opened);
-                // An older tip's facts item belongs to the message item just before it.
+                // An older tip's facts item belongs to the message item just before it (and
+                // only then: a facts item after anything else is an addition of files only).
                 if kind == "facts"
+                    && follows_a_message
                     && let Some(last) = entries.last_mut()
-                    && last.class == "source"
-                    && last.text.is_some()
-                    && last.facts.is_empty()
-                    && last.files.is_empty()
                 {
                     last.facts = facts;
                     last.problem = last.problem.take().or(problem);
