@@ -1,6 +1,7 @@
 //! A submission being received: attachments sealed as they stream in (large ones staged in
-//! the database chunk by chunk), the message and facts sealed at the end as one item, and one commit
-//! through the group-commit queue. A submission dropped half way removes its staged chunks.
+//! the database chunk by chunk), the message and facts sealed at the end as one item, and one
+//! commit through the group-commit queue. A submission dropped half way removes its staged
+//! chunks.
 //!
 //! Each submission (the first one, and each addition) draws a commitment key: every item's
 //! plaintext is committed to as it is sealed (`crate::commitment`), and the key is sealed in

@@ -25,9 +25,9 @@ use crate::report::{self, REPORT, carries_facts};
 /// message as `<id>.txt`, its facts as `<id>.facts.json`, its files under their original
 /// names), and `notes/<id>.json` and `replies/<id>.json`. A report (a send's message and facts
 /// sealed as one item, `crate::report`) is written as the two files a tip received before
-/// reports has, so the layout does not depend on how a tip was stored. Items already pulled into `out`
-/// (listed in `out/<tip id>/.pulled`) are not fetched again: a tip the source added to comes
-/// back, and only what is new is downloaded.
+/// reports has, so the layout does not depend on how a tip was stored. Items already pulled
+/// into `out` (listed in `out/<tip id>/.pulled`) are not fetched again: a tip the source added
+/// to comes back, and only what is new is downloaded.
 ///
 /// First it says whether the reviewer keys changed since this client last looked. Every item
 /// is checked against the commitment made when it was received (`verify`): one whose content

@@ -2,7 +2,8 @@
 //! share one transaction (and so one fsync) when they arrive together.
 //!
 //! A handler hands its fully sealed submission to the queue and waits; one writer task takes
-//! whatever is waiting, writes it all in a single transaction — each submission inside its own
+//! whatever is waiting, writes it all in a single transaction — text-only batches as a few
+//! multi-row statements, otherwise (or when that fails) each submission inside its own
 //! savepoint, so one bad submission cannot fail the others — commits, and only then answers
 //! each handler. A receipt is therefore shown only for a submission that is on disk.
 
@@ -272,7 +273,8 @@ impl Store {
     }
 
     /// Writes every tip in one transaction; the outer result fails only if the commit itself
-    /// fails (then nothing was stored), the inner ones say which tips were rolled back.
+    /// fails (then nothing was stored, unless the commit took effect and only its answer was
+    /// lost: `commit_tips` looks), the inner ones say which tips were rolled back.
     async fn commit_batch(&self, tips: &[&NewTip]) -> Result<Vec<Result<()>>> {
         const Q_TIP: &str = "INSERT INTO tips (id, received_at, receipt_hash, reply_recipient, binding, status) \
              VALUES ($1, $2, $3, $4, $5, 'new')";

@@ -100,8 +100,9 @@ async fn the_receipt_is_twelve_words_in_the_form_s_language(backend: Backend) {
     assert!(ReceiptCode::parse(&tip.receipt, Lang::ZhHant).is_ok());
 }
 
-/// One tip of three items (the report and two attachments), each sealed to the one key set of both keys, received at the hour,
-/// with the sealed file's size; no file name outside the sealed facts.
+/// One tip of three items (the report and two attachments), each sealed to the one key set of
+/// both keys, received at the hour, with the sealed file's size; no file name outside the
+/// sealed report.
 async fn the_export_lists_every_item_of_the_tip(backend: Backend) {
     let tip = round_trip(backend).await;
     let items = tip.manifest["items"].as_array().unwrap();

@@ -539,8 +539,8 @@ fn seal_to(identity: &age::x25519::Identity, plaintext: &[u8]) -> Vec<u8> {
 /// A tip (a report — message and facts — and an attachment) sealed to alice and bob, and
 /// alice's key revoked; then eve, an analyst who holds no reviewer key, replaces every item of
 /// the tip by a fresh encryption of the same length to bob's key — the report carrying a
-/// commitment key of the forger's own. The server accepts each: it cannot see plaintext, and a fresh encryption is
-/// what a revoked key calls for. ana is an honest analyst.
+/// commitment key of the forger's own. The server accepts each: it cannot see plaintext, and a
+/// fresh encryption is what a revoked key calls for. ana is an honest analyst.
 struct Forged {
     deployment: Deployment,
     ana: Analyst,
