@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use super::files::safe_file_name;
 use super::http::Api;
 use super::keyset::report_changes;
+use super::session::write_private;
 use super::verify::{
     Check, Opened, TipKeys, check, check_self_keyed, is_self_keyed, open_into, open_small, replaced,
 };
@@ -248,29 +249,6 @@ fn write_report(plaintext: &[u8], message: &Path, facts: &Path) -> anyhow::Resul
         .ok_or_else(|| anyhow::anyhow!("it is not a report this client can read"))?;
     write_private(message, split.message.as_bytes())?;
     write_private(facts, &split.facts)
-}
-
-/// Writes `bytes` to a new private file at `path` (through a `.part` file, synced, renamed).
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut part_name = path.file_name().unwrap_or_default().to_os_string();
-    part_name.push(".part");
-    let part = path.with_file_name(part_name);
-    let written = (|| -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&part)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&part, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&part);
-    }
-    Ok(written?)
 }
 
 /// An item fetched and decrypted, not yet under its name.

@@ -60,21 +60,31 @@ impl SavedSession {
     }
 }
 
-/// Writes `data` to `path`, readable by this user only, in a private directory.
+/// Writes `data` to `path`, readable by this user only, in a private directory: through a
+/// `.part` file beside it, synced and renamed into place, so that `path` is never half written.
 pub(super) fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(dir) = path.parent() {
         crate::secrets::create_private_dir(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    // `mode` applies only when the file is created; an existing one is made private too.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(data)?;
-    Ok(())
+    let mut part_name = path.file_name().unwrap_or_default().to_os_string();
+    part_name.push(".part");
+    let part = path.with_file_name(part_name);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&part)?;
+        // `mode` applies only when the file is created; a leftover one is made private too.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        std::fs::rename(&part, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
 }

@@ -309,10 +309,6 @@ impl Store {
         self
     }
 
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self.pool, Pool::Sqlite(_))
-    }
-
     pub fn backend_name(&self) -> &'static str {
         match &self.pool {
             Pool::Sqlite(_) => "sqlite",
